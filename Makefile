@@ -1,0 +1,59 @@
+# otelcsp: everything a fresh machine with only Go needs goes through here.
+# Tools are pinned in tools/go.mod and run with `go tool`.
+
+GO      ?= go
+TOOL    := $(GO) tool -modfile=$(CURDIR)/tools/go.mod
+BIN     := distribution/_build/otelcsp
+CONFIG  ?= distribution/config.yaml
+SOURCES := $(shell find . -name '*.go' -not -path './distribution/_build/*' -not -path './bench/*' -not -path './tools/*') \
+           go.mod go.sum builder-config.yaml
+BENCHTIME ?= 1s
+BENCHCOUNT ?= 6
+
+.PHONY: all build run test unit smoke bench lint generate tidy clean
+
+all: build
+
+## build: build the distribution with the pinned ocb into distribution/_build/otelcsp
+build: $(BIN)
+
+$(BIN): $(SOURCES)
+	$(TOOL) builder --config builder-config.yaml
+
+## run: build, then run the collector on distribution/config.yaml (Ctrl-C stops it)
+run: build
+	$(BIN) --config $(CONFIG)
+
+## test: vet and race-test the module, then smoke-test the built binary
+test: unit smoke
+
+unit:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+
+smoke: build
+	OTELCSP_BINARY=$(CURDIR)/$(BIN) $(GO) test -count=1 -run 'TestSmoke' ./distribution/
+
+## bench: run every benchmark in the module (BENCHTIME, BENCHCOUNT), summarised by benchstat
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) ./... | tee bench.out
+	$(TOOL) benchstat bench.out
+
+## lint: golangci-lint over the module
+lint:
+	$(TOOL) golangci-lint run ./...
+
+## generate: regenerate metadata code (mdatagen) for every component
+generate:
+	@for f in $$(find . -name metadata.yaml -not -path './distribution/_build/*'); do \
+		echo "mdatagen $$f"; (cd $$(dirname $$f) && $(TOOL) mdatagen metadata.yaml) || exit 1; \
+	done
+
+## tidy: tidy the module and the tools module
+tidy:
+	$(GO) mod tidy
+	cd tools && $(GO) mod tidy
+
+## clean: remove build output
+clean:
+	rm -rf distribution/_build bench.out
