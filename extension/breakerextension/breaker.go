@@ -1,0 +1,671 @@
+// Copyright The otelcsp Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package breakerextension // import "github.com/otelcsp/otelcsp/extension/breakerextension"
+
+import (
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+type permitKind uint8
+
+const (
+	permitClosed permitKind = iota + 1
+	// permitProbe is one of the half-open probes.
+	permitProbe
+	// permitShadow is a metrics_only admission the machine would have
+	// rejected: its outcome feeds nothing.
+	permitShadow
+	// permitDisabled is an admission of a disabled breaker.
+	permitDisabled
+)
+
+// The state word packs everything Allow needs into one atomic load: the
+// state in the low two bits, flags that force the slow path, and the
+// generation in the upper 32 bits. A closed breaker without flags has a low
+// byte of 0, so the closed path is a load and a compare.
+const (
+	stClosed   uint64 = uint64(StateClosed)
+	stHalfOpen uint64 = uint64(StateHalfOpen)
+	stOpen     uint64 = uint64(StateOpen)
+	stateMask  uint64 = 0x3
+
+	flagRamp     uint64 = 1 << 2 // closed, ramping up: admission is rationed
+	flagManual   uint64 = 1 << 3 // a manual state is set
+	flagDetached uint64 = 1 << 4 // forgotten by the provider; re-attach on use
+	lowMask      uint64 = 0xff
+	genShift            = 32
+)
+
+func wordState(w uint64) uint64 { return w & stateMask }
+func wordGen(w uint64) uint32   { return uint32(w >> genShift) }
+func makeWord(state, flags uint64, gen uint32) uint64 {
+	return uint64(gen)<<genShift | flags | state
+}
+
+// Stall detection counts in-flight calls in cohorts by start time. A cohort
+// is a quarter of slow_call_duration wide; a call of cohort c has certainly
+// been in flight longer than slow_call_duration once the current cohort is
+// c+stallAge. Cohorts pushed out of the ring move to `ancient` atomically.
+const (
+	cohortSlots    = 8
+	cohortsPerSlow = 4
+	stallAge       = cohortsPerSlow + 1
+)
+
+// slot kinds recorded in a Permit for stall accounting.
+const (
+	slotNone    uint8 = 0
+	slotCohort  uint8 = 1
+	slotAncient uint8 = 2
+)
+
+type bucket struct {
+	epoch atomic.Int64 // bucket number (now / width), -1 when empty
+	calls atomic.Int64
+	fails atomic.Int64
+	slows atomic.Int64
+}
+
+// policy is a validated PolicyConfig in the units the hot path uses.
+type policy struct {
+	name             string
+	consecutive      int64
+	failureRatio     float64
+	bucketWidth      int64
+	buckets          int64
+	minCalls         int64
+	slowDur          int64
+	slowRatio        float64
+	cohortWidth      int64
+	openDur          int64
+	maxOpen          int64
+	mult             float64
+	jitter           float64
+	halfOpenPermits  int32
+	successThreshold int32
+	rampUp           int64
+}
+
+func compilePolicy(name string, c PolicyConfig) *policy {
+	p := &policy{
+		name:             name,
+		consecutive:      int64(c.ConsecutiveFailures),
+		failureRatio:     c.FailureRatio,
+		buckets:          int64(c.WindowBuckets),
+		bucketWidth:      int64(c.Window) / int64(c.WindowBuckets),
+		minCalls:         int64(c.MinCalls),
+		slowDur:          int64(c.SlowCallDuration),
+		slowRatio:        c.SlowCallRatio,
+		openDur:          int64(c.OpenDuration),
+		maxOpen:          int64(c.MaxOpenDuration),
+		mult:             c.BackoffMultiplier,
+		jitter:           c.Jitter,
+		halfOpenPermits:  int32(c.HalfOpenPermits),
+		successThreshold: int32(c.SuccessThreshold),
+		rampUp:           int64(c.RampUp),
+	}
+	if p.slowDur > 0 {
+		p.cohortWidth = max(p.slowDur/cohortsPerSlow, 1)
+	}
+	return p
+}
+
+// breaker is one key's circuit breaker. The closed path touches only
+// atomics of this breaker; its mutex guards transitions and the rare paths
+// (half-open, ramp-up, manual states).
+type breaker struct {
+	word    atomic.Uint64
+	used    atomic.Bool // set by Allow, cleared by the idle sweeper
+	consec  atomic.Int64
+	ancient atomic.Int64
+	slots   [cohortSlots]atomic.Uint64 // cohort<<32 | in-flight count
+	buckets []bucket
+
+	nSuccess  atomic.Uint64
+	nFailure  atomic.Uint64
+	nIgnored  atomic.Uint64
+	nRejected atomic.Uint64
+
+	key  string
+	p    *policy
+	core *core
+
+	mu sync.Mutex
+	// guarded by mu
+	manual         ManualState
+	probes         int32
+	probeSuccesses int32
+	level          int   // backoff level: trips since the breaker last stayed closed long
+	closedAt       int64 // clock reading of the last close (0: never opened)
+	openUntil      int64 // clock reading when the open state ends
+	lastReason     string
+	timer          stopper
+	rampSeen       float64
+	rampAdmitted   float64
+	trips          uint64
+	lastActive     int64 // clock reading when the sweeper last saw it used
+}
+
+func newBreaker(c *core, key string, p *policy, m ManualState) *breaker {
+	b := &breaker{key: key, p: p, core: c, buckets: make([]bucket, p.buckets), manual: m}
+	for i := range b.buckets {
+		b.buckets[i].epoch.Store(-1)
+	}
+	flags := uint64(0)
+	if m != ManualNone {
+		flags = flagManual
+	}
+	b.word.Store(makeWord(stClosed, flags, 1))
+	return b
+}
+
+// Allow implements Breaker.
+func (b *breaker) Allow() (Permit, error) {
+	w := b.word.Load()
+	if w&lowMask == stClosed {
+		if !b.used.Load() {
+			b.used.Store(true)
+		}
+		if b.p.slowDur == 0 {
+			return Permit{b: b, gen: wordGen(w), kind: permitClosed}, nil
+		}
+		return b.enter(Permit{b: b, gen: wordGen(w), kind: permitClosed}), nil
+	}
+	if w&lowMask == stOpen {
+		b.nRejected.Add(1)
+		return Permit{}, ErrOpen
+	}
+	return b.allowSlow(w)
+}
+
+// State implements Breaker: the admission state callers see.
+func (b *breaker) State() State {
+	w := b.word.Load()
+	if w&flagManual != 0 {
+		b.mu.Lock()
+		m := b.manual
+		b.mu.Unlock()
+		return effectiveState(m, State(wordState(w)))
+	}
+	return State(wordState(w))
+}
+
+func effectiveState(m ManualState, machine State) State {
+	switch m {
+	case ManualForcedOpen:
+		return StateOpen
+	case ManualDisabled, ManualMetricsOnly:
+		return StateClosed
+	}
+	return machine
+}
+
+func (b *breaker) allowSlow(w uint64) (Permit, error) {
+	if w&flagDetached != 0 {
+		b.core.reattach(b)
+	}
+	b.used.Store(true)
+	if w&flagManual != 0 {
+		b.mu.Lock()
+		m := b.manual
+		b.mu.Unlock()
+		switch m {
+		case ManualForcedOpen:
+			b.nRejected.Add(1)
+			return Permit{}, ErrOpen
+		case ManualDisabled:
+			return Permit{b: b, kind: permitDisabled}, nil
+		case ManualMetricsOnly:
+			if p, ok := b.allowAuto(); ok {
+				return p, nil
+			}
+			// The machine would reject: count it, admit it anyway.
+			b.nRejected.Add(1)
+			return Permit{b: b, kind: permitShadow}, nil
+		}
+	}
+	if p, ok := b.allowAuto(); ok {
+		return p, nil
+	}
+	b.nRejected.Add(1)
+	return Permit{}, ErrOpen
+}
+
+// allowAuto is the state machine's own admission decision.
+func (b *breaker) allowAuto() (Permit, bool) {
+	w := b.word.Load()
+	switch wordState(w) {
+	case stOpen:
+		return Permit{}, false
+	case stClosed:
+		if w&flagRamp == 0 {
+			return b.enter(Permit{b: b, gen: wordGen(w), kind: permitClosed}), true
+		}
+		b.mu.Lock()
+		w = b.word.Load()
+		if wordState(w) != stClosed {
+			b.mu.Unlock()
+			return b.allowAuto()
+		}
+		if w&flagRamp != 0 && !b.rampAdmitLocked(b.core.clk.Now()) {
+			b.mu.Unlock()
+			return Permit{}, false
+		}
+		b.mu.Unlock()
+		return b.enter(Permit{b: b, gen: wordGen(w), kind: permitClosed}), true
+	default: // half-open
+		b.mu.Lock()
+		w = b.word.Load()
+		if wordState(w) != stHalfOpen {
+			b.mu.Unlock()
+			return b.allowAuto()
+		}
+		if b.probes >= b.p.halfOpenPermits {
+			b.mu.Unlock()
+			return Permit{}, false
+		}
+		b.probes++
+		b.mu.Unlock()
+		return b.enter(Permit{b: b, gen: wordGen(w), kind: permitProbe}), true
+	}
+}
+
+// rampAdmitLocked admits the share (now-closedAt)/ramp_up of calls, spread
+// evenly: a call is admitted while the admitted count trails the share of
+// calls seen. It ends the ramp (clears flagRamp) once ramp_up has elapsed.
+func (b *breaker) rampAdmitLocked(now int64) bool {
+	elapsed := now - b.closedAt
+	if elapsed >= b.p.rampUp {
+		w := b.word.Load()
+		b.word.Store(w &^ flagRamp)
+		return true
+	}
+	share := float64(elapsed) / float64(b.p.rampUp)
+	b.rampSeen++
+	if b.rampAdmitted < share*b.rampSeen {
+		b.rampAdmitted++
+		return true
+	}
+	return false
+}
+
+// enter stamps the permit with its start time and in-flight cohort when the
+// policy watches slow calls.
+func (b *breaker) enter(p Permit) Permit {
+	if b.p.slowDur == 0 {
+		return p
+	}
+	now := b.core.clk.Now()
+	p.start = now
+	c := uint32(now / b.p.cohortWidth)
+	s := &b.slots[c%cohortSlots]
+	for {
+		v := s.Load()
+		vc := uint32(v >> 32)
+		switch {
+		case vc == c:
+			if s.CompareAndSwap(v, v+1) {
+				p.slot, p.cohort = slotCohort, c
+				return p
+			}
+		case int32(c-vc) > 0:
+			// The slot holds an older cohort: retire it into ancient.
+			if s.CompareAndSwap(v, uint64(c)<<32|1) {
+				if n := int64(uint32(v)); n > 0 {
+					b.ancient.Add(n)
+				}
+				p.slot, p.cohort = slotCohort, c
+				return p
+			}
+		default:
+			// Our clock reading lost a race to a newer cohort: count the
+			// call as ancient; it is at most one cohort off.
+			b.ancient.Add(1)
+			p.slot = slotAncient
+			return p
+		}
+	}
+}
+
+func (b *breaker) exit(p Permit) {
+	if p.slot == slotCohort {
+		s := &b.slots[p.cohort%cohortSlots]
+		for {
+			v := s.Load()
+			if uint32(v>>32) != p.cohort {
+				break // retired: its count lives in ancient now
+			}
+			if s.CompareAndSwap(v, v-1) {
+				return
+			}
+		}
+	}
+	b.ancient.Add(-1)
+}
+
+// stalled counts calls in flight longer than slow_call_duration.
+func (b *breaker) stalled(now int64) int64 {
+	if b.p.slowDur == 0 {
+		return 0
+	}
+	cur := uint32(now / b.p.cohortWidth)
+	n := b.ancient.Load()
+	for i := range b.slots {
+		v := b.slots[i].Load()
+		if age := int32(cur - uint32(v>>32)); age >= stallAge {
+			n += int64(uint32(v))
+		}
+	}
+	return max(n, 0)
+}
+
+func (b *breaker) done(p Permit, err error) {
+	out, hold := OutcomeSuccess, time.Duration(0)
+	if err != nil {
+		out, hold = Classify(err)
+	}
+	var now int64
+	slow := false
+	if p.slot != slotNone {
+		now = b.core.clk.Now()
+		b.exit(p)
+		slow = now-p.start >= b.p.slowDur
+	}
+	if p.kind == permitShadow {
+		return
+	}
+	switch out {
+	case OutcomeSuccess:
+		b.nSuccess.Add(1)
+	case OutcomeFailure:
+		b.nFailure.Add(1)
+	default:
+		b.nIgnored.Add(1)
+	}
+	switch p.kind {
+	case permitDisabled:
+		return
+	case permitProbe:
+		b.probeDone(p, out, hold, slow)
+		return
+	}
+	w := b.word.Load()
+	if wordGen(w) != p.gen || wordState(w) != stClosed {
+		return // issued in an older generation: says nothing about this one
+	}
+	if out == OutcomeIgnored {
+		return
+	}
+	if now == 0 {
+		now = b.core.clk.Now()
+	}
+	bk := b.bucket(now)
+	bk.calls.Add(1)
+	if slow {
+		bk.slows.Add(1)
+	}
+	if out == OutcomeSuccess {
+		if b.consec.Load() != 0 {
+			b.consec.Store(0)
+		}
+		if slow && b.p.slowRatio > 0 {
+			b.evaluate(now, p.gen)
+		}
+		return
+	}
+	bk.fails.Add(1)
+	if hold > 0 {
+		b.trip(p.gen, "throttled", int64(hold))
+		return
+	}
+	if n := b.consec.Add(1); b.p.consecutive > 0 && n >= b.p.consecutive {
+		b.trip(p.gen, "consecutive_failures", 0)
+		return
+	}
+	b.evaluate(now, p.gen)
+}
+
+// bucket returns the window bucket for now, claiming it for the current
+// epoch when it holds an old one. Adds that race with the reset may be lost:
+// the window is a statistic, exact to within a few calls at bucket borders.
+func (b *breaker) bucket(now int64) *bucket {
+	e := now / b.p.bucketWidth
+	bk := &b.buckets[e%b.p.buckets]
+	for {
+		old := bk.epoch.Load()
+		if old >= e {
+			return bk
+		}
+		if bk.epoch.CompareAndSwap(old, e) {
+			bk.calls.Store(0)
+			bk.fails.Store(0)
+			bk.slows.Store(0)
+			return bk
+		}
+	}
+}
+
+// window sums the buckets of the last window.
+func (b *breaker) window(now int64) (calls, fails, slows int64) {
+	cur := now / b.p.bucketWidth
+	for i := range b.buckets {
+		bk := &b.buckets[i]
+		if e := bk.epoch.Load(); e > cur-b.p.buckets && e <= cur {
+			calls += bk.calls.Load()
+			fails += bk.fails.Load()
+			slows += bk.slows.Load()
+		}
+	}
+	return calls, fails, slows
+}
+
+// evaluate trips on the window ratios; stalled calls count as slow calls.
+func (b *breaker) evaluate(now int64, gen uint32) {
+	if b.p.failureRatio == 0 && (b.p.slowRatio == 0 || b.p.slowDur == 0) {
+		return
+	}
+	calls, fails, slows := b.window(now)
+	if b.p.failureRatio > 0 && calls >= b.p.minCalls && float64(fails) >= b.p.failureRatio*float64(calls) {
+		b.trip(gen, "failure_ratio", 0)
+		return
+	}
+	if b.p.slowRatio > 0 && b.p.slowDur > 0 {
+		st := b.stalled(now)
+		if calls+st >= b.p.minCalls && float64(slows+st) >= b.p.slowRatio*float64(calls+st) {
+			reason := "slow_call_ratio"
+			if st > 0 && slows == 0 {
+				reason = "stall"
+			}
+			b.trip(gen, reason, 0)
+		}
+	}
+}
+
+// checkStall runs from the provider's ticker: a black-holed backend sends
+// back no outcomes, so only the clock can notice it. As many calls stuck
+// past slow_call_duration as consecutive_failures is as strong a sign as that
+// many failures in a row; fewer still weigh in the slow-call ratio.
+func (b *breaker) checkStall(now int64) {
+	w := b.word.Load()
+	if wordState(w) != stClosed || b.p.slowDur == 0 {
+		return
+	}
+	st := b.stalled(now)
+	if st == 0 {
+		return
+	}
+	if b.p.consecutive > 0 && st >= b.p.consecutive {
+		b.trip(wordGen(w), "stall", 0)
+		return
+	}
+	b.evaluate(now, wordGen(w))
+}
+
+func (b *breaker) probeDone(p Permit, out Outcome, hold time.Duration, slow bool) {
+	b.mu.Lock()
+	w := b.word.Load()
+	if wordGen(w) != p.gen || wordState(w) != stHalfOpen {
+		b.mu.Unlock()
+		return
+	}
+	b.probes--
+	now := b.core.clk.Now()
+	switch {
+	case hold > 0:
+		b.toOpenLocked(now, int64(hold), "throttled")
+	case out == OutcomeFailure:
+		b.toOpenLocked(now, 0, "probe_failed")
+	case out == OutcomeIgnored:
+		// The probe told us nothing; its slot is free for another.
+	case slow && b.p.slowRatio > 0:
+		b.toOpenLocked(now, 0, "probe_slow")
+	default:
+		b.probeSuccesses++
+		if b.probeSuccesses >= b.p.successThreshold {
+			b.toClosedLocked(now, "success_threshold")
+		}
+	}
+	b.mu.Unlock()
+	b.core.deliver()
+}
+
+// trip opens a closed breaker of generation gen (a stale trip is dropped).
+func (b *breaker) trip(gen uint32, reason string, hold int64) {
+	b.mu.Lock()
+	w := b.word.Load()
+	if wordGen(w) != gen || wordState(w) != stClosed {
+		b.mu.Unlock()
+		return
+	}
+	now := b.core.clk.Now()
+	if b.closedAt != 0 && now-b.closedAt >= b.p.maxOpen {
+		// It stayed closed long enough: this is a new incident.
+		b.level = 0
+	}
+	b.toOpenLocked(now, hold, reason)
+	b.mu.Unlock()
+	b.core.deliver()
+}
+
+// openDurationLocked is open_duration * multiplier^level capped at
+// max_open_duration, shortened by up to jitter of itself so breakers that
+// tripped together do not probe together.
+func (b *breaker) openDurationLocked() int64 {
+	d := float64(b.p.openDur) * math.Pow(b.p.mult, float64(b.level))
+	if d > float64(b.p.maxOpen) || math.IsInf(d, 0) {
+		d = float64(b.p.maxOpen)
+	}
+	if b.p.jitter > 0 {
+		d -= d * b.p.jitter * b.core.random()
+	}
+	return max(int64(d), 1)
+}
+
+func (b *breaker) toOpenLocked(now, hold int64, reason string) {
+	var d int64
+	if hold > 0 {
+		d = min(hold, b.p.maxOpen)
+	} else {
+		d = b.openDurationLocked()
+		if b.level < 62 {
+			b.level++
+		}
+	}
+	b.openUntil = now + d
+	b.trips++
+	gen := b.setStateLocked(stOpen, 0, reason)
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+	b.timer = b.core.clk.AfterFunc(time.Duration(d), func() { b.openElapsed(gen) })
+}
+
+func (b *breaker) openElapsed(gen uint32) {
+	b.mu.Lock()
+	w := b.word.Load()
+	if wordGen(w) != gen || wordState(w) != stOpen {
+		b.mu.Unlock()
+		return
+	}
+	b.timer = nil
+	b.probes, b.probeSuccesses = 0, 0
+	b.setStateLocked(stHalfOpen, 0, "open_duration_elapsed")
+	b.mu.Unlock()
+	b.core.deliver()
+}
+
+func (b *breaker) toClosedLocked(now int64, reason string) {
+	b.consec.Store(0)
+	for i := range b.buckets {
+		b.buckets[i].epoch.Store(-1)
+		b.buckets[i].calls.Store(0)
+		b.buckets[i].fails.Store(0)
+		b.buckets[i].slows.Store(0)
+	}
+	b.closedAt = now
+	b.rampSeen, b.rampAdmitted = 0, 0
+	var flags uint64
+	if b.p.rampUp > 0 {
+		flags = flagRamp
+	}
+	b.setStateLocked(stClosed, flags, reason)
+}
+
+// setStateLocked moves to state with a new generation, keeping the manual
+// and detached flags, and queues the change for subscribers.
+func (b *breaker) setStateLocked(state, flags uint64, reason string) uint32 {
+	w := b.word.Load()
+	gen := wordGen(w) + 1
+	keep := w & (flagManual | flagDetached)
+	b.word.Store(makeWord(state, flags|keep, gen))
+	b.lastReason = reason
+	from, to := State(wordState(w)), State(state)
+	ch := StateChange{Key: b.key, Generation: uint64(gen), Reason: reason, From: from, To: to}
+	switch b.manual {
+	case ManualMetricsOnly:
+		ch.Shadow = true
+	case ManualNone:
+	default:
+		// Forced open or disabled: the machine does not run visibly.
+		ch.Shadow = true
+	}
+	b.core.enqueue(ch, effectiveState(b.manual, to))
+	return gen
+}
+
+// setManual changes the manual state; the admission state callers see may
+// change, which subscribers hear about.
+func (b *breaker) setManual(m ManualState) {
+	b.mu.Lock()
+	old := b.manual
+	if old == m {
+		b.mu.Unlock()
+		return
+	}
+	w := b.word.Load()
+	machine := State(wordState(w))
+	b.manual = m
+	if m == ManualNone {
+		b.word.Store(w &^ flagManual)
+	} else {
+		b.word.Store(w | flagManual)
+	}
+	from, to := effectiveState(old, machine), effectiveState(m, machine)
+	b.core.enqueue(StateChange{Key: b.key, From: from, To: to, Generation: uint64(wordGen(w)), Reason: "manual:" + m.String()}, to)
+	b.mu.Unlock()
+	b.core.deliver()
+}
+
+// stop cancels the open timer (shutdown).
+func (b *breaker) stop() {
+	b.mu.Lock()
+	if b.timer != nil {
+		b.timer.Stop()
+		b.timer = nil
+	}
+	b.mu.Unlock()
+}

@@ -1,0 +1,341 @@
+// Copyright The otelcsp Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package breakerextension // import "github.com/otelcsp/otelcsp/extension/breakerextension"
+
+import (
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// core owns every key's breaker, the policies, the idle sweeper and stall
+// ticker, and the ordered delivery of state changes. The extension wraps it
+// with the collector's lifecycle, telemetry and HTTP endpoint.
+type core struct {
+	clk    clock
+	logger *zap.Logger
+
+	rngMu sync.Mutex
+	rng   *rand.Rand
+
+	def    *policy
+	globs  []globRule[*policy]
+	manual []globRule[ManualState]
+
+	idleExpiry int64
+	stallTick  int64 // 0: no policy watches slow calls
+
+	breakers sync.Map // string -> *breaker
+	count    atomic.Int64
+
+	evMu       sync.Mutex
+	queue      []queued
+	delivering bool
+	open       map[string]struct{} // keys whose effective state is open
+	subs       []*subscription     // copy on write under evMu
+	onStatus   func(openKeys []string)
+
+	tickMu  sync.Mutex
+	timers  map[string]stopper
+	running bool
+}
+
+type queued struct {
+	ch            StateChange
+	statusChanged bool
+	open          []string
+}
+
+type subscription struct{ fn func(StateChange) }
+
+type globRule[T any] struct {
+	glob string
+	val  T
+}
+
+func newCore(cfg *Config, clk clock, logger *zap.Logger, seed uint64) *core {
+	c := &core{
+		clk:        clk,
+		logger:     logger,
+		rng:        rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		def:        compilePolicy("default", cfg.PolicyConfig),
+		idleExpiry: int64(cfg.IdleExpiry),
+		open:       map[string]struct{}{},
+		timers:     map[string]stopper{},
+	}
+	named := map[string]*policy{"default": c.def}
+	for name, pc := range cfg.Policies {
+		named[name] = compilePolicy(name, pc)
+	}
+	for glob, name := range cfg.Keys {
+		c.globs = append(c.globs, globRule[*policy]{glob: glob, val: named[name]})
+	}
+	for glob, s := range cfg.Manual {
+		m, _ := ParseManualState(s) // Validate rejected bad ones
+		c.manual = append(c.manual, globRule[ManualState]{glob: glob, val: m})
+	}
+	sortRules(c.globs)
+	sortRules(c.manual)
+	for _, p := range named {
+		if p.cohortWidth > 0 && (c.stallTick == 0 || p.cohortWidth < c.stallTick) {
+			c.stallTick = p.cohortWidth
+		}
+	}
+	if c.stallTick > 0 {
+		c.stallTick = max(c.stallTick, int64(time.Millisecond))
+	}
+	return c
+}
+
+// sortRules orders globs most specific first: longest, then alphabetical,
+// so the first match is the answer and the choice never depends on map order.
+func sortRules[T any](r []globRule[T]) {
+	sort.Slice(r, func(i, j int) bool {
+		if len(r[i].glob) != len(r[j].glob) {
+			return len(r[i].glob) > len(r[j].glob)
+		}
+		return r[i].glob < r[j].glob
+	})
+}
+
+func firstMatch[T any](rules []globRule[T], key string, def T) T {
+	for _, r := range rules {
+		if globMatch(r.glob, key) {
+			return r.val
+		}
+	}
+	return def
+}
+
+// globMatch matches `*` (any run, including `/` and `:`, which endpoints
+// contain) and `?` (one byte).
+func globMatch(pattern, s string) bool {
+	px, sx := 0, 0
+	starP, starS := -1, 0
+	for sx < len(s) {
+		switch {
+		case px < len(pattern) && (pattern[px] == '?' || pattern[px] == s[sx]):
+			px++
+			sx++
+		case px < len(pattern) && pattern[px] == '*':
+			starP, starS = px, sx
+			px++
+		case starP >= 0:
+			starS++
+			px, sx = starP+1, starS
+		default:
+			return false
+		}
+	}
+	for px < len(pattern) && pattern[px] == '*' {
+		px++
+	}
+	return px == len(pattern)
+}
+
+// Breaker implements Provider.
+func (c *core) Breaker(key string) Breaker { return c.get(key) }
+
+func (c *core) get(key string) *breaker {
+	if v, ok := c.breakers.Load(key); ok {
+		return v.(*breaker)
+	}
+	b := newBreaker(c, key, firstMatch(c.globs, key, c.def), firstMatch(c.manual, key, ManualNone))
+	v, loaded := c.breakers.LoadOrStore(key, b)
+	if !loaded {
+		c.count.Add(1)
+	}
+	return v.(*breaker)
+}
+
+// reattach puts back a breaker the sweeper forgot while a caller still held
+// it. If the key was recreated meanwhile, the old breaker keeps working on
+// its own.
+func (c *core) reattach(b *breaker) {
+	b.mu.Lock()
+	w := b.word.Load()
+	if w&flagDetached != 0 {
+		b.word.Store(w &^ flagDetached)
+		if _, loaded := c.breakers.LoadOrStore(b.key, b); !loaded {
+			c.count.Add(1)
+		}
+	}
+	b.mu.Unlock()
+}
+
+func (c *core) random() float64 {
+	c.rngMu.Lock()
+	defer c.rngMu.Unlock()
+	return c.rng.Float64()
+}
+
+// SetManualState implements Controller.
+func (c *core) SetManualState(key string, m ManualState) { c.get(key).setManual(m) }
+
+// Subscribe implements Subscriber.
+func (c *core) Subscribe(fn func(StateChange)) func() {
+	s := &subscription{fn: fn}
+	c.evMu.Lock()
+	c.subs = append(append([]*subscription(nil), c.subs...), s)
+	c.evMu.Unlock()
+	return func() {
+		c.evMu.Lock()
+		defer c.evMu.Unlock()
+		out := make([]*subscription, 0, len(c.subs))
+		for _, x := range c.subs {
+			if x != s {
+				out = append(out, x)
+			}
+		}
+		c.subs = out
+	}
+}
+
+// enqueue records a change while the breaker's lock is held, so changes are
+// queued in the order they happened; deliver runs them after the lock is
+// released.
+func (c *core) enqueue(ch StateChange, effective State) {
+	c.evMu.Lock()
+	q := queued{ch: ch}
+	_, wasOpen := c.open[ch.Key]
+	if isOpen := effective == StateOpen; isOpen != wasOpen {
+		if isOpen {
+			c.open[ch.Key] = struct{}{}
+		} else {
+			delete(c.open, ch.Key)
+		}
+		q.statusChanged = true
+		q.open = sortedKeys(c.open)
+	}
+	c.queue = append(c.queue, q)
+	c.evMu.Unlock()
+}
+
+// deliver hands queued changes to subscribers in order, outside any lock.
+// One goroutine delivers at a time; others leave their changes to it, so a
+// subscriber that calls back into a breaker (and causes a change) neither
+// deadlocks nor reorders.
+func (c *core) deliver() {
+	c.evMu.Lock()
+	if c.delivering {
+		c.evMu.Unlock()
+		return
+	}
+	c.delivering = true
+	for len(c.queue) > 0 {
+		batch := c.queue
+		c.queue = nil
+		subs := c.subs
+		onStatus := c.onStatus
+		c.evMu.Unlock()
+		for _, q := range batch {
+			for _, s := range subs {
+				c.call(s.fn, q.ch)
+			}
+			if q.statusChanged && onStatus != nil {
+				onStatus(q.open)
+			}
+		}
+		c.evMu.Lock()
+	}
+	c.delivering = false
+	c.evMu.Unlock()
+}
+
+func (c *core) call(fn func(StateChange), ch StateChange) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.logger.Error("breaker subscriber panicked", zap.Any("panic", r), zap.String("key", ch.Key))
+		}
+	}()
+	fn(ch)
+}
+
+// openKeys returns the keys currently open (sorted).
+func (c *core) openKeys() []string {
+	c.evMu.Lock()
+	defer c.evMu.Unlock()
+	return sortedKeys(c.open)
+}
+
+// start runs the idle sweeper and, if a policy watches slow calls, the stall
+// ticker.
+func (c *core) start() {
+	c.tickMu.Lock()
+	defer c.tickMu.Unlock()
+	if c.running {
+		return
+	}
+	c.running = true
+	c.scheduleLocked("idle", max(c.idleExpiry/2, int64(time.Millisecond)), c.sweep)
+	if c.stallTick > 0 {
+		c.scheduleLocked("stall", c.stallTick, c.checkStalls)
+	}
+}
+
+func (c *core) scheduleLocked(name string, every int64, f func(now int64)) {
+	var tick func()
+	tick = func() {
+		f(c.clk.Now())
+		c.tickMu.Lock()
+		defer c.tickMu.Unlock()
+		if c.running {
+			c.timers[name] = c.clk.AfterFunc(time.Duration(every), tick)
+		}
+	}
+	c.timers[name] = c.clk.AfterFunc(time.Duration(every), tick)
+}
+
+// stop ends the tickers and every open timer.
+func (c *core) stop() {
+	c.tickMu.Lock()
+	c.running = false
+	for name, t := range c.timers {
+		t.Stop()
+		delete(c.timers, name)
+	}
+	c.tickMu.Unlock()
+	c.breakers.Range(func(_, v any) bool {
+		v.(*breaker).stop()
+		return true
+	})
+}
+
+func (c *core) checkStalls(now int64) {
+	c.breakers.Range(func(_, v any) bool {
+		v.(*breaker).checkStall(now)
+		return true
+	})
+}
+
+// sweep forgets keys unused for idle_expiry. Only plain closed breakers with
+// nothing in flight go: forgetting an open one would lose what it knows.
+func (c *core) sweep(now int64) {
+	c.breakers.Range(func(k, v any) bool {
+		b := v.(*breaker)
+		if b.used.Swap(false) {
+			b.mu.Lock()
+			b.lastActive = now
+			b.mu.Unlock()
+			return true
+		}
+		b.mu.Lock()
+		if b.lastActive == 0 {
+			b.lastActive = now // created but never used: start its clock
+		}
+		w := b.word.Load()
+		if now-b.lastActive >= c.idleExpiry && w&lowMask == stClosed && b.manual == ManualNone && b.stalled(now) == 0 && b.ancient.Load() == 0 {
+			b.word.Store(w | flagDetached)
+			if c.breakers.CompareAndDelete(k, b) {
+				c.count.Add(-1)
+			}
+		}
+		b.mu.Unlock()
+		return true
+	})
+}
