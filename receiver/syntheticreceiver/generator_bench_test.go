@@ -1,0 +1,50 @@
+package syntheticreceiver
+
+import (
+	"testing"
+	"time"
+)
+
+// BenchmarkGenerate measures the generator alone on the default topology,
+// in batches of 100 traces as a loaded receiver would send them.
+func BenchmarkGenerate(b *testing.B) {
+	for _, batch := range []int{1, 100} {
+		b.Run(benchName(batch), func(b *testing.B) {
+			g := newTestGenerator(b, nil, 1, true)
+			now := time.Unix(1_700_000_000, 0)
+			spans := 0
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				_, n := g.generate(batch, now)
+				spans += n
+			}
+			sec := b.Elapsed().Seconds()
+			b.ReportMetric(float64(spans)/sec, "spans/s")
+			b.ReportMetric(float64(b.N*batch)/sec, "traces/s")
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(spans), "ns/span")
+			b.ReportMetric(allocsPerSpan(b, g, batch), "allocs/span")
+		})
+	}
+}
+
+func benchName(batch int) string {
+	if batch == 1 {
+		return "batch=1"
+	}
+	return "batch=100"
+}
+
+// allocsPerSpan measures allocations per span outside the timed loop, as
+// -benchmem reports them per batch only.
+func allocsPerSpan(b *testing.B, g *generator, batch int) float64 {
+	b.StopTimer()
+	defer b.StartTimer()
+	now := time.Unix(1_700_000_000, 0)
+	spans := 0
+	allocs := testing.AllocsPerRun(20, func() {
+		_, n := g.generate(batch, now)
+		spans += n
+	})
+	return allocs * 21 / float64(spans)
+}

@@ -1,0 +1,89 @@
+package syntheticreceiver // import "github.com/otelcsp/otelcsp/receiver/syntheticreceiver"
+
+import (
+	"context"
+	"time"
+)
+
+// clock is the receiver's view of time. Production uses the wall clock;
+// tests inject a fake one so that rate accuracy is checked exactly and
+// without sleeping.
+type clock interface {
+	Now() time.Time
+	// Sleep blocks for d or until ctx is done, whichever comes first, and
+	// returns ctx.Err() in the latter case.
+	Sleep(ctx context.Context, d time.Duration) error
+}
+
+type wallClock struct{}
+
+func (wallClock) Now() time.Time { return time.Now() }
+
+func (wallClock) Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// tokenBucket spreads traces evenly: tokens accrue continuously at rate per
+// second, and a batch of n waits until n tokens are there. The bucket holds
+// at most burst tokens, so after a stall (a slow consumer, a descheduled
+// process) the receiver catches up by at most burst traces instead of
+// flooding the pipeline with everything it "owes".
+type tokenBucket struct {
+	clk    clock
+	rate   float64 // tokens per second
+	burst  float64
+	tokens float64
+	last   time.Time
+}
+
+func newTokenBucket(clk clock, rate float64, batch int) *tokenBucket {
+	// A tenth of a second of traffic absorbs timer jitter at high rates;
+	// never less than one batch, or a batch could never be taken.
+	burst := max(rate/10, float64(batch))
+	return &tokenBucket{
+		clk:   clk,
+		rate:  rate,
+		burst: burst,
+		// Start with one batch so traffic flows as soon as the receiver starts.
+		tokens: float64(batch),
+		last:   clk.Now(),
+	}
+}
+
+func (b *tokenBucket) refill() {
+	now := b.clk.Now()
+	if el := now.Sub(b.last); el > 0 {
+		b.tokens = min(b.burst, b.tokens+el.Seconds()*b.rate)
+	}
+	b.last = now
+}
+
+// take waits until n tokens are available and takes them; it returns early
+// with ctx.Err() when ctx is done.
+func (b *tokenBucket) take(ctx context.Context, n int) error {
+	need := float64(n)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		b.refill()
+		if b.tokens >= need {
+			b.tokens -= need
+			return nil
+		}
+		wait := time.Duration((need - b.tokens) / b.rate * float64(time.Second))
+		if wait < time.Microsecond {
+			wait = time.Microsecond
+		}
+		if err := b.clk.Sleep(ctx, wait); err != nil {
+			return err
+		}
+	}
+}
