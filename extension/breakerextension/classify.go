@@ -55,6 +55,11 @@ func Classify(err error) (Outcome, time.Duration) {
 	if err == nil {
 		return OutcomeSuccess, 0
 	}
+	if errors.Is(err, ErrOpen) {
+		// A breaker (e.g. a nested middleware) refused the call: the
+		// backend was not contacted, so this says nothing about it.
+		return OutcomeIgnored, 0
+	}
 	if d := throttleDelay(err); d > 0 {
 		return OutcomeFailure, d
 	}
@@ -63,11 +68,6 @@ func Classify(err error) (Outcome, time.Duration) {
 	}
 	var ps interface{ PartialSuccess() bool }
 	if errors.As(err, &ps) && ps.PartialSuccess() {
-		return OutcomeIgnored, 0
-	}
-	if errors.Is(err, ErrOpen) {
-		// Another breaker (e.g. a nested middleware) refused the call: the
-		// backend was not contacted, so this says nothing about it.
 		return OutcomeIgnored, 0
 	}
 	if st, ok := grpcStatus(err); ok {

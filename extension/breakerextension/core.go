@@ -32,6 +32,9 @@ type core struct {
 
 	breakers sync.Map // string -> *breaker
 	count    atomic.Int64
+	// retired holds the call counts of forgotten keys, so the calls metric
+	// stays monotonic while keys come and go.
+	retired struct{ success, failure, ignored, rejected atomic.Uint64 }
 
 	evMu       sync.Mutex
 	queue      []queued
@@ -333,6 +336,10 @@ func (c *core) sweep(now int64) {
 			b.word.Store(w | flagDetached)
 			if c.breakers.CompareAndDelete(k, b) {
 				c.count.Add(-1)
+				c.retired.success.Add(b.nSuccess.Swap(0))
+				c.retired.failure.Add(b.nFailure.Swap(0))
+				c.retired.ignored.Add(b.nIgnored.Swap(0))
+				c.retired.rejected.Add(b.nRejected.Swap(0))
 			}
 		}
 		b.mu.Unlock()

@@ -81,3 +81,26 @@ func (c *core) Snapshot() []KeySnapshot {
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out
 }
+
+func wallNow() time.Time { return time.Now() }
+
+// outcomeTotals sums call counts over live keys and forgotten ones.
+type outcomeTotals struct{ success, failure, ignored, rejected uint64 }
+
+func (c *core) totals() outcomeTotals {
+	t := outcomeTotals{
+		success:  c.retired.success.Load(),
+		failure:  c.retired.failure.Load(),
+		ignored:  c.retired.ignored.Load(),
+		rejected: c.retired.rejected.Load(),
+	}
+	c.breakers.Range(func(_, v any) bool {
+		b := v.(*breaker)
+		t.success += b.nSuccess.Load()
+		t.failure += b.nFailure.Load()
+		t.ignored += b.nIgnored.Load()
+		t.rejected += b.nRejected.Load()
+		return true
+	})
+	return t
+}

@@ -1,0 +1,184 @@
+// Copyright The otelcsp Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package breakerextension // import "github.com/otelcsp/otelcsp/extension/breakerextension"
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/extension"
+	"go.opentelemetry.io/collector/extension/extensionmiddleware"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
+
+	"github.com/otelcsp/otelcsp/extension/breakerextension/internal/metadata"
+)
+
+// breakerExtension is the collector-facing side: lifecycle, telemetry,
+// component status and the HTTP endpoint around the core.
+type breakerExtension struct {
+	*core
+	cfg *Config
+	set extension.Settings
+
+	mu       sync.Mutex
+	started  bool
+	stopped  bool
+	host     component.Host
+	tb       *metadata.TelemetryBuilder
+	unsub    func()
+	srv      *http.Server
+	srvDone  chan struct{}
+	statusMu sync.Mutex // orders status reports with each other
+}
+
+var (
+	_ extension.Extension            = (*breakerExtension)(nil)
+	_ Provider                       = (*breakerExtension)(nil)
+	_ Subscriber                     = (*breakerExtension)(nil)
+	_ Controller                     = (*breakerExtension)(nil)
+	_ extensionmiddleware.GRPCClient = (*breakerExtension)(nil)
+	_ extensionmiddleware.HTTPClient = (*breakerExtension)(nil)
+)
+
+func newExtension(cfg *Config, set extension.Settings, clk clock) (*breakerExtension, error) {
+	logger := set.Logger
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	return &breakerExtension{
+		core: newCore(cfg, clk, logger, uint64(time.Now().UnixNano())),
+		cfg:  cfg,
+		set:  set,
+	}, nil
+}
+
+// Start wires telemetry and status, starts the sweeper/stall ticker and the
+// optional HTTP endpoint.
+func (e *breakerExtension) Start(ctx context.Context, host component.Host) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.started {
+		return nil
+	}
+	tb, err := metadata.NewTelemetryBuilder(e.set.TelemetrySettings)
+	if err != nil {
+		return err
+	}
+	e.tb = tb
+	if err := e.registerMetrics(); err != nil {
+		tb.Shutdown()
+		return err
+	}
+	e.host = host
+	e.unsub = e.Subscribe(func(ch StateChange) {
+		tb.BreakerTransitions.Add(context.Background(), 1, metric.WithAttributes(
+			attribute.String("from", ch.From.String()),
+			attribute.String("to", ch.To.String()),
+			attribute.Bool("shadow", ch.Shadow),
+		))
+		e.set.Logger.Info("breaker state change", zap.String("key", ch.Key),
+			zap.Stringer("from", ch.From), zap.Stringer("to", ch.To),
+			zap.String("reason", ch.Reason), zap.Bool("shadow", ch.Shadow))
+	})
+	e.core.evMu.Lock()
+	e.core.onStatus = e.reportStatus
+	e.core.evMu.Unlock()
+
+	if srvCfg := e.cfg.HTTP.Get(); srvCfg != nil {
+		if err := e.startHTTP(ctx, host, srvCfg); err != nil {
+			e.unsub()
+			tb.Shutdown()
+			return err
+		}
+	}
+	e.core.start()
+	e.started = true
+	// Keys may have opened before Start (the API works without it).
+	if open := e.openKeys(); len(open) > 0 {
+		e.reportStatus(open)
+	}
+	return nil
+}
+
+// Shutdown stops timers, the endpoint and telemetry. Safe to call twice and
+// without Start.
+func (e *breakerExtension) Shutdown(ctx context.Context) error {
+	e.core.stop()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.started || e.stopped {
+		return nil
+	}
+	e.stopped = true
+	var err error
+	if e.srv != nil {
+		err = e.srv.Shutdown(ctx)
+		<-e.srvDone
+	}
+	e.core.evMu.Lock()
+	e.core.onStatus = nil
+	e.core.evMu.Unlock()
+	e.unsub()
+	e.tb.Shutdown()
+	return err
+}
+
+// reportStatus runs in delivery order, outside breaker locks.
+func (e *breakerExtension) reportStatus(open []string) {
+	e.statusMu.Lock()
+	defer e.statusMu.Unlock()
+	e.mu.Lock()
+	host := e.host
+	e.mu.Unlock()
+	if host == nil {
+		return
+	}
+	if len(open) == 0 {
+		componentstatus.ReportStatus(host, componentstatus.NewEvent(componentstatus.StatusOK))
+		return
+	}
+	attrs := pcommon.NewMap()
+	keys := attrs.PutEmptySlice("open_keys")
+	for _, k := range open {
+		keys.AppendEmpty().SetStr(k)
+	}
+	err := fmt.Errorf("%d breaker key(s) open: %s", len(open), strings.Join(open, ", "))
+	componentstatus.ReportStatus(host, componentstatus.NewEvent(componentstatus.StatusRecoverableError,
+		componentstatus.WithError(err), componentstatus.WithAttributes(attrs)))
+}
+
+func (e *breakerExtension) registerMetrics() error {
+	return errors.Join(
+		e.tb.RegisterBreakerStateCallback(func(_ context.Context, o metric.Int64Observer) error {
+			e.breakers.Range(func(_, v any) bool {
+				b := v.(*breaker)
+				o.Observe(int64(b.State()), metric.WithAttributes(attribute.String("key", b.key)))
+				return true
+			})
+			return nil
+		}),
+		e.tb.RegisterBreakerKeysCallback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(e.count.Load())
+			return nil
+		}),
+		e.tb.RegisterBreakerCallsCallback(func(_ context.Context, o metric.Int64Observer) error {
+			t := e.totals()
+			o.Observe(int64(t.success), metric.WithAttributes(attribute.String("outcome", "success")))
+			o.Observe(int64(t.failure), metric.WithAttributes(attribute.String("outcome", "failure")))
+			o.Observe(int64(t.ignored), metric.WithAttributes(attribute.String("outcome", "ignored")))
+			o.Observe(int64(t.rejected), metric.WithAttributes(attribute.String("outcome", "rejected")))
+			return nil
+		}),
+	)
+}
