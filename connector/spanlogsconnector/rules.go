@@ -1,0 +1,146 @@
+package spanlogsconnector // import "github.com/otelcsp/otelcsp/connector/spanlogsconnector"
+
+import (
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+type ruleKind uint8
+
+const (
+	kindErrors ruleKind = iota
+	kindExceptions
+	kindSlow
+	kindAll
+)
+
+// severity is a record's severity number with its text.
+type severity struct {
+	num  plog.SeverityNumber
+	text string
+}
+
+var (
+	sevTrace = severity{plog.SeverityNumberTrace, "TRACE"}
+	sevDebug = severity{plog.SeverityNumberDebug, "DEBUG"}
+	sevInfo  = severity{plog.SeverityNumberInfo, "INFO"}
+	sevWarn  = severity{plog.SeverityNumberWarn, "WARN"}
+	sevError = severity{plog.SeverityNumberError, "ERROR"}
+	sevFatal = severity{plog.SeverityNumberFatal, "FATAL"}
+)
+
+// defaultSeverity per rule type; an `all` rule without a configured severity
+// maps the span status instead (see rule.severityFor).
+var defaultSeverity = [...]severity{
+	kindErrors:     sevError,
+	kindExceptions: sevError,
+	kindSlow:       sevWarn,
+	kindAll:        sevInfo,
+}
+
+func parseSeverity(s string) (severity, bool) {
+	switch strings.ToUpper(s) {
+	case "TRACE":
+		return sevTrace, true
+	case "DEBUG":
+		return sevDebug, true
+	case "INFO":
+		return sevInfo, true
+	case "WARN", "WARNING":
+		return sevWarn, true
+	case "ERROR":
+		return sevError, true
+	case "FATAL":
+		return sevFatal, true
+	}
+	return severity{}, false
+}
+
+// rule is a compiled RuleConfig.
+type rule struct {
+	name  string
+	index int
+	kind  ruleKind
+
+	services  []glob
+	spanNames []glob
+	kinds     uint8 // bit i set: ptrace.SpanKind(i) passes
+
+	threshold  time.Duration
+	thresholds []threshold
+
+	body          template
+	severity      severity
+	severityFixed bool
+	attrs         *attrFilter
+
+	rate  float64
+	burst int
+}
+
+type threshold struct {
+	service  glob
+	spanName glob
+	d        time.Duration
+}
+
+// passesFilters applies the rule's span filters; the service filter is
+// checked once per resource by the caller (servicePasses).
+func (r *rule) passesSpan(span ptrace.Span) bool {
+	k := span.Kind()
+	if k < 0 || int(k) >= len(spanKindNames) {
+		k = ptrace.SpanKindUnspecified
+	}
+	if r.kinds&(1<<uint(k)) == 0 {
+		return false
+	}
+	return matchAny(r.spanNames, span.Name())
+}
+
+func (r *rule) servicePasses(service string) bool {
+	return matchAny(r.services, service)
+}
+
+// thresholdFor returns the slow threshold for a span (0: never slow).
+func (r *rule) thresholdFor(service, spanName string) time.Duration {
+	for i := range r.thresholds {
+		t := &r.thresholds[i]
+		if t.service.match(service) && t.spanName.match(spanName) {
+			return t.d
+		}
+	}
+	return r.threshold
+}
+
+func (r *rule) severityFor(span ptrace.Span) severity {
+	if r.kind == kindAll && !r.severityFixed {
+		if span.Status().Code() == ptrace.StatusCodeError {
+			return sevError
+		}
+		return sevInfo
+	}
+	return r.severity
+}
+
+// attrFilter selects span attribute keys for records.
+type attrFilter struct {
+	include []glob
+	exclude []glob
+}
+
+func (f *attrFilter) all() bool { return len(f.include) == 0 && len(f.exclude) == 0 }
+
+func (f *attrFilter) keep(k string) bool {
+	if len(f.include) > 0 && !matchAny(f.include, k) {
+		return false
+	}
+	for i := range f.exclude {
+		if f.exclude[i].match(k) {
+			return false
+		}
+	}
+	return true
+}
