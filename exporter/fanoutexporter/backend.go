@@ -1,0 +1,81 @@
+package fanoutexporter
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/otelcsp/otelcsp/extension/breakerextension"
+)
+
+// errBackendRemoved fails a send to a backend the resolver dropped meanwhile;
+// like any failure, its items go to the next backend in preference order.
+var errBackendRemoved = errors.New("backend removed from the backend set")
+
+// backend is one backend collector: its sub-exporter and, when configured,
+// its breaker.
+type backend[T any] struct {
+	endpoint string
+	weight   float64
+	exp      component.Component
+	send     func(context.Context, T) error
+	breaker  breakerextension.Breaker // nil without a breaker extension
+	attrs    metric.MeasurementOption
+
+	// sent counts items accepted since the backend set last changed, for
+	// the load imbalance gauge.
+	sent atomic.Int64
+
+	// mu lets sends run concurrently while keeping shutdown from cutting
+	// one off: close takes it exclusively.
+	mu     sync.RWMutex
+	closed bool
+}
+
+func newBackend[T any](endpoint string, weight float64, exp component.Component, send func(context.Context, T) error) *backend[T] {
+	return &backend[T]{
+		endpoint: endpoint,
+		weight:   weight,
+		exp:      exp,
+		send:     send,
+		attrs:    metric.WithAttributeSet(attribute.NewSet(attribute.String("backend", endpoint))),
+	}
+}
+
+// ejected says whether the backend's breaker currently keeps data away.
+func (b *backend[T]) ejected() bool {
+	return b.breaker != nil && b.breaker.State() == breakerextension.StateOpen
+}
+
+// consume sends data through the breaker. With force (panic mode) an open
+// breaker does not stop the send.
+func (b *backend[T]) consume(ctx context.Context, data T, force bool) error {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return errBackendRemoved
+	}
+	if b.breaker == nil {
+		return b.send(ctx, data)
+	}
+	permit, err := b.breaker.Allow()
+	if err != nil && !force {
+		return err
+	}
+	err = b.send(ctx, data)
+	permit.Done(err) // the zero Permit (forced send) ignores it
+	return err
+}
+
+// close waits for sends in flight, then shuts the sub-exporter down.
+func (b *backend[T]) close(ctx context.Context) error {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	return b.exp.Shutdown(ctx)
+}

@@ -1,0 +1,109 @@
+package fanoutexporter
+
+import (
+	"context"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/configoptional"
+	"go.opentelemetry.io/collector/config/configretry"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/exporter/exporterhelper"
+	"go.opentelemetry.io/collector/pipeline"
+
+	"github.com/otelcsp/otelcsp/exporter/fanoutexporter/internal/metadata"
+)
+
+// NewFactory returns the factory of the fanout exporter.
+func NewFactory() exporter.Factory {
+	return exporter.NewFactory(
+		metadata.Type,
+		createDefaultConfig,
+		exporter.WithTraces(createTraces, metadata.TracesStability),
+		exporter.WithMetrics(createMetrics, metadata.MetricsStability),
+		exporter.WithLogs(createLogs, metadata.LogsStability),
+	)
+}
+
+func createDefaultConfig() component.Config {
+	retry := configretry.NewDefaultBackOffConfig()
+	// The fanout already fails over between backends at once; retrying is
+	// for when none could take the data, and the sender should hear of that
+	// within seconds (its own retry and queue take over), not minutes.
+	retry.InitialInterval = 100 * time.Millisecond
+	retry.MaxInterval = time.Second
+	retry.MaxElapsedTime = 5 * time.Second
+	return &Config{
+		MaxEjectedPercent: 50,
+		Resolver: ResolverConfig{
+			Static: configoptional.Default(StaticResolverConfig{}),
+			DNS: configoptional.Default(DNSResolverConfig{
+				Port: "4317", Interval: 5 * time.Second, Timeout: time.Second,
+			}),
+			File: configoptional.Default(FileResolverConfig{Interval: time.Second}),
+		},
+		Protocol: ProtocolConfig{
+			OTLP:     configoptional.Default(defaultOTLPConfig()),
+			OTLPHTTP: configoptional.Default(defaultOTLPHTTPConfig()),
+		},
+		// Off unless configured: without a queue the sender learns at once
+		// when no backend could take its data.
+		QueueConfig: configoptional.Default(exporterhelper.NewDefaultQueueConfig()),
+		RetryConfig: retry,
+	}
+}
+
+// helperOptions wraps a fanout in exporterhelper's queue and retry.
+func helperOptions[T any](cfg *Config, f *fanout[T]) []exporterhelper.Option {
+	return []exporterhelper.Option{
+		exporterhelper.WithStart(f.start),
+		exporterhelper.WithShutdown(f.shutdown),
+		// Spans are moved out of the incoming batch, not copied.
+		exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: true}),
+		// Each backend's exporter has its own timeout (protocol.*.timeout);
+		// one for the whole fan-out would cut failover short.
+		exporterhelper.WithTimeout(exporterhelper.TimeoutConfig{}),
+		exporterhelper.WithQueue(cfg.QueueConfig),
+		exporterhelper.WithRetry(cfg.RetryConfig),
+	}
+}
+
+func createTraces(ctx context.Context, set exporter.Settings, c component.Config) (exporter.Traces, error) {
+	cfg := c.(*Config)
+	key, err := cfg.routingKeyFor(pipeline.SignalTraces)
+	if err != nil {
+		return nil, err
+	}
+	f, err := newFanout(set, cfg, tracesOps(cfg, key, newSubExporter(cfg.Protocol)))
+	if err != nil {
+		return nil, err
+	}
+	return exporterhelper.NewTraces(ctx, set, cfg, f.push, helperOptions(cfg, f)...)
+}
+
+func createMetrics(ctx context.Context, set exporter.Settings, c component.Config) (exporter.Metrics, error) {
+	cfg := c.(*Config)
+	key, err := cfg.routingKeyFor(pipeline.SignalMetrics)
+	if err != nil {
+		return nil, err
+	}
+	f, err := newFanout(set, cfg, metricsOps(cfg, key, newSubExporter(cfg.Protocol)))
+	if err != nil {
+		return nil, err
+	}
+	return exporterhelper.NewMetrics(ctx, set, cfg, f.push, helperOptions(cfg, f)...)
+}
+
+func createLogs(ctx context.Context, set exporter.Settings, c component.Config) (exporter.Logs, error) {
+	cfg := c.(*Config)
+	key, err := cfg.routingKeyFor(pipeline.SignalLogs)
+	if err != nil {
+		return nil, err
+	}
+	f, err := newFanout(set, cfg, logsOps(cfg, key, newSubExporter(cfg.Protocol)))
+	if err != nil {
+		return nil, err
+	}
+	return exporterhelper.NewLogs(ctx, set, cfg, f.push, helperOptions(cfg, f)...)
+}

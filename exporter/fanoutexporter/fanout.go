@@ -1,0 +1,383 @@
+package fanoutexporter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
+
+	"github.com/otelcsp/otelcsp/exporter/fanoutexporter/internal/metadata"
+	"github.com/otelcsp/otelcsp/extension/breakerextension"
+)
+
+// errNoBackend is returned, with the items concerned, when no backend could
+// take them. It is retryable: the caller (the queue, or the receiver's
+// client) may send them again.
+var errNoBackend = errors.New("fanout: no backend could take the data")
+
+var (
+	outcomeSuccess = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", "success")))
+	outcomeFailure = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", "failure")))
+)
+
+// signalOps adapts one pdata signal (traces, metrics, logs) to the fanout.
+type signalOps[T any] struct {
+	// newSplit makes a splitter for n backends.
+	newSplit func(n int) splitter[T]
+	count    func(T) int
+	// moveAll moves every item of src to the end of dst.
+	moveAll func(src, dst T)
+	empty   func() T
+	// withData wraps err with the items it concerns, so that a retry
+	// resends only those.
+	withData func(err error, data T) error
+	// newSub creates the sub-exporter of one backend.
+	newSub func(ctx context.Context, set exporter.Settings, endpoint string) (component.Component, func(context.Context, T) error, error)
+}
+
+// splitter moves items into one part per backend, plus a last part for
+// items no backend may take. Its parts are valid until the next add.
+type splitter[T any] interface {
+	add(data T, choose func(h uint64) int)
+	finish() []T
+}
+
+// routingState is one backend set; the data path loads it atomically and
+// never waits for a change to the set.
+type routingState[T any] struct {
+	ring     *ring
+	backends []*backend[T]
+	splits   sync.Pool // splitters sized for this set
+}
+
+func (st *routingState[T]) split(ops *signalOps[T]) splitter[T] {
+	if s, ok := st.splits.Get().(splitter[T]); ok {
+		return s
+	}
+	return ops.newSplit(len(st.backends))
+}
+
+// fanout routes one signal to the backends.
+type fanout[T any] struct {
+	cfg       *Config
+	set       exporter.Settings
+	ops       signalOps[T]
+	telemetry *metadata.TelemetryBuilder
+	logger    *zap.Logger
+
+	state atomic.Pointer[routingState[T]]
+
+	mu       sync.Mutex // serialises changes to the backend set
+	host     component.Host
+	breakers breakerextension.Provider
+	resolver resolver
+	started  bool
+}
+
+func newFanout[T any](set exporter.Settings, cfg *Config, ops signalOps[T]) (*fanout[T], error) {
+	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
+	if err != nil {
+		return nil, err
+	}
+	f := &fanout[T]{cfg: cfg, set: set, ops: ops, telemetry: tb, logger: set.Logger}
+	f.state.Store(&routingState[T]{ring: newRing(nil)})
+	return f, nil
+}
+
+func (f *fanout[T]) start(ctx context.Context, host component.Host) error {
+	f.mu.Lock()
+	f.host = host
+	f.started = true
+	if f.cfg.Breaker != nil {
+		p, err := breakerextension.FromHost(host, *f.cfg.Breaker)
+		if err != nil {
+			f.mu.Unlock()
+			return fmt.Errorf(`"breaker": %w`, err)
+		}
+		f.breakers = p
+	}
+	f.mu.Unlock()
+
+	if err := f.registerGauges(); err != nil {
+		return err
+	}
+	r := newResolver(f.cfg.Resolver, resolverHooks{
+		logger: f.logger,
+		apply:  f.onResolve,
+		report: func(ok bool) {
+			outcome := outcomeSuccess
+			if !ok {
+				outcome = outcomeFailure
+			}
+			f.telemetry.FanoutResolverUpdates.Add(context.Background(), 1, outcome)
+		},
+	})
+	f.mu.Lock()
+	f.resolver = r
+	f.mu.Unlock()
+	return r.start(ctx)
+}
+
+func (f *fanout[T]) registerGauges() error {
+	errs := []error{
+		f.telemetry.RegisterFanoutBackendsCallback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(int64(len(f.state.Load().backends)))
+			return nil
+		}),
+		f.telemetry.RegisterFanoutBackendsEjectedCallback(func(_ context.Context, o metric.Int64Observer) error {
+			n := 0
+			for _, b := range f.state.Load().backends {
+				if b.ejected() {
+					n++
+				}
+			}
+			o.Observe(int64(n))
+			return nil
+		}),
+		f.telemetry.RegisterFanoutLoadImbalanceCallback(func(_ context.Context, o metric.Float64Observer) error {
+			if ratio, ok := imbalance(f.state.Load().backends); ok {
+				o.Observe(ratio)
+			}
+			return nil
+		}),
+	}
+	return errors.Join(errs...)
+}
+
+// imbalance is the busiest backend's item count over the mean.
+func imbalance[T any](backends []*backend[T]) (float64, bool) {
+	var total, busiest int64
+	for _, b := range backends {
+		n := b.sent.Load()
+		total += n
+		busiest = max(busiest, n)
+	}
+	if total == 0 {
+		return 0, false
+	}
+	return float64(busiest) * float64(len(backends)) / float64(total), true
+}
+
+func (f *fanout[T]) shutdown(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var errs []error
+	if f.resolver != nil {
+		errs = append(errs, f.resolver.shutdown(ctx))
+		f.resolver = nil
+	}
+	old := f.state.Swap(&routingState[T]{ring: newRing(nil)})
+	for _, b := range old.backends {
+		errs = append(errs, b.close(ctx))
+	}
+	f.telemetry.Shutdown()
+	f.started = false
+	return errors.Join(errs...)
+}
+
+// onResolve applies a new backend set: backends that stay keep their
+// sub-exporter; new ones are created and started before the set is
+// swapped in; removed ones get no new data and are shut down once their
+// sends in flight finish (those that fail are re-routed by their senders).
+func (f *fanout[T]) onResolve(ctx context.Context, specs []backendSpec) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.started {
+		return
+	}
+	old := f.state.Load()
+	existing := make(map[string]*backend[T], len(old.backends))
+	for _, b := range old.backends {
+		existing[b.endpoint] = b
+	}
+	next := &routingState[T]{}
+	var kept []backendSpec
+	for _, s := range specs {
+		if b, ok := existing[s.endpoint]; ok {
+			delete(existing, s.endpoint)
+			b.weight = s.weight
+			b.sent.Store(0)
+			next.backends = append(next.backends, b)
+			kept = append(kept, s)
+			continue
+		}
+		b, err := f.newBackend(ctx, s)
+		if err != nil {
+			f.logger.Error("Cannot start the exporter of a backend; leaving it out of the backend set",
+				zap.String("backend", s.endpoint), zap.Error(err))
+			continue
+		}
+		next.backends = append(next.backends, b)
+		kept = append(kept, s)
+	}
+	next.ring = newRing(kept)
+	f.state.Store(next)
+	if len(existing) > 0 || len(kept) != len(old.backends) {
+		f.logger.Info("Backend set changed", zap.Strings("backends", endpointsOf(next.backends)))
+	}
+	for _, b := range existing {
+		if err := b.close(ctx); err != nil {
+			f.logger.Warn("Shutting down a removed backend failed", zap.String("backend", b.endpoint), zap.Error(err))
+		}
+	}
+}
+
+func endpointsOf[T any](bs []*backend[T]) []string {
+	out := make([]string, len(bs))
+	for i, b := range bs {
+		out[i] = b.endpoint
+	}
+	return out
+}
+
+func (f *fanout[T]) newBackend(ctx context.Context, s backendSpec) (*backend[T], error) {
+	set := f.set
+	set.ID = component.NewIDWithName(set.ID.Type(), set.ID.Name()+"_"+s.endpoint)
+	set.Logger = f.logger.With(zap.String("backend", s.endpoint))
+	exp, send, err := f.ops.newSub(ctx, set, s.endpoint)
+	if err != nil {
+		return nil, err
+	}
+	if err := exp.Start(ctx, f.host); err != nil {
+		return nil, err
+	}
+	b := newBackend(s.endpoint, s.weight, exp, send)
+	if f.breakers != nil {
+		b.breaker = f.breakers.Breaker(s.endpoint)
+	}
+	return b, nil
+}
+
+// push routes data: it splits it into one batch per backend, sends the
+// batches in parallel, and re-routes what a backend failed to take to the
+// next backend in each key's preference order, until every item is
+// delivered or no backend is left for it. Only the items no backend took
+// come back in the error, so a retry never duplicates delivered data.
+func (f *fanout[T]) push(ctx context.Context, data T) error {
+	st := f.state.Load()
+	n := len(st.backends)
+	if n == 0 {
+		f.telemetry.FanoutItemsRefused.Add(ctx, int64(f.ops.count(data)))
+		return f.ops.withData(fmt.Errorf("%w: the backend set is empty", errNoBackend), data)
+	}
+
+	excluded := make([]bool, n)
+	ejected := 0
+	for i, b := range st.backends {
+		if b.ejected() {
+			excluded[i] = true
+			ejected++
+		}
+	}
+	// Panic mode: with too many backends ejected, send to the owners anyway.
+	force := ejected > 0 && ejected*100 > n*f.cfg.MaxEjectedPercent
+	if force {
+		clear(excluded)
+	}
+
+	rerouted := make([]int64, n)
+	allowed := func(i int) bool { return !excluded[i] }
+	choose := func(h uint64) int {
+		slot := st.ring.slot(h)
+		if o := st.ring.owner(slot); !excluded[o] {
+			return o
+		}
+		c := st.ring.pick(slot, allowed)
+		if c >= 0 {
+			rerouted[c]++
+		}
+		return c
+	}
+
+	var (
+		leftover  T
+		hasLeft   bool
+		permanent []error
+		errs      = make([]error, n)
+		sources   = []T{data}
+	)
+	// Each round excludes at least one more backend, so there are at most n+1.
+	for round := 0; len(sources) > 0 && round <= n; round++ {
+		sp := st.split(&f.ops)
+		for _, src := range sources {
+			sp.add(src, choose)
+		}
+		parts := sp.finish()
+		sources = sources[:0]
+
+		var wg sync.WaitGroup
+		for i := range n {
+			errs[i] = nil
+			if f.ops.count(parts[i]) == 0 {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = st.backends[i].consume(ctx, parts[i], force)
+			}()
+		}
+		wg.Wait()
+
+		for i, b := range st.backends {
+			items := int64(f.ops.count(parts[i]))
+			if items == 0 {
+				continue
+			}
+			if errs[i] == nil {
+				f.telemetry.FanoutItemsSent.Add(ctx, items, b.attrs)
+				b.sent.Add(items)
+				if rerouted[i] > 0 {
+					f.telemetry.FanoutItemsRerouted.Add(ctx, rerouted[i], b.attrs)
+				}
+				continue
+			}
+			f.telemetry.FanoutItemsFailed.Add(ctx, items, b.attrs)
+			if consumererror.IsPermanent(errs[i]) {
+				// The data itself was refused: no other backend would take it.
+				permanent = append(permanent, fmt.Errorf("backend %s: %w", b.endpoint, errs[i]))
+				continue
+			}
+			f.logger.Debug("Backend failed; re-routing its items", zap.String("backend", b.endpoint),
+				zap.Int64("items", items), zap.Error(errs[i]))
+			excluded[i] = true
+			failed := f.ops.empty()
+			f.ops.moveAll(parts[i], failed)
+			sources = append(sources, failed)
+		}
+		clear(rerouted)
+		if last := parts[n]; f.ops.count(last) > 0 {
+			if !hasLeft {
+				leftover, hasLeft = f.ops.empty(), true
+			}
+			f.ops.moveAll(last, leftover)
+		}
+		st.splits.Put(sp)
+	}
+	for _, src := range sources { // only if the round bound was hit
+		if !hasLeft {
+			leftover, hasLeft = f.ops.empty(), true
+		}
+		f.ops.moveAll(src, leftover)
+	}
+
+	if hasLeft && f.ops.count(leftover) > 0 {
+		f.telemetry.FanoutItemsRefused.Add(ctx, int64(f.ops.count(leftover)))
+		if len(permanent) > 0 {
+			f.logger.Warn("Backends refused data as invalid", zap.Error(errors.Join(permanent...)))
+		}
+		return f.ops.withData(errNoBackend, leftover)
+	}
+	if len(permanent) > 0 {
+		return consumererror.NewPermanent(errors.Join(permanent...))
+	}
+	return nil
+}

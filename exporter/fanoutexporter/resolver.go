@@ -1,0 +1,145 @@
+package fanoutexporter
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// resolver keeps the backend set fresh: it calls apply with the full set
+// whenever the set changes.
+type resolver interface {
+	start(ctx context.Context) error
+	shutdown(ctx context.Context) error
+}
+
+// resolverHooks are what a resolver reports to.
+type resolverHooks struct {
+	logger *zap.Logger
+	// apply installs a new backend set.
+	apply func(context.Context, []backendSpec)
+	// report counts a refresh, successful or not.
+	report func(ok bool)
+}
+
+func newResolver(cfg ResolverConfig, hooks resolverHooks) resolver {
+	switch {
+	case cfg.DNS.HasValue():
+		return newPoller(cfg.DNS.Get().Interval, hooks, newDNSLookup(*cfg.DNS.Get()))
+	case cfg.File.HasValue():
+		return newPoller(cfg.File.Get().Interval, hooks, fileLookup(cfg.File.Get().Path))
+	default:
+		return staticResolver{specs: staticSpecs(*cfg.Static.Get()), hooks: hooks}
+	}
+}
+
+// staticResolver installs its fixed list once.
+type staticResolver struct {
+	specs []backendSpec
+	hooks resolverHooks
+}
+
+func staticSpecs(cfg StaticResolverConfig) []backendSpec {
+	specs := make([]backendSpec, 0, len(cfg.Endpoints))
+	for _, e := range cfg.Endpoints {
+		w, ok := cfg.Weights[e]
+		if !ok {
+			w = 1
+		}
+		specs = append(specs, backendSpec{endpoint: e, weight: w})
+	}
+	return specs
+}
+
+func (s staticResolver) start(ctx context.Context) error {
+	s.hooks.apply(ctx, s.specs)
+	s.hooks.report(true)
+	return nil
+}
+
+func (staticResolver) shutdown(context.Context) error { return nil }
+
+// poller runs a lookup at start and then every interval. A failed lookup
+// keeps the last good set; it is counted and logged, never fatal.
+type poller struct {
+	interval time.Duration
+	hooks    resolverHooks
+	lookup   func(context.Context) ([]backendSpec, error)
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	last   []backendSpec
+}
+
+func newPoller(interval time.Duration, hooks resolverHooks, lookup func(context.Context) ([]backendSpec, error)) *poller {
+	return &poller{interval: interval, hooks: hooks, lookup: lookup}
+}
+
+func (p *poller) start(ctx context.Context) error {
+	// The first lookup runs before start returns, so that data flowing
+	// right after start finds backends.
+	p.refresh(ctx)
+	runCtx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		t := time.NewTicker(p.interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-runCtx.Done():
+				return
+			case <-t.C:
+				p.refresh(runCtx)
+			}
+		}
+	}()
+	return nil
+}
+
+func (p *poller) refresh(ctx context.Context) {
+	specs, err := p.lookup(ctx)
+	if err == nil && len(specs) == 0 {
+		// An empty answer is far more often a glitch (a ConfigMap being
+		// rewritten, a DNS server restarting) than a wish to drop all data.
+		err = errors.New("no backends found")
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		p.hooks.report(false)
+		p.hooks.logger.Warn("Resolving backends failed; keeping the last good set",
+			zap.Strings("backends", specEndpoints(p.last)), zap.Error(err))
+		return
+	}
+	p.hooks.report(true)
+	slices.SortFunc(specs, func(a, b backendSpec) int { return strings.Compare(a.endpoint, b.endpoint) })
+	if p.last != nil && slices.Equal(specs, p.last) {
+		return
+	}
+	p.last = specs
+	p.hooks.apply(ctx, specs)
+}
+
+func (p *poller) shutdown(context.Context) error {
+	if p.cancel != nil {
+		p.cancel()
+	}
+	p.wg.Wait()
+	return nil
+}
+
+func specEndpoints(specs []backendSpec) []string {
+	out := make([]string, len(specs))
+	for i, s := range specs {
+		out[i] = s.endpoint
+	}
+	return out
+}

@@ -1,0 +1,151 @@
+package fanoutexporter
+
+// split moves the items of incoming batches into one batch per backend, for
+// the signals shaped resource -> scope -> item (traces and logs). It owns its
+// output batches and reuses them from one split to the next: items are moved
+// (pdata's MoveTo swaps an item's contents into an existing slot), so once
+// the buffers have grown to the batch size a split allocates nothing per
+// item. Resource and scope are copied once per (backend, resource, scope)
+// group, not per item.
+//
+// A split is used by one goroutine at a time (the exporter pools them).
+type split[D, R, S, I any, RS pslice[R], SS pslice[S], IS pslice[I]] struct {
+	shape   *shape[D, R, S, I, RS, SS, IS]
+	parts   []D // one per backend, and a last one for items no backend can take
+	cursors []cursor[R, IS]
+	source  int // counts sources, so that cursors can tell their groups apart
+}
+
+// shape is how to walk and build one signal's pdata.
+type shape[D, R, S, I any, RS pslice[R], SS pslice[S], IS pslice[I]] struct {
+	newData   func() D
+	resources func(D) RS
+	scopes    func(R) SS
+	items     func(S) IS
+	// copyResource and copyScope copy a group's header (resource or scope
+	// and schema URL), not its children.
+	copyResource func(src, dst R)
+	copyScope    func(src, dst S)
+	moveItem     func(src, dst I)
+}
+
+// pslice is what pdata's generated slices have in common.
+type pslice[E any] interface {
+	Len() int
+	At(int) E
+	AppendEmpty() E
+	RemoveIf(func(E) bool)
+}
+
+// cursor is where the next item of one part goes.
+type cursor[R any, IS any] struct {
+	rsUsed, ssUsed, itemsUsed int
+	res, scope                int // source identity of the open groups, -1 for none
+	rs                        R
+	items                     IS
+}
+
+func newSplit[D, R, S, I any, RS pslice[R], SS pslice[S], IS pslice[I]](sh *shape[D, R, S, I, RS, SS, IS], n int) *split[D, R, S, I, RS, SS, IS] {
+	s := &split[D, R, S, I, RS, SS, IS]{shape: sh, parts: make([]D, n+1), cursors: make([]cursor[R, IS], n+1)}
+	for i := range s.parts {
+		s.parts[i] = sh.newData()
+	}
+	s.reset()
+	return s
+}
+
+func (s *split[D, R, S, I, RS, SS, IS]) reset() {
+	for i := range s.cursors {
+		s.cursors[i] = cursor[R, IS]{res: -1, scope: -1}
+	}
+}
+
+// add moves every item of data into the part route returns for it: a
+// backend index, or -1 for "no backend".
+func (s *split[D, R, S, I, RS, SS, IS]) add(data D, route func(R, I) int) {
+	s.source++
+	rss := s.shape.resources(data)
+	for i := 0; i < rss.Len(); i++ {
+		rs := rss.At(i)
+		resID := s.source<<24 | i
+		sss := s.shape.scopes(rs)
+		for j := 0; j < sss.Len(); j++ {
+			ss := sss.At(j)
+			items := s.shape.items(ss)
+			for k := 0; k < items.Len(); k++ {
+				item := items.At(k)
+				p := route(rs, item)
+				if p < 0 {
+					p = len(s.parts) - 1
+				}
+				s.shape.moveItem(item, s.slot(p, rs, resID, ss, j))
+			}
+		}
+	}
+}
+
+// slot returns an empty item in part p under copies of rs's resource and
+// ss's scope, opening new groups as the source moves on.
+func (s *split[D, R, S, I, RS, SS, IS]) slot(p int, rs R, resID int, ss S, scopeID int) I {
+	c := &s.cursors[p]
+	if c.res != resID {
+		s.closeResource(c)
+		c.rs = at(s.shape.resources(s.parts[p]), c.rsUsed)
+		c.rsUsed++
+		s.shape.copyResource(rs, c.rs)
+		c.res, c.scope, c.ssUsed = resID, -1, 0
+	}
+	if c.scope != scopeID {
+		s.closeScope(c)
+		dss := at(s.shape.scopes(c.rs), c.ssUsed)
+		c.ssUsed++
+		s.shape.copyScope(ss, dss)
+		c.items, c.itemsUsed, c.scope = s.shape.items(dss), 0, scopeID
+	}
+	dst := at(c.items, c.itemsUsed)
+	c.itemsUsed++
+	return dst
+}
+
+func (s *split[D, R, S, I, RS, SS, IS]) closeScope(c *cursor[R, IS]) {
+	if c.scope >= 0 {
+		truncate(c.items, c.itemsUsed)
+	}
+}
+
+func (s *split[D, R, S, I, RS, SS, IS]) closeResource(c *cursor[R, IS]) {
+	if c.res >= 0 {
+		s.closeScope(c)
+		truncate(s.shape.scopes(c.rs), c.ssUsed)
+	}
+}
+
+// finish closes every part's open groups and trims what the previous use
+// left beyond them; the parts then hold exactly what was added since the
+// last finish.
+func (s *split[D, R, S, I, RS, SS, IS]) finish() []D {
+	for p := range s.cursors {
+		c := &s.cursors[p]
+		s.closeResource(c)
+		truncate(s.shape.resources(s.parts[p]), c.rsUsed)
+	}
+	s.reset()
+	return s.parts
+}
+
+// at returns element i of sl, appending an empty one when i == Len.
+func at[E any, S pslice[E]](sl S, i int) E {
+	if i < sl.Len() {
+		return sl.At(i)
+	}
+	return sl.AppendEmpty()
+}
+
+// truncate drops the elements of sl from n on.
+func truncate[E any, S pslice[E]](sl S, n int) {
+	if sl.Len() <= n {
+		return
+	}
+	i := 0
+	sl.RemoveIf(func(E) bool { i++; return i > n })
+}
