@@ -1,0 +1,330 @@
+package redmetricsconnector // import "github.com/otelcsp/otelcsp/connector/redmetricsconnector"
+
+import (
+	"context"
+	"hash/maphash"
+	"math/bits"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/connector"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.uber.org/zap"
+
+	"github.com/otelcsp/otelcsp/connector/redmetricsconnector/internal/metadata"
+)
+
+type connectorImp struct {
+	cfg    *Config
+	logger *zap.Logger
+	tb     *metadata.TelemetryBuilder
+	next   consumer.Metrics
+	clock  Clock
+	seed   maphash.Seed
+
+	spanPlan  *plan
+	eventPlan *plan
+	scopes    map[string]struct{}
+
+	// Histogram settings resolved once.
+	histDisabled bool
+	expo         bool
+	expoMax      int32
+	bounds       []float64
+	divisor      float64
+
+	delta      bool
+	maxEx      int
+	limit      int64
+	expiration int64 // ns; 0 = never
+
+	res    *resources
+	shards []shard
+	shift  uint
+	live   atomic.Int64 // live series, the overflow series excluded
+
+	overflowMu sync.Mutex
+	overflow   [2]*series // one per family, created on first overflow
+
+	scratch sync.Pool
+
+	flushMu   sync.Mutex
+	lastFlush int64 // unix ns, start time of the next delta points
+
+	lifeMu   sync.Mutex
+	started  bool
+	stopped  bool
+	ticker   Ticker
+	done     chan struct{}
+	loopDone chan struct{}
+}
+
+type scratch struct {
+	vals  []dimVal
+	evals []dimVal
+}
+
+func newConnector(set connector.Settings, cfg *Config, next consumer.Metrics, clock Clock) (*connectorImp, error) {
+	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
+	if err != nil {
+		return nil, err
+	}
+	c := &connectorImp{
+		cfg:          cfg,
+		logger:       set.Logger,
+		tb:           tb,
+		next:         next,
+		clock:        clock,
+		seed:         maphash.MakeSeed(),
+		spanPlan:     newSpanPlan(cfg),
+		histDisabled: cfg.Histogram.Disable,
+		expo:         cfg.Histogram.Exponential != nil,
+		expoMax:      cfg.expoMaxSize(),
+		bounds:       cfg.bounds(),
+		divisor:      cfg.unitDivisor(),
+		delta:        cfg.delta(),
+		limit:        int64(cfg.cardinalityLimit()),
+		expiration:   int64(cfg.expiration()),
+		lastFlush:    clock.Now().UnixNano(),
+	}
+	if cfg.Exemplars.Enabled {
+		c.maxEx = cfg.Exemplars.MaxPerDataPoint
+	}
+	if cfg.Events.Enabled {
+		c.eventPlan = newEventPlan(cfg)
+	}
+	if len(cfg.IncludeInstrumentationScope) > 0 {
+		c.scopes = make(map[string]struct{}, len(cfg.IncludeInstrumentationScope))
+		for _, s := range cfg.IncludeInstrumentationScope {
+			c.scopes[s] = struct{}{}
+		}
+	}
+	c.res = newResources(c.seed, cfg.ResourceMetricsKeyAttributes)
+
+	// Enough shards that concurrent callers rarely share one: 8 per core,
+	// rounded up to a power of two so the top hash bits pick the shard.
+	n := 8 * runtime.GOMAXPROCS(0)
+	shardBits := bits.Len(uint(n - 1))
+	c.shards = make([]shard, 1<<shardBits)
+	for i := range c.shards {
+		c.shards[i].m = make(map[uint64]*series)
+	}
+	c.shift = uint(64 - shardBits)
+
+	nv, ne := len(c.spanPlan.slots), 0
+	if c.eventPlan != nil {
+		ne = len(c.eventPlan.slots)
+	}
+	c.scratch.New = func() any { return &scratch{vals: make([]dimVal, nv), evals: make([]dimVal, ne)} }
+	return c, nil
+}
+
+func (c *connectorImp) Capabilities() consumer.Capabilities {
+	return consumer.Capabilities{MutatesData: false}
+}
+
+// Start begins the flush loop.
+func (c *connectorImp) Start(context.Context, component.Host) error {
+	c.lifeMu.Lock()
+	defer c.lifeMu.Unlock()
+	if c.started || c.stopped {
+		return nil
+	}
+	c.started = true
+	c.ticker = c.clock.NewTicker(c.cfg.MetricsFlushInterval)
+	c.done = make(chan struct{})
+	c.loopDone = make(chan struct{})
+	go c.loop(c.ticker, c.done, c.loopDone)
+	return nil
+}
+
+func (c *connectorImp) loop(t Ticker, done, loopDone chan struct{}) {
+	defer close(loopDone)
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.Chan():
+			c.flush(context.Background())
+		}
+	}
+}
+
+// Shutdown stops the flush loop and flushes what was aggregated since the
+// last tick, so a clean restart loses no data. Safe to call twice or
+// without Start.
+func (c *connectorImp) Shutdown(ctx context.Context) error {
+	c.lifeMu.Lock()
+	defer c.lifeMu.Unlock()
+	if c.stopped {
+		return nil
+	}
+	c.stopped = true
+	if c.started {
+		close(c.done)
+		c.ticker.Stop()
+		<-c.loopDone
+		c.flush(ctx)
+	}
+	c.tb.Shutdown()
+	return nil
+}
+
+// ConsumeTraces aggregates spans into series. It never fails: aggregation
+// cannot go wrong for well-formed pdata, and the metrics are sent at flush.
+func (c *connectorImp) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
+	now := c.clock.Now().UnixNano()
+	sc := c.scratch.Get().(*scratch)
+	var skipped, overflowed, created int64
+
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		rs := rss.At(i)
+		rattrs := rs.Resource().Attributes()
+		svc, ok := rattrs.Get(serviceNameKey)
+		if !ok {
+			// Like contrib: a span without a service is not attributable.
+			for j := 0; j < rs.ScopeSpans().Len(); j++ {
+				skipped += int64(rs.ScopeSpans().At(j).Spans().Len())
+			}
+			continue
+		}
+		res := c.res.get(rattrs)
+		sctx := spanCtx{service: svc.Str(), resAttrs: rattrs}
+		sss := rs.ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			ss := sss.At(j)
+			if c.scopes != nil {
+				_, sctx.scopeOK = c.scopes[ss.Scope().Name()]
+				sctx.scopeName, sctx.scopeVer = ss.Scope().Name(), ss.Scope().Version()
+			}
+			spans := ss.Spans()
+			for k := 0; k < spans.Len(); k++ {
+				span := spans.At(k)
+				sctx.span = span
+				sctx.hasEvent = false
+				w := adjustedCount(span.TraceState().AsRaw(), span.SpanID())
+				dur := 0.0
+				if st, en := span.StartTimestamp(), span.EndTimestamp(); en > st {
+					dur = float64(en-st) / c.divisor
+				}
+				ex := c.maxEx > 0 && !span.TraceID().IsEmpty()
+				c.spanPlan.fill(&sctx, sc.vals)
+				var o, cr int64
+				res, o, cr = c.record(res, familySpan, sc.vals, w, dur, ex, span, now)
+				overflowed += o
+				created += cr
+
+				if c.eventPlan != nil {
+					evs := span.Events()
+					for e := 0; e < evs.Len(); e++ {
+						sctx.hasEvent = true
+						sctx.eventAttrs = evs.At(e).Attributes()
+						c.eventPlan.fill(&sctx, sc.evals)
+						res, o, cr = c.record(res, familyEvent, sc.evals, w, dur, ex, span, now)
+						overflowed += o
+						created += cr
+					}
+				}
+			}
+		}
+	}
+	c.scratch.Put(sc)
+
+	// Own metrics once per batch, not per span.
+	if skipped > 0 {
+		c.tb.RedmetricsSpansSkipped.Add(ctx, skipped)
+	}
+	if overflowed > 0 {
+		c.tb.RedmetricsSpansOverflowed.Add(ctx, overflowed)
+	}
+	if created > 0 {
+		c.tb.RedmetricsSeriesCreated.Add(ctx, created)
+	}
+	return nil
+}
+
+// record finds (or creates) the series of vals and adds one span to it. It
+// returns the resource to use for the next spans (a new one if res was
+// removed meanwhile), 1 if the span went to the overflow series, and 1 if a
+// series was created.
+func (c *connectorImp) record(res *resource, family uint8, vals []dimVal, w uint64, dur float64, ex bool, span ptrace.Span, now int64) (*resource, int64, int64) {
+	h := hashVals(c.seed, res.hash, family, vals)
+	sh := &c.shards[h>>c.shift]
+	sh.mu.Lock()
+	s := sh.find(h, res, family, vals)
+	var created int64
+	if s == nil {
+		s, created = c.create(sh, h, res, family, vals, now)
+		if s == nil {
+			sh.mu.Unlock()
+			c.overflowMu.Lock()
+			o := c.overflow[family]
+			if o == nil {
+				o = c.newSeries(0, nil, family, nil, now)
+				c.overflow[family] = o
+			}
+			c.update(o, w, dur, ex, span, now)
+			c.overflowMu.Unlock()
+			return res, 1, 0
+		}
+		res = s.res
+	}
+	c.update(s, w, dur, ex, span, now)
+	sh.mu.Unlock()
+	return res, 0, created
+}
+
+// create makes a new series under the shard lock, or returns nil when the
+// cardinality limit is reached.
+func (c *connectorImp) create(sh *shard, h uint64, res *resource, family uint8, vals []dimVal, now int64) (*series, int64) {
+	if n := c.live.Add(1); c.limit > 0 && n > c.limit {
+		c.live.Add(-1)
+		return nil, 0
+	}
+	if r := c.res.acquire(res); r != res {
+		// The resource was swept between lookup and now; the live one may
+		// already hold this series.
+		if s := sh.find(h, r, family, vals); s != nil {
+			c.res.release(r)
+			c.live.Add(-1)
+			return s, 0
+		}
+		res = r
+	}
+	s := c.newSeries(h, res, family, cloneVals(vals), now)
+	sh.insert(s)
+	return s, 1
+}
+
+func (c *connectorImp) newSeries(h uint64, res *resource, family uint8, vals []dimVal, now int64) *series {
+	s := &series{hash: h, res: res, family: family, vals: vals, start: now, lastSeen: now}
+	if family == familySpan && !c.histDisabled {
+		if c.expo {
+			s.expo = newExpoHist()
+		} else {
+			s.buckets = make([]uint64, len(c.bounds)+1)
+		}
+	}
+	return s
+}
+
+// update adds one span (standing for w spans) to s. Caller holds s's lock.
+func (c *connectorImp) update(s *series, w uint64, dur float64, ex bool, span ptrace.Span, now int64) {
+	s.lastSeen = now
+	s.count += w
+	if s.family == familySpan {
+		s.sum += dur * float64(w)
+		if s.buckets != nil {
+			s.buckets[bucketIndex(c.bounds, dur)] += w
+		} else if s.expo != nil {
+			s.expo.record(dur, w, c.expoMax)
+		}
+	}
+	if ex {
+		s.addExemplar(c.maxEx, exemplar{traceID: span.TraceID(), spanID: span.SpanID(), value: dur, ts: span.EndTimestamp()})
+	}
+}

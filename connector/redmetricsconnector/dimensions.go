@@ -1,0 +1,311 @@
+package redmetricsconnector // import "github.com/otelcsp/otelcsp/connector/redmetricsconnector"
+
+import (
+	"hash/maphash"
+	"math"
+	"math/bits"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// slotKind says where a dimension's value comes from.
+type slotKind uint8
+
+const (
+	slotService slotKind = iota
+	slotSpanName
+	slotSpanKind
+	slotStatus
+	slotScopeName
+	slotScopeVersion
+	slotAttr // span attribute, then (for events) event attribute, then resource attribute, then default
+)
+
+// slot is one dimension of a series, in emission order.
+type slot struct {
+	kind   slotKind
+	name   string
+	hasDef bool
+	def    string
+}
+
+// valType records how a dimension value is held. vAbsent is part of the key:
+// a series whose dimension is missing never equals one whose dimension holds
+// an empty string.
+type valType uint8
+
+const (
+	vAbsent valType = iota
+	vStr
+	vInt
+	vDouble
+	vBool
+	vKind   // ptrace.SpanKind, emitted as contrib's SPAN_KIND_* string
+	vStatus // ptrace.StatusCode, emitted as contrib's STATUS_CODE_* string
+)
+
+// dimVal is one dimension value of a series. Strings are referenced while a
+// span is being matched and cloned only when a series is created, so the
+// lookup never allocates.
+type dimVal struct {
+	s string
+	n uint64
+	t valType
+}
+
+func (a dimVal) equal(b dimVal) bool { return a.t == b.t && a.n == b.n && a.s == b.s }
+
+// plan is the ordered list of dimensions of one metric family.
+type plan struct {
+	slots []slot
+	scope bool // any slot reads the instrumentation scope
+}
+
+// newSpanPlan builds the dimensions of calls/duration: the four defaults (less
+// exclusions), the scope dimensions when include_instrumentation_scope is set,
+// then the configured dimensions.
+func newSpanPlan(cfg *Config) *plan {
+	return buildPlan(cfg, nil)
+}
+
+// newEventPlan is the span plan followed by the events' own dimensions.
+func newEventPlan(cfg *Config) *plan {
+	return buildPlan(cfg, cfg.Events.Dimensions)
+}
+
+func buildPlan(cfg *Config, extra []Dimension) *plan {
+	excluded := map[string]bool{}
+	for _, e := range cfg.ExcludeDimensions {
+		excluded[e] = true
+	}
+	p := &plan{}
+	add := func(s slot) {
+		if !excluded[s.name] {
+			p.slots = append(p.slots, s)
+		}
+	}
+	add(slot{kind: slotService, name: serviceNameKey})
+	add(slot{kind: slotSpanName, name: spanNameKey})
+	add(slot{kind: slotSpanKind, name: spanKindKey})
+	add(slot{kind: slotStatus, name: statusCodeKey})
+	if len(cfg.IncludeInstrumentationScope) > 0 {
+		p.scope = true
+		p.slots = append(p.slots, slot{kind: slotScopeName, name: scopeNameKey}, slot{kind: slotScopeVersion, name: scopeVersionKey})
+	}
+	for _, d := range cfg.Dimensions {
+		s := slot{kind: slotAttr, name: d.Name}
+		if d.Default != nil {
+			s.hasDef, s.def = true, *d.Default
+		}
+		add(s)
+	}
+	for _, d := range extra {
+		s := slot{kind: slotAttr, name: d.Name}
+		if d.Default != nil {
+			s.hasDef, s.def = true, *d.Default
+		}
+		p.slots = append(p.slots, s)
+	}
+	return p
+}
+
+// spanCtx is what a plan reads a span's dimensions from.
+type spanCtx struct {
+	service    string
+	span       ptrace.Span
+	resAttrs   pcommon.Map
+	eventAttrs pcommon.Map
+	hasEvent   bool
+	scopeOK    bool // the span's scope is listed in include_instrumentation_scope
+	scopeName  string
+	scopeVer   string
+}
+
+// fill writes the span's dimension values into out (len(out) == len(slots)).
+func (p *plan) fill(c *spanCtx, out []dimVal) {
+	for i := range p.slots {
+		sl := &p.slots[i]
+		switch sl.kind {
+		case slotService:
+			out[i] = dimVal{t: vStr, s: c.service}
+		case slotSpanName:
+			out[i] = dimVal{t: vStr, s: c.span.Name()}
+		case slotSpanKind:
+			out[i] = dimVal{t: vKind, n: uint64(c.span.Kind())}
+		case slotStatus:
+			out[i] = dimVal{t: vStatus, n: uint64(c.span.Status().Code())}
+		case slotScopeName:
+			if c.scopeOK {
+				out[i] = dimVal{t: vStr, s: c.scopeName}
+			} else {
+				out[i] = dimVal{}
+			}
+		case slotScopeVersion:
+			if c.scopeOK && c.scopeVer != "" {
+				out[i] = dimVal{t: vStr, s: c.scopeVer}
+			} else {
+				out[i] = dimVal{}
+			}
+		case slotAttr:
+			// The most specific source wins: span, then event, then resource.
+			if v, ok := c.span.Attributes().Get(sl.name); ok {
+				out[i] = fromValue(v)
+				continue
+			}
+			if c.hasEvent {
+				if v, ok := c.eventAttrs.Get(sl.name); ok {
+					out[i] = fromValue(v)
+					continue
+				}
+			}
+			if v, ok := c.resAttrs.Get(sl.name); ok {
+				out[i] = fromValue(v)
+			} else if sl.hasDef {
+				out[i] = dimVal{t: vStr, s: sl.def}
+			} else {
+				out[i] = dimVal{}
+			}
+		}
+	}
+}
+
+// fromValue maps a pcommon.Value to a dimVal without allocating for the
+// scalar types; bytes, maps and slices (rare as dimensions) fall back to
+// their string form, as contrib's key does.
+func fromValue(v pcommon.Value) dimVal {
+	switch v.Type() {
+	case pcommon.ValueTypeStr:
+		return dimVal{t: vStr, s: v.Str()}
+	case pcommon.ValueTypeInt:
+		return dimVal{t: vInt, n: uint64(v.Int())}
+	case pcommon.ValueTypeDouble:
+		return dimVal{t: vDouble, n: math.Float64bits(v.Double())}
+	case pcommon.ValueTypeBool:
+		if v.Bool() {
+			return dimVal{t: vBool, n: 1}
+		}
+		return dimVal{t: vBool}
+	case pcommon.ValueTypeEmpty:
+		return dimVal{t: vStr}
+	default:
+		return dimVal{t: vStr, s: v.AsString()}
+	}
+}
+
+const mulK = 0x9E3779B97F4A7C15
+
+// mix folds x into h; the multiply makes the position of each value matter.
+func mix(h, x uint64) uint64 {
+	h ^= x
+	h *= mulK
+	return h ^ (h >> 29)
+}
+
+// hashVals hashes a series identity: its resource, its metric family and,
+// for each dimension, the value's type tag (so absent, "" and 0 differ) and
+// its content. Equality is always checked on a hash match, so the hash only
+// needs to spread well, not be collision-free.
+func hashVals(seed maphash.Seed, res uint64, family uint8, vals []dimVal) uint64 {
+	h := mix(res, uint64(family)+1)
+	for i := range vals {
+		v := &vals[i]
+		x := uint64(v.t) << 56
+		if v.t == vStr {
+			x ^= maphash.String(seed, v.s)
+		} else {
+			x ^= bits.RotateLeft64(v.n*mulK, 17) + v.n
+		}
+		h = mix(h, x)
+	}
+	return h
+}
+
+// hashValue hashes any pcommon.Value, used for resource identities.
+func hashValue(seed maphash.Seed, v pcommon.Value) uint64 {
+	switch v.Type() {
+	case pcommon.ValueTypeStr:
+		return maphash.String(seed, v.Str()) ^ 1
+	case pcommon.ValueTypeInt:
+		return mix(2, uint64(v.Int()))
+	case pcommon.ValueTypeDouble:
+		return mix(3, math.Float64bits(v.Double()))
+	case pcommon.ValueTypeBool:
+		if v.Bool() {
+			return mix(4, 1)
+		}
+		return mix(4, 0)
+	default:
+		return mix(uint64(v.Type())+5, maphash.String(seed, v.AsString()))
+	}
+}
+
+// cloneVals copies the values of a new series so it keeps no reference into
+// the request's memory.
+func cloneVals(vals []dimVal) []dimVal {
+	out := make([]dimVal, len(vals))
+	n := 0
+	for i := range vals {
+		n += len(vals[i].s)
+	}
+	// One backing allocation for every string of the series.
+	buf := make([]byte, 0, n)
+	for i := range vals {
+		out[i] = vals[i]
+		if s := vals[i].s; s != "" {
+			start := len(buf)
+			buf = append(buf, s...)
+			out[i].s = unsafeString(buf[start:])
+		}
+	}
+	return out
+}
+
+// putValue writes a dimension value into an attribute map.
+func putValue(m pcommon.Map, key string, v dimVal) {
+	switch v.t {
+	case vStr:
+		m.PutStr(key, v.s)
+	case vInt:
+		m.PutInt(key, int64(v.n))
+	case vDouble:
+		m.PutDouble(key, math.Float64frombits(v.n))
+	case vBool:
+		m.PutBool(key, v.n == 1)
+	case vKind:
+		m.PutStr(key, spanKindStr(ptrace.SpanKind(v.n)))
+	case vStatus:
+		m.PutStr(key, statusCodeStr(ptrace.StatusCode(v.n)))
+	}
+}
+
+// spanKindStr and statusCodeStr give the values contrib writes.
+func spanKindStr(k ptrace.SpanKind) string {
+	switch k {
+	case ptrace.SpanKindUnspecified:
+		return "SPAN_KIND_UNSPECIFIED"
+	case ptrace.SpanKindInternal:
+		return "SPAN_KIND_INTERNAL"
+	case ptrace.SpanKindServer:
+		return "SPAN_KIND_SERVER"
+	case ptrace.SpanKindClient:
+		return "SPAN_KIND_CLIENT"
+	case ptrace.SpanKindProducer:
+		return "SPAN_KIND_PRODUCER"
+	case ptrace.SpanKindConsumer:
+		return "SPAN_KIND_CONSUMER"
+	}
+	return ""
+}
+
+func statusCodeStr(c ptrace.StatusCode) string {
+	switch c {
+	case ptrace.StatusCodeUnset:
+		return "STATUS_CODE_UNSET"
+	case ptrace.StatusCodeOk:
+		return "STATUS_CODE_OK"
+	case ptrace.StatusCodeError:
+		return "STATUS_CODE_ERROR"
+	}
+	return ""
+}

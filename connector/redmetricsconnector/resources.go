@@ -1,0 +1,167 @@
+package redmetricsconnector // import "github.com/otelcsp/otelcsp/connector/redmetricsconnector"
+
+import (
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+)
+
+// resource is one distinct resource the series are grouped under (one
+// ResourceMetrics in the output). Its attributes are a private copy of the
+// first resource seen with that identity.
+type resource struct {
+	hash  uint64
+	attrs pcommon.Map
+	next  *resource
+	// live counts the series grouped under this resource.
+	live atomic.Int64
+	// dead is set under the registry's write lock when the resource is removed.
+	dead bool
+}
+
+// resources interns resources by identity: all resource attributes, or only
+// resource_metrics_key_attributes when configured (so attributes that change
+// across restarts do not split counters).
+type resources struct {
+	seed    maphash.Seed
+	keyAttr []string
+	mu      sync.RWMutex
+	m       map[uint64]*resource
+}
+
+func newResources(seed maphash.Seed, keyAttrs []string) *resources {
+	return &resources{seed: seed, keyAttr: keyAttrs, m: map[uint64]*resource{}}
+}
+
+// identityHash hashes the identifying attributes. Attribute order does not
+// matter: each key/value pair is hashed alone and the pair hashes are summed.
+func (r *resources) identityHash(attrs pcommon.Map) uint64 {
+	var h uint64
+	if len(r.keyAttr) > 0 {
+		for _, k := range r.keyAttr {
+			if v, ok := attrs.Get(k); ok {
+				h += mix(maphash.String(r.seed, k), hashValue(r.seed, v))
+			}
+		}
+		return mix(h, 1)
+	}
+	for k, v := range attrs.All() {
+		h += mix(maphash.String(r.seed, k), hashValue(r.seed, v))
+	}
+	return mix(h, 2)
+}
+
+// sameIdentity compares the identifying attributes of two resources.
+func (r *resources) sameIdentity(a, b pcommon.Map) bool {
+	if len(r.keyAttr) == 0 {
+		if a.Len() != b.Len() {
+			return false
+		}
+		for k, v := range a.All() {
+			w, ok := b.Get(k)
+			if !ok || !v.Equal(w) {
+				return false
+			}
+		}
+		return true
+	}
+	for _, k := range r.keyAttr {
+		va, oka := a.Get(k)
+		vb, okb := b.Get(k)
+		if oka != okb || (oka && !va.Equal(vb)) {
+			return false
+		}
+	}
+	return true
+}
+
+// get returns the interned resource for attrs, creating it on first sight.
+func (r *resources) get(attrs pcommon.Map) *resource {
+	h := r.identityHash(attrs)
+	r.mu.RLock()
+	for e := r.m[h]; e != nil; e = e.next {
+		if r.sameIdentity(e.attrs, attrs) {
+			r.mu.RUnlock()
+			return e
+		}
+	}
+	r.mu.RUnlock()
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for e := r.m[h]; e != nil; e = e.next {
+		if r.sameIdentity(e.attrs, attrs) {
+			return e
+		}
+	}
+	e := &resource{hash: h, attrs: pcommon.NewMap()}
+	attrs.CopyTo(e.attrs)
+	e.next = r.m[h]
+	r.m[h] = e
+	return e
+}
+
+// acquire counts one more series on e, unless e was removed meanwhile: then
+// it returns the live resource of the same identity, counted. Holding the
+// read lock while counting orders this against sweep, which removes only
+// resources with no series under the write lock, so a resource that holds a
+// series is never removed and no identity ever has two live resources.
+func (r *resources) acquire(e *resource) *resource {
+	for {
+		r.mu.RLock()
+		if !e.dead {
+			e.live.Add(1)
+			r.mu.RUnlock()
+			return e
+		}
+		r.mu.RUnlock()
+		e = r.get(e.attrs)
+	}
+}
+
+// release is called when a series of e is dropped.
+func (r *resources) release(e *resource) { e.live.Add(-1) }
+
+// sweep removes resources that hold no series, so a flood of distinct
+// resources whose spans all went to the overflow series stays bounded.
+func (r *resources) sweep() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for h, head := range r.m {
+		var first, last *resource
+		for e := head; e != nil; {
+			next := e.next
+			e.next = nil
+			if e.live.Load() > 0 {
+				if last == nil {
+					first = e
+				} else {
+					last.next = e
+				}
+				last = e
+			} else {
+				e.dead = true
+			}
+			e = next
+		}
+		if first == nil {
+			delete(r.m, h)
+		} else {
+			r.m[h] = first
+		}
+	}
+}
+
+func (r *resources) len() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	n := 0
+	for _, e := range r.m {
+		for ; e != nil; e = e.next {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,127 @@
+package redmetricsconnector // import "github.com/otelcsp/otelcsp/connector/redmetricsconnector"
+
+import (
+	"sync"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+)
+
+// Metric families. A span series carries both calls and duration (they share
+// dimensions); an event series carries the events count.
+const (
+	familySpan uint8 = iota
+	familyEvent
+)
+
+// exemplar is one trace/span ID sample of a data point.
+type exemplar struct {
+	traceID pcommon.TraceID
+	spanID  pcommon.SpanID
+	value   float64
+	ts      pcommon.Timestamp
+}
+
+// series is the aggregation state of one dimension set. It is owned by one
+// shard and only touched under that shard's lock.
+type series struct {
+	next   *series // next series of the same shard with the same hash
+	hash   uint64
+	res    *resource
+	vals   []dimVal
+	family uint8
+
+	start    int64 // unix ns the series was created (cumulative start time)
+	lastSeen int64 // unix ns of the batch that last updated it
+
+	count uint64  // calls (span series) or events (event series), adjusted
+	sum   float64 // sum of durations, weighted by adjusted count
+
+	buckets []uint64  // explicit histogram: len(bounds)+1 counters
+	expo    *expoHist // exponential histogram
+
+	exemplars []exemplar // ring, cap = max_per_data_point
+	exNext    int
+}
+
+// shard is one slice of the series table. Shards are picked by the top bits
+// of the series hash, so concurrent ConsumeTraces calls rarely meet on a lock.
+type shard struct {
+	mu sync.Mutex
+	m  map[uint64]*series
+	_  [40]byte // keep neighbouring shard locks on separate cache lines
+}
+
+// find returns the series with that identity or nil. vals are compared in
+// full: a hash match alone never merges two dimension sets.
+func (sh *shard) find(h uint64, res *resource, family uint8, vals []dimVal) *series {
+	for s := sh.m[h]; s != nil; s = s.next {
+		if s.res == res && s.family == family && valsEqual(s.vals, vals) {
+			return s
+		}
+	}
+	return nil
+}
+
+func (sh *shard) insert(s *series) {
+	s.next = sh.m[s.hash]
+	sh.m[s.hash] = s
+}
+
+func valsEqual(a, b []dimVal) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !a[i].equal(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// addExemplar keeps the most recent max exemplars of the flush interval.
+func (s *series) addExemplar(max int, e exemplar) {
+	if max <= 0 {
+		return
+	}
+	if len(s.exemplars) < max {
+		if s.exemplars == nil {
+			s.exemplars = make([]exemplar, 0, max)
+		}
+		s.exemplars = append(s.exemplars, e)
+		return
+	}
+	s.exemplars[s.exNext] = e
+	s.exNext = (s.exNext + 1) % max
+}
+
+func (s *series) clearExemplars() {
+	s.exemplars = s.exemplars[:0]
+	s.exNext = 0
+}
+
+// resetDelta zeroes what a delta flush reported, keeping the allocations so
+// the next interval's updates do not allocate.
+func (s *series) resetDelta() {
+	s.count = 0
+	s.sum = 0
+	clear(s.buckets)
+	if s.expo != nil {
+		s.expo.reset()
+	}
+}
+
+// bucketIndex returns the explicit bucket of v: bucket i holds values in
+// (bounds[i-1], bounds[i]], the last one values above every bound.
+func bucketIndex(bounds []float64, v float64) int {
+	lo, hi := 0, len(bounds)
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if bounds[mid] < v {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo
+}
