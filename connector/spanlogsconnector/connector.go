@@ -39,7 +39,9 @@ type spanLogs struct {
 	fp        fingerprinter
 	now       func() time.Time // injected in tests
 
-	ruleOpts []metric.AddOption // one pre-built attribute set per rule
+	// ruleOpts holds one pre-built option slice per rule: passing a slice
+	// with ... does not allocate, building the option per call would.
+	ruleOpts [][]metric.AddOption
 	scratch  sync.Pool
 	shutdown sync.Once
 }
@@ -77,7 +79,7 @@ func newSpanLogs(set component.TelemetrySettings, cfg *compiled, next consumer.L
 		now:       time.Now,
 	}
 	for _, r := range cfg.rules {
-		c.ruleOpts = append(c.ruleOpts, metric.WithAttributeSet(attribute.NewSet(attribute.String("rule", r.name))))
+		c.ruleOpts = append(c.ruleOpts, []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("rule", r.name)))})
 	}
 	n := len(cfg.rules)
 	c.scratch.New = func() any {
@@ -151,10 +153,10 @@ func (c *spanLogs) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 func (c *spanLogs) flushMetrics(ctx context.Context, sc *scratch) {
 	for i := range sc.emitted {
 		if n := sc.emitted[i]; n > 0 {
-			c.telemetry.SpanlogsRecordsEmitted.Add(ctx, n, c.ruleOpts[i])
+			c.telemetry.SpanlogsRecordsEmitted.Add(ctx, n, c.ruleOpts[i]...)
 		}
 		if n := sc.suppressed[i]; n > 0 {
-			c.telemetry.SpanlogsRecordsSuppressed.Add(ctx, n, c.ruleOpts[i])
+			c.telemetry.SpanlogsRecordsSuppressed.Add(ctx, n, c.ruleOpts[i]...)
 		}
 	}
 	if sc.evicted > 0 {
@@ -330,11 +332,28 @@ func (b *batch) emit(r *rule, span ptrace.Span, th time.Duration, first pcommon.
 }
 
 // copyAttributes fills dst with first (all of it) then the span attributes
-// the filter keeps, without overwriting keys first already set. The
-// capacity is reserved once so the attribute slice is allocated once.
+// the filter keeps, without overwriting keys first already set. The exact
+// capacity is reserved once, so the attribute slice is allocated once and
+// not at all when nothing is kept.
 func copyAttributes(dst, first, span pcommon.Map, f *attrFilter, extra bool) {
 	hasFirst := first != (pcommon.Map{}) && first.Len() > 0
-	n := span.Len()
+	if f.all() && !hasFirst && !extra {
+		if span.Len() > 0 {
+			span.CopyTo(dst)
+		}
+		return
+	}
+	n := 0
+	if f.all() {
+		n = span.Len()
+	} else {
+		span.Range(func(k string, _ pcommon.Value) bool {
+			if f.keep(k) {
+				n++
+			}
+			return true
+		})
+	}
 	if hasFirst {
 		n += first.Len()
 	}
@@ -342,10 +361,6 @@ func copyAttributes(dst, first, span pcommon.Map, f *attrFilter, extra bool) {
 		n++
 	}
 	if n == 0 {
-		return
-	}
-	if f.all() && !hasFirst && !extra {
-		span.CopyTo(dst)
 		return
 	}
 	dst.EnsureCapacity(n)
@@ -359,8 +374,10 @@ func copyAttributes(dst, first, span pcommon.Map, f *attrFilter, extra bool) {
 		if !f.keep(k) {
 			return true
 		}
-		if _, exists := dst.Get(k); exists {
-			return true
+		if hasFirst {
+			if _, exists := dst.Get(k); exists {
+				return true
+			}
 		}
 		v.CopyTo(dst.PutEmpty(k))
 		return true

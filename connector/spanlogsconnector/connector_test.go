@@ -38,7 +38,7 @@ func goldenInput() ptrace.Traces {
 		spanSpec{
 			name: "POST /pay", kind: ptrace.SpanKindServer, status: ptrace.StatusCodeError, msg: "card declined",
 			dur: 1500 * time.Millisecond, flags: 1,
-			attrs: map[string]any{"http.route": "/pay", "http.response.status_code": 500, "user.id": "u-1"},
+			attrs:  map[string]any{"http.route": "/pay", "http.response.status_code": 500, "user.id": "u-1"},
 			events: []eventSpec{{name: "exception", excType: "java.lang.IllegalStateException", msg: "card 4242 declined", stack: javaStack, offset: time.Second}},
 		},
 		spanSpec{name: "SELECT orders", kind: ptrace.SpanKindClient, status: ptrace.StatusCodeOk, dur: 750 * time.Millisecond, attrs: map[string]any{"db.system.name": "postgresql"}},
