@@ -144,8 +144,7 @@ type breaker struct {
 	openUntil      int64 // clock reading when the open state ends
 	lastReason     string
 	timer          stopper
-	rampSeen       float64
-	rampAdmitted   float64
+	rampAcc        float64
 	trips          uint64
 	lastActive     int64 // clock reading when the sweeper last saw it used
 }
@@ -275,8 +274,10 @@ func (b *breaker) allowAuto() (Permit, bool) {
 }
 
 // rampAdmitLocked admits the share (now-closedAt)/ramp_up of calls, spread
-// evenly: a call is admitted while the admitted count trails the share of
-// calls seen. It ends the ramp (clears flagRamp) once ramp_up has elapsed.
+// evenly and deterministically: each call adds the current share to an
+// accumulator and is admitted when it reaches one (error diffusion), so the
+// share admitted follows the ramp without bursts or catch-up. It ends the
+// ramp (clears flagRamp) once ramp_up has elapsed.
 func (b *breaker) rampAdmitLocked(now int64) bool {
 	elapsed := now - b.closedAt
 	if elapsed >= b.p.rampUp {
@@ -284,10 +285,9 @@ func (b *breaker) rampAdmitLocked(now int64) bool {
 		b.word.Store(w &^ flagRamp)
 		return true
 	}
-	share := float64(elapsed) / float64(b.p.rampUp)
-	b.rampSeen++
-	if b.rampAdmitted < share*b.rampSeen {
-		b.rampAdmitted++
+	b.rampAcc += float64(elapsed) / float64(b.p.rampUp)
+	if b.rampAcc >= 1 {
+		b.rampAcc--
 		return true
 	}
 	return false
@@ -401,7 +401,7 @@ func (b *breaker) done(p Permit, err error) {
 		return
 	}
 	if now == 0 {
-		now = b.core.clk.Now()
+		now = b.core.coarse()
 	}
 	bk := b.bucket(now)
 	bk.calls.Add(1)
@@ -607,7 +607,7 @@ func (b *breaker) toClosedLocked(now int64, reason string) {
 		b.buckets[i].slows.Store(0)
 	}
 	b.closedAt = now
-	b.rampSeen, b.rampAdmitted = 0, 0
+	b.rampAcc = 0
 	var flags uint64
 	if b.p.rampUp > 0 {
 		flags = flagRamp

@@ -29,6 +29,14 @@ type core struct {
 
 	idleExpiry int64
 	stallTick  int64 // 0: no policy watches slow calls
+	coarseTick int64
+
+	// coarseNow is the clock as of the last coarse tick. Reading the clock
+	// costs more than the rest of Allow+Done together, and a success only
+	// needs to know its window bucket, so the closed path reads this instead
+	// while the ticker runs.
+	coarseNow atomic.Int64
+	ticking   atomic.Bool
 
 	breakers sync.Map // string -> *breaker
 	count    atomic.Int64
@@ -85,6 +93,9 @@ func newCore(cfg *Config, clk clock, logger *zap.Logger, seed uint64) *core {
 	sortRules(c.globs)
 	sortRules(c.manual)
 	for _, p := range named {
+		if tick := max(p.bucketWidth/2, int64(time.Millisecond)); c.coarseTick == 0 || tick < c.coarseTick {
+			c.coarseTick = tick
+		}
 		if p.cohortWidth > 0 && (c.stallTick == 0 || p.cohortWidth < c.stallTick) {
 			c.stallTick = p.cohortWidth
 		}
@@ -169,6 +180,15 @@ func (c *core) reattach(b *breaker) {
 		}
 	}
 	b.mu.Unlock()
+}
+
+// coarse is the clock for bucketing successes and failures: the ticker's
+// reading while it runs (at most coarseTick old), the clock otherwise.
+func (c *core) coarse() int64 {
+	if c.ticking.Load() {
+		return c.coarseNow.Load()
+	}
+	return c.clk.Now()
 }
 
 func (c *core) random() float64 {
@@ -275,6 +295,9 @@ func (c *core) start() {
 		return
 	}
 	c.running = true
+	c.coarseNow.Store(c.clk.Now())
+	c.ticking.Store(true)
+	c.scheduleLocked("coarse", c.coarseTick, func(now int64) { c.coarseNow.Store(now) })
 	c.scheduleLocked("idle", max(c.idleExpiry/2, int64(time.Millisecond)), c.sweep)
 	if c.stallTick > 0 {
 		c.scheduleLocked("stall", c.stallTick, c.checkStalls)
@@ -298,6 +321,7 @@ func (c *core) scheduleLocked(name string, every int64, f func(now int64)) {
 func (c *core) stop() {
 	c.tickMu.Lock()
 	c.running = false
+	c.ticking.Store(false)
 	for name, t := range c.timers {
 		t.Stop()
 		delete(c.timers, name)

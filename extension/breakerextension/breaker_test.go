@@ -1,0 +1,666 @@
+// Copyright The otelcsp Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package breakerextension
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+var errBackend = status.Error(codes.Unavailable, "backend down")
+
+// testPolicy is deterministic: no jitter, ratios off unless a test sets them.
+func testPolicy() PolicyConfig {
+	p := defaultPolicy()
+	p.Jitter = 0
+	p.FailureRatio = 0
+	p.SlowCallRatio = 0
+	p.SuccessThreshold = 1
+	return p
+}
+
+type harness struct {
+	t      *testing.T
+	clk    *fakeClock
+	c      *core
+	mu     sync.Mutex
+	events []StateChange
+}
+
+func newHarness(t *testing.T, p PolicyConfig, mutate ...func(*Config)) *harness {
+	t.Helper()
+	cfg := createDefaultConfig()
+	cfg.PolicyConfig = p
+	for _, m := range mutate {
+		m(cfg)
+	}
+	require.NoError(t, cfg.Validate())
+	h := &harness{t: t, clk: newFakeClock()}
+	h.c = newCore(cfg, h.clk, zap.NewNop(), 42)
+	h.c.Subscribe(func(ch StateChange) {
+		h.mu.Lock()
+		h.events = append(h.events, ch)
+		h.mu.Unlock()
+	})
+	return h
+}
+
+func (h *harness) br(key string) *breaker { return h.c.get(key) }
+
+func (h *harness) transitions() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]string, 0, len(h.events))
+	for _, e := range h.events {
+		out = append(out, e.From.String()+">"+e.To.String()+":"+e.Reason)
+	}
+	return out
+}
+
+// call makes one call with the given outcome.
+func call(t *testing.T, b Breaker, err error) {
+	t.Helper()
+	p, aerr := b.Allow()
+	require.NoError(t, aerr)
+	p.Done(err)
+}
+
+func TestConsecutiveFailuresTrip(t *testing.T) {
+	h := newHarness(t, testPolicy())
+	b := h.br("a")
+	for range 4 {
+		call(t, b, errBackend)
+	}
+	assert.Equal(t, StateClosed, b.State())
+	call(t, b, nil) // a success resets the run
+	for range 4 {
+		call(t, b, errBackend)
+	}
+	assert.Equal(t, StateClosed, b.State())
+	call(t, b, errBackend)
+	assert.Equal(t, StateOpen, b.State())
+	_, err := b.Allow()
+	assert.ErrorIs(t, err, ErrOpen)
+	assert.Equal(t, []string{"closed>open:consecutive_failures"}, h.transitions())
+}
+
+func TestFullCycle(t *testing.T) {
+	p := testPolicy()
+	p.HalfOpenPermits = 2
+	p.SuccessThreshold = 2
+	h := newHarness(t, p)
+	b := h.br("a")
+	for range 5 {
+		call(t, b, errBackend)
+	}
+	require.Equal(t, StateOpen, b.State())
+	h.clk.Advance(999 * time.Millisecond)
+	require.Equal(t, StateOpen, b.State())
+	h.clk.Advance(time.Millisecond)
+	require.Equal(t, StateHalfOpen, b.State())
+
+	p1, err := b.Allow()
+	require.NoError(t, err)
+	p2, err := b.Allow()
+	require.NoError(t, err)
+	_, err = b.Allow()
+	require.ErrorIs(t, err, ErrOpen, "third probe exceeds half_open_permits")
+	p1.Done(nil)
+	assert.Equal(t, StateHalfOpen, b.State())
+	p3, err := b.Allow() // p1's slot is free again
+	require.NoError(t, err)
+	p2.Done(nil)
+	assert.Equal(t, StateClosed, b.State())
+	p3.Done(errBackend) // from the half-open generation: ignored
+	assert.Equal(t, StateClosed, b.State())
+	assert.Equal(t, int64(0), b.consec.Load())
+	assert.Equal(t, []string{
+		"closed>open:consecutive_failures",
+		"open>half_open:open_duration_elapsed",
+		"half_open>closed:success_threshold",
+	}, h.transitions())
+}
+
+func TestProbeFailureReopensAndBackoffGrowsToCap(t *testing.T) {
+	p := testPolicy()
+	p.OpenDuration = time.Second
+	p.MaxOpenDuration = 10 * time.Second
+	p.BackoffMultiplier = 2
+	h := newHarness(t, p)
+	b := h.br("a")
+	for range 5 {
+		call(t, b, errBackend)
+	}
+	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 10 * time.Second, 10 * time.Second}
+	for i, d := range want {
+		require.Equal(t, StateOpen, b.State(), "round %d", i)
+		h.clk.Advance(d - time.Millisecond)
+		require.Equal(t, StateOpen, b.State(), "round %d: opened for less than %v", i, d)
+		h.clk.Advance(time.Millisecond)
+		require.Equal(t, StateHalfOpen, b.State(), "round %d: still open after %v", i, d)
+		call(t, b, errBackend) // the probe fails
+	}
+}
+
+func TestBackoffResetsAfterLongClose(t *testing.T) {
+	p := testPolicy()
+	p.MaxOpenDuration = 5 * time.Second
+	h := newHarness(t, p)
+	b := h.br("a")
+	trip := func() {
+		for range 5 {
+			call(t, b, errBackend)
+		}
+		require.Equal(t, StateOpen, b.State())
+	}
+	trip()
+	h.clk.Advance(time.Second)
+	call(t, b, errBackend) // probe fails: level 2 → 2s
+	h.clk.Advance(2 * time.Second)
+	call(t, b, nil) // closes
+	require.Equal(t, StateClosed, b.State())
+	trip() // soon after closing: keeps growing (4s)
+	h.clk.Advance(3 * time.Second)
+	require.Equal(t, StateOpen, b.State())
+	h.clk.Advance(time.Second)
+	call(t, b, nil)
+	require.Equal(t, StateClosed, b.State())
+	h.clk.Advance(5 * time.Second) // stays closed for max_open_duration
+	trip()
+	h.clk.Advance(time.Second) // back to open_duration
+	assert.Equal(t, StateHalfOpen, b.State())
+}
+
+func TestJitterBounds(t *testing.T) {
+	p := testPolicy()
+	p.Jitter = 0.5
+	p.OpenDuration = time.Second
+	p.MaxOpenDuration = 4 * time.Second
+	h := newHarness(t, p)
+	for i := range 200 {
+		b := h.br("k" + string(rune('a'+i%26)) + string(rune('a'+i/26)))
+		for range 5 {
+			call(t, b, errBackend)
+		}
+		b.mu.Lock()
+		d := time.Duration(b.openUntil - h.clk.Now())
+		b.mu.Unlock()
+		require.GreaterOrEqual(t, d, 500*time.Millisecond)
+		require.LessOrEqual(t, d, time.Second)
+	}
+	// The capped duration is jittered below the cap, never above.
+	b := h.br("capped")
+	for range 5 {
+		call(t, b, errBackend)
+	}
+	seen := map[time.Duration]bool{}
+	for range 20 {
+		b.mu.Lock()
+		until := b.openUntil
+		b.mu.Unlock()
+		h.clk.Advance(time.Duration(until - h.clk.Now()))
+		require.Equal(t, StateHalfOpen, b.State())
+		call(t, b, errBackend)
+		b.mu.Lock()
+		d := time.Duration(b.openUntil - h.clk.Now())
+		b.mu.Unlock()
+		require.LessOrEqual(t, d, 4*time.Second)
+		require.Greater(t, d, 0*time.Second)
+		seen[d] = true
+	}
+	assert.Greater(t, len(seen), 5, "jitter should vary durations")
+}
+
+func TestFailureRatioOverSlidingWindow(t *testing.T) {
+	p := testPolicy()
+	p.ConsecutiveFailures = 0
+	p.FailureRatio = 0.5
+	p.MinCalls = 10
+	p.Window = 10 * time.Second
+	p.WindowBuckets = 10
+	h := newHarness(t, p)
+	b := h.br("a")
+	// 4 failures and 5 successes: 9 calls < min_calls, no trip.
+	for i := range 9 {
+		if i%2 == 0 {
+			call(t, b, errBackend)
+		} else {
+			call(t, b, nil)
+		}
+	}
+	require.Equal(t, StateClosed, b.State())
+	// Let them slide out of the window, then the ratio starts afresh.
+	h.clk.Advance(11 * time.Second)
+	for range 9 {
+		call(t, b, nil)
+	}
+	call(t, b, errBackend) // 1/10
+	require.Equal(t, StateClosed, b.State())
+	for range 8 {
+		call(t, b, errBackend)
+	}
+	require.Equal(t, StateOpen, b.State(), "9 failures of 18 calls reach 0.5")
+	assert.Equal(t, []string{"closed>open:failure_ratio"}, h.transitions())
+}
+
+func TestSlowCallRatio(t *testing.T) {
+	p := testPolicy()
+	p.SlowCallDuration = 100 * time.Millisecond
+	p.SlowCallRatio = 0.5
+	p.MinCalls = 4
+	h := newHarness(t, p)
+	b := h.br("a")
+	fast := func() { call(t, b, nil) }
+	slow := func() {
+		pm, err := b.Allow()
+		require.NoError(t, err)
+		h.clk.Advance(150 * time.Millisecond)
+		pm.Done(nil)
+	}
+	fast()
+	fast()
+	slow()
+	require.Equal(t, StateClosed, b.State())
+	slow()
+	require.Equal(t, StateOpen, b.State())
+	assert.Equal(t, []string{"closed>open:slow_call_ratio"}, h.transitions())
+}
+
+func TestStallDetection(t *testing.T) {
+	p := testPolicy()
+	p.SlowCallDuration = 100 * time.Millisecond
+	p.ConsecutiveFailures = 3
+	h := newHarness(t, p)
+	h.c.start()
+	defer h.c.stop()
+	b := h.br("blackhole")
+	// Two calls hang: fewer than consecutive_failures, no trip.
+	p1, _ := b.Allow()
+	p2, _ := b.Allow()
+	h.clk.Advance(time.Second)
+	require.Equal(t, StateClosed, b.State())
+	assert.Equal(t, int64(2), b.stalled(h.clk.Now()))
+	// A third one: as soon as it is in flight past slow_call_duration, trip,
+	// without any call finishing.
+	p3, _ := b.Allow()
+	h.clk.Advance(100 * time.Millisecond)
+	require.Equal(t, StateClosed, b.State(), "100ms is not yet past 100ms at cohort precision")
+	h.clk.Advance(60 * time.Millisecond)
+	require.Equal(t, StateOpen, b.State())
+	assert.Equal(t, []string{"closed>open:stall"}, h.transitions())
+	// They finish late: in-flight accounting returns to zero.
+	p1.Done(errBackend)
+	p2.Done(nil)
+	p3.Done(context.DeadlineExceeded)
+	assert.Equal(t, int64(0), b.stalled(h.clk.Now()))
+	assert.Equal(t, int64(0), b.ancient.Load())
+}
+
+func TestStalledCallsWeighInSlowRatio(t *testing.T) {
+	p := testPolicy()
+	p.SlowCallDuration = 100 * time.Millisecond
+	p.SlowCallRatio = 0.5
+	p.MinCalls = 4
+	p.ConsecutiveFailures = 0
+	h := newHarness(t, p)
+	h.c.start()
+	defer h.c.stop()
+	b := h.br("a")
+	call(t, b, nil)
+	call(t, b, nil)
+	_, _ = b.Allow()
+	_, _ = b.Allow()
+	h.clk.Advance(200 * time.Millisecond)
+	assert.Equal(t, StateOpen, b.State(), "2 stalled of 4 reaches 0.5")
+}
+
+func TestRampUp(t *testing.T) {
+	p := testPolicy()
+	p.RampUp = 10 * time.Second
+	h := newHarness(t, p)
+	b := h.br("a")
+	for range 5 {
+		call(t, b, errBackend)
+	}
+	h.clk.Advance(time.Second)
+	call(t, b, nil) // the probe closes it
+	require.Equal(t, StateClosed, b.State())
+	admitted := func(n int) int {
+		ok := 0
+		for range n {
+			if pm, err := b.Allow(); err == nil {
+				ok++
+				pm.Done(nil)
+			} else {
+				require.ErrorIs(t, err, ErrOpen)
+			}
+		}
+		return ok
+	}
+	assert.Equal(t, 0, admitted(100), "right after closing nothing is admitted")
+	h.clk.Advance(2500 * time.Millisecond)
+	assert.InDelta(t, 25, admitted(100), 2)
+	h.clk.Advance(5 * time.Second)
+	assert.InDelta(t, 75, admitted(100), 2)
+	h.clk.Advance(2500 * time.Millisecond)
+	assert.Equal(t, 100, admitted(100))
+	assert.Zero(t, b.word.Load()&flagRamp, "ramp flag cleared: back on the fast path")
+}
+
+func TestThrottleHoldsOpen(t *testing.T) {
+	p := testPolicy()
+	p.MaxOpenDuration = 30 * time.Second
+	h := newHarness(t, p)
+	b := h.br("a")
+	st, err := status.New(codes.ResourceExhausted, "slow down").WithDetails(retryInfo(7 * time.Second))
+	require.NoError(t, err)
+	call(t, b, st.Err())
+	require.Equal(t, StateOpen, b.State(), "one throttle response opens it")
+	h.clk.Advance(7*time.Second - time.Millisecond)
+	require.Equal(t, StateOpen, b.State())
+	h.clk.Advance(time.Millisecond)
+	require.Equal(t, StateHalfOpen, b.State())
+	// A throttled probe holds it open again, capped at max_open_duration.
+	call(t, b, &HTTPStatusError{StatusCode: 429, RetryAfter: time.Hour})
+	h.clk.Advance(30*time.Second - time.Millisecond)
+	require.Equal(t, StateOpen, b.State())
+	h.clk.Advance(time.Millisecond)
+	require.Equal(t, StateHalfOpen, b.State())
+	assert.Equal(t, []string{
+		"closed>open:throttled", "open>half_open:open_duration_elapsed",
+		"half_open>open:throttled", "open>half_open:open_duration_elapsed",
+	}, h.transitions())
+}
+
+func TestIgnoredOutcomesDoNotTrip(t *testing.T) {
+	h := newHarness(t, testPolicy())
+	b := h.br("a")
+	for range 20 {
+		call(t, b, context.Canceled)
+		call(t, b, status.Error(codes.InvalidArgument, "bad"))
+	}
+	assert.Equal(t, StateClosed, b.State())
+	assert.Equal(t, uint64(40), b.nIgnored.Load())
+}
+
+func TestIgnoredProbeFreesItsSlot(t *testing.T) {
+	h := newHarness(t, testPolicy())
+	b := h.br("a")
+	for range 5 {
+		call(t, b, errBackend)
+	}
+	h.clk.Advance(time.Second)
+	call(t, b, context.Canceled)
+	require.Equal(t, StateHalfOpen, b.State())
+	call(t, b, nil)
+	require.Equal(t, StateClosed, b.State())
+}
+
+func TestStalePermitsDoNotCount(t *testing.T) {
+	h := newHarness(t, testPolicy())
+	b := h.br("a")
+	old := make([]Permit, 0, 10)
+	for range 10 {
+		pm, err := b.Allow()
+		require.NoError(t, err)
+		old = append(old, pm)
+	}
+	for _, pm := range old[:5] {
+		pm.Done(errBackend)
+	}
+	require.Equal(t, StateOpen, b.State())
+	h.clk.Advance(time.Second)
+	call(t, b, nil)
+	require.Equal(t, StateClosed, b.State())
+	for _, pm := range old[5:] {
+		pm.Done(errBackend) // from before the trip: must not re-open it
+	}
+	assert.Equal(t, StateClosed, b.State())
+	var zero Permit
+	zero.Done(errBackend) // no-op
+}
+
+func TestManualStates(t *testing.T) {
+	h := newHarness(t, testPolicy())
+	b := h.br("a")
+
+	h.c.SetManualState("a", ManualForcedOpen)
+	assert.Equal(t, StateOpen, b.State())
+	_, err := b.Allow()
+	require.ErrorIs(t, err, ErrOpen)
+
+	h.c.SetManualState("a", ManualDisabled)
+	assert.Equal(t, StateClosed, b.State())
+	for range 10 {
+		call(t, b, errBackend) // not recorded by the machine
+	}
+	assert.Equal(t, StateClosed, State(wordState(b.word.Load())))
+
+	h.c.SetManualState("a", ManualMetricsOnly)
+	for range 5 {
+		call(t, b, errBackend)
+	}
+	assert.Equal(t, StateOpen, State(wordState(b.word.Load())), "the shadow machine tripped")
+	assert.Equal(t, StateClosed, b.State(), "callers still see closed")
+	rejectedBefore := b.nRejected.Load()
+	call(t, b, nil) // admitted although the machine is open
+	assert.Equal(t, rejectedBefore+1, b.nRejected.Load(), "shadow rejection is counted")
+	snap := b.snapshot(h.clk.Now(), time.Now())
+	assert.Equal(t, "open", snap.Machine)
+	assert.Equal(t, "closed", snap.State)
+	assert.Equal(t, "metrics_only", snap.Manual)
+	require.NotNil(t, snap.NextProbe)
+
+	h.c.SetManualState("a", ManualNone)
+	assert.Equal(t, StateOpen, b.State(), "back to automatic: the machine's state shows")
+	_, err = b.Allow()
+	require.ErrorIs(t, err, ErrOpen)
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var shadow, manual int
+	for _, e := range h.events {
+		if e.Shadow {
+			shadow++
+		}
+		if len(e.Reason) > 7 && e.Reason[:7] == "manual:" {
+			manual++
+		}
+	}
+	assert.Equal(t, 1, shadow, "the metrics_only trip is a shadow change")
+	assert.Equal(t, 4, manual)
+}
+
+func TestManualStatesFromConfig(t *testing.T) {
+	h := newHarness(t, testPolicy(), func(c *Config) {
+		c.Manual = map[string]string{"canary-*": "forced_open", "*": "metrics_only"}
+	})
+	assert.Equal(t, StateOpen, h.br("canary-1").State())
+	b := h.br("other")
+	for range 10 {
+		call(t, b, errBackend)
+	}
+	assert.Equal(t, StateClosed, b.State())
+}
+
+func TestSubscribersInOrderOutsideLocks(t *testing.T) {
+	h := newHarness(t, testPolicy())
+	b := h.br("a")
+	var seen []string
+	// A subscriber that calls back into the breaker (State takes its lock;
+	// SetManualState causes a nested change): must neither deadlock nor
+	// reorder.
+	h.c.Subscribe(func(ch StateChange) {
+		seen = append(seen, ch.To.String()+"/"+b.State().String())
+		if ch.To == StateOpen && ch.Reason == "consecutive_failures" {
+			h.c.SetManualState("a", ManualForcedOpen)
+		}
+	})
+	for range 5 {
+		call(t, b, errBackend)
+	}
+	assert.Equal(t, []string{"open/open", "open/open"}, seen)
+	assert.Equal(t, []string{"closed>open:consecutive_failures", "open>open:manual:forced_open"}, h.transitions())
+}
+
+func TestGenerationOnlyGrows(t *testing.T) {
+	h := newHarness(t, testPolicy())
+	b := h.br("a")
+	var last uint64
+	h.c.Subscribe(func(ch StateChange) {
+		if ch.Reason[:min(len(ch.Reason), 6)] != "manual" {
+			assert.Greater(t, ch.Generation, last)
+		}
+		last = ch.Generation
+	})
+	for range 3 {
+		for range 5 {
+			call(t, b, errBackend)
+		}
+		h.clk.Advance(time.Minute)
+		call(t, b, nil)
+	}
+	assert.Equal(t, uint64(10), last, "three cycles of three transitions from generation 1")
+}
+
+func TestIdleExpiry(t *testing.T) {
+	h := newHarness(t, testPolicy(), func(c *Config) { c.IdleExpiry = time.Minute })
+	h.c.start()
+	defer h.c.stop()
+	keep := h.br("keep")
+	gone := h.br("gone")
+	call(t, gone, nil)
+	call(t, gone, errBackend)
+	opened := h.br("opened")
+	for range 5 {
+		call(t, opened, errBackend)
+	}
+	h.c.SetManualState("manual", ManualForcedOpen)
+	for range 6 {
+		call(t, keep, nil)
+		h.clk.Advance(30 * time.Second)
+	}
+	_, ok := h.c.breakers.Load("gone")
+	assert.False(t, ok, "unused key is forgotten")
+	_, ok = h.c.breakers.Load("keep")
+	assert.True(t, ok)
+	_, ok = h.c.breakers.Load("manual")
+	assert.True(t, ok, "manual states are kept")
+	assert.Equal(t, uint64(1), h.c.retired.failure.Load(), "forgotten counts stay in the totals")
+	assert.Equal(t, uint64(1+6), h.c.totals().success)
+
+	// A holder of the forgotten breaker uses it again: it comes back.
+	call(t, gone, nil)
+	v, ok := h.c.breakers.Load("gone")
+	require.True(t, ok)
+	assert.Same(t, gone, v.(*breaker))
+	assert.Zero(t, gone.word.Load()&flagDetached)
+	assert.Equal(t, int64(4), h.c.count.Load())
+}
+
+func TestPolicyByGlob(t *testing.T) {
+	h := newHarness(t, testPolicy(), func(c *Config) {
+		strict := c.PolicyConfig
+		strict.ConsecutiveFailures = 1
+		lax := c.PolicyConfig
+		lax.ConsecutiveFailures = 100
+		c.Policies = map[string]PolicyConfig{"strict": strict, "lax": lax}
+		c.Keys = map[string]string{"*:4317": "lax", "critical-*:4317": "strict"}
+	})
+	assert.Equal(t, "strict", h.br("critical-1:4317").p.name)
+	assert.Equal(t, "lax", h.br("x:4317").p.name)
+	assert.Equal(t, "default", h.br("x:4318").p.name)
+	call(t, h.br("critical-1:4317"), errBackend)
+	assert.Equal(t, StateOpen, h.br("critical-1:4317").State())
+}
+
+func TestGlobMatch(t *testing.T) {
+	for _, tc := range []struct {
+		p, s string
+		ok   bool
+	}{
+		{"*", "", true}, {"*", "http://a/b:1", true}, {"a*", "abc", true}, {"a*c", "abbbc", true},
+		{"a?c", "abc", true}, {"a?c", "ac", false}, {"*.svc:4317", "x.ns.svc:4317", true},
+		{"*.svc:4317", "x.ns.svc:4318", false}, {"abc", "abd", false}, {"a*b*c", "aXbYc", true}, {"a*b*c", "aXbY", false},
+	} {
+		assert.Equal(t, tc.ok, globMatch(tc.p, tc.s), "%q ~ %q", tc.p, tc.s)
+	}
+}
+
+func TestConcurrentUse(t *testing.T) {
+	p := testPolicy()
+	p.FailureRatio = 0.3
+	p.MinCalls = 10
+	p.SlowCallDuration = 50 * time.Millisecond
+	p.SlowCallRatio = 0.5
+	p.HalfOpenPermits = 3
+	p.RampUp = time.Second
+	h := newHarness(t, p)
+	h.c.start()
+	defer h.c.stop()
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	wg.Add(1)
+	go func() { // time moves while workers run
+		defer wg.Done()
+		for i := 0; i < 2000; i++ {
+			h.clk.Advance(7 * time.Millisecond)
+			if i%500 == 0 {
+				h.c.SetManualState("k1", ManualState(i/500%4))
+			}
+		}
+		close(stop)
+	}()
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			keys := []string{"k0", "k1", "k2"}
+			for i := 0; i < 20000; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				b := h.c.Breaker(keys[(i+w)%3])
+				pm, err := b.Allow()
+				if err != nil {
+					continue
+				}
+				if (i*7+w)%5 == 0 {
+					pm.Done(errBackend)
+				} else {
+					pm.Done(nil)
+				}
+				_ = b.State()
+			}
+		}()
+	}
+	wg.Wait()
+	for _, s := range h.c.Snapshot() {
+		assert.Equal(t, int64(0), s.Stalled, s.Key)
+		assert.LessOrEqual(t, s.HalfOpenInFlight, int32(3))
+	}
+}
+
+func TestRejectedErrorIsErrOpen(t *testing.T) {
+	err := error(&RejectedError{Key: "a", RetryAfter: time.Second})
+	assert.ErrorIs(t, err, ErrOpen)
+	st, ok := status.FromError(err)
+	require.True(t, ok)
+	assert.Equal(t, codes.Unavailable, st.Code())
+	assert.Len(t, st.Details(), 1)
+	o, _ := Classify(err)
+	assert.Equal(t, OutcomeIgnored, o, "a rejection says nothing about the backend")
+	assert.False(t, errors.Is(errBackend, ErrOpen))
+}
