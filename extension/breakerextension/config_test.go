@@ -1,0 +1,129 @@
+// Copyright The otelcsp Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package breakerextension
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
+	"go.opentelemetry.io/collector/confmap"
+
+	"github.com/otelcsp/otelcsp/extension/breakerextension/internal/metadata"
+)
+
+func loadConfig(t *testing.T, name string) (*Config, error) {
+	t.Helper()
+	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
+	require.NoError(t, err)
+	id := component.NewID(metadata.Type)
+	if name != "" {
+		id = component.NewIDWithName(metadata.Type, name)
+	}
+	sub, err := cm.Sub(id.String())
+	require.NoError(t, err)
+	cfg := createDefaultConfig()
+	if err := sub.Unmarshal(cfg); err != nil {
+		return nil, err
+	}
+	return cfg, confmap.Validate(cfg)
+}
+
+func TestConfigDefaults(t *testing.T) {
+	cfg, err := loadConfig(t, "")
+	require.NoError(t, err)
+	want := createDefaultConfig()
+	assert.Equal(t, want, cfg)
+	assert.Equal(t, 5, cfg.ConsecutiveFailures)
+	assert.InDelta(t, 0.5, cfg.FailureRatio, 0)
+	assert.Equal(t, 10*time.Second, cfg.Window)
+	assert.Equal(t, 10, cfg.WindowBuckets)
+	assert.Equal(t, 20, cfg.MinCalls)
+	assert.Equal(t, time.Duration(0), cfg.SlowCallDuration)
+	assert.Equal(t, time.Second, cfg.OpenDuration)
+	assert.Equal(t, time.Minute, cfg.MaxOpenDuration)
+	assert.Equal(t, 1, cfg.HalfOpenPermits)
+	assert.Equal(t, 2, cfg.SuccessThreshold)
+	assert.Equal(t, 10*time.Minute, cfg.IdleExpiry)
+	assert.False(t, cfg.HTTP.HasValue(), "the HTTP endpoint is off by default")
+	require.NoError(t, componentValidate(cfg))
+}
+
+func componentValidate(cfg *Config) error { return confmap.Validate(cfg) }
+
+func TestConfigAllKeys(t *testing.T) {
+	cfg, err := loadConfig(t, "all")
+	require.NoError(t, err)
+	def := PolicyConfig{
+		ConsecutiveFailures: 3, FailureRatio: 0.25, Window: 30 * time.Second, WindowBuckets: 30,
+		MinCalls: 50, SlowCallDuration: 2 * time.Second, SlowCallRatio: 0.8,
+		OpenDuration: 500 * time.Millisecond, MaxOpenDuration: 2 * time.Minute,
+		BackoffMultiplier: 1.5, Jitter: 0.1, HalfOpenPermits: 4, SuccessThreshold: 3, RampUp: 20 * time.Second,
+	}
+	assert.Equal(t, def, cfg.PolicyConfig)
+	strict := def
+	strict.ConsecutiveFailures = 1
+	patient := def
+	patient.OpenDuration = 5 * time.Second
+	patient.RampUp = 0
+	assert.Equal(t, map[string]PolicyConfig{"strict": strict, "patient": patient}, cfg.Policies,
+		"named policies start from the default policy")
+	assert.Equal(t, map[string]string{"critical-*": "strict", "*.batch.svc:4317": "patient"}, cfg.Keys)
+	assert.Equal(t, map[string]string{"canary-*": "metrics_only"}, cfg.Manual)
+	assert.Equal(t, time.Hour, cfg.IdleExpiry)
+	require.True(t, cfg.HTTP.HasValue())
+	assert.Equal(t, "127.0.0.1:0", cfg.HTTP.Get().NetAddr.Endpoint)
+}
+
+func TestConfigHTTPDefaultEndpoint(t *testing.T) {
+	cfg := createDefaultConfig()
+	assert.Equal(t, DefaultHTTPEndpoint, cfg.HTTP.GetOrInsertDefault().NetAddr.Endpoint)
+	assert.Contains(t, DefaultHTTPEndpoint, "127.0.0.1:")
+}
+
+func TestConfigInvalid(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		errs []string
+	}{
+		{"typo", []string{"consecutive_failure"}},
+		{"bad_ratio", []string{`"failure_ratio": must be in [0, 1], got 1.5`}},
+		{"unknown_policy", []string{`"keys::*": unknown policy "nope"`}},
+		{"bad_manual", []string{`"manual::x": unknown manual state "open"`}},
+		{"bad_durations", []string{`"max_open_duration": must be >= open_duration (2s), got 1s`, `"window": must be > 0, got 0s`}},
+		{"bad_counts", []string{
+			`"consecutive_failures": must be >= 0, got -1`, `"half_open_permits": must be >= 1, got 0`,
+			`"success_threshold": must be >= 1, got 0`, `"min_calls": must be >= 1, got 0`,
+			`"window_buckets": must be in [1, 1000], got 0`,
+		}},
+		{"bad_slow", []string{
+			`"slow_call_duration": must be 0 (off) or >= 4ms, got 1ms`, `"jitter": must be in [0, 1), got 1`,
+			`"backoff_multiplier": must be >= 1, got 0.5`, `"ramp_up": must be >= 0, got -1s`,
+			`"idle_expiry": must be > 0, got 0s`,
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := loadConfig(t, tc.name)
+			require.Error(t, err)
+			for _, want := range tc.errs {
+				assert.ErrorContains(t, err, want)
+			}
+		})
+	}
+}
+
+func TestConfigNamedPolicyValidated(t *testing.T) {
+	cfg := createDefaultConfig()
+	bad := cfg.PolicyConfig
+	bad.Jitter = -1
+	cfg.Policies = map[string]PolicyConfig{"p": bad}
+	assert.ErrorContains(t, cfg.Validate(), `"policies::p::jitter": must be in [0, 1), got -1`)
+	cfg.Policies = nil
+	cfg.Keys = map[string]string{"*": "default"}
+	assert.NoError(t, cfg.Validate(), "the default policy can be named explicitly")
+}
