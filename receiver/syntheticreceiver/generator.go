@@ -129,7 +129,12 @@ func (g *generator) trace(nowNano int64) int {
 	end, _ := g.span(root, tid, pcommon.SpanID{}, 0)
 	if g.canary {
 		g.seq++
-		g.curSpans[0].Attributes().PutInt(attrSequence, g.seq)
+		// The root's attributes always hold the key (see compileTopology).
+		if v, ok := g.curSpans[0].Attributes().Get(attrSequence); ok {
+			v.SetInt(g.seq)
+		} else {
+			g.curSpans[0].Attributes().PutInt(attrSequence, g.seq)
+		}
 	}
 	base := uint64(nowNano - int64(end))
 	for _, s := range g.curSpans {
