@@ -73,6 +73,18 @@ func TestLoadConfig(t *testing.T) {
 	assert.Equal(t, sevFatal, comp.rules[0].severity)
 }
 
+func TestLoadConfigReadmeExample(t *testing.T) {
+	cfg, err := loadConfig(t, "readme")
+	require.NoError(t, err)
+	comp, err := compileConfig(cfg)
+	require.NoError(t, err)
+	require.Len(t, comp.rules, 4)
+	assert.Equal(t, sevInfo, comp.rules[3].severity)
+	assert.True(t, comp.rules[3].severityFixed)
+	assert.InDelta(t, 0.0, comp.rules[3].rate, 0)
+	assert.Equal(t, uint8(1<<2|1<<5), comp.rules[0].kinds, "server and consumer")
+}
+
 func TestLoadConfigUnknownKeys(t *testing.T) {
 	_, err := loadConfig(t, "typo")
 	assert.ErrorContains(t, err, "rate_per_fingerprnt")

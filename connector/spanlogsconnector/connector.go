@@ -92,7 +92,14 @@ func newSpanLogs(set component.TelemetrySettings, cfg *compiled, next consumer.L
 	return c, nil
 }
 
-func (c *spanLogs) Start(context.Context, component.Host) error { return nil }
+func (c *spanLogs) Start(context.Context, component.Host) error {
+	names := make([]string, len(c.cfg.rules))
+	for i, r := range c.cfg.rules {
+		names[i] = r.name
+	}
+	c.logger.Info("spanlogs connector started", zap.Strings("rules", names), zap.Int("max_fingerprints", c.cfg.maxFingerprints))
+	return nil
+}
 
 func (c *spanLogs) Shutdown(context.Context) error {
 	c.shutdown.Do(c.telemetry.Shutdown)
