@@ -109,7 +109,7 @@ func (f *fanout[T]) start(ctx context.Context, host component.Host) error {
 	if err := f.registerGauges(); err != nil {
 		return err
 	}
-	r := newResolver(f.cfg.Resolver, resolverHooks{
+	r, err := newResolver(f.cfg.Resolver, resolverHooks{
 		logger: f.logger,
 		apply:  f.onResolve,
 		report: func(ok bool) {
@@ -120,6 +120,9 @@ func (f *fanout[T]) start(ctx context.Context, host component.Host) error {
 			f.telemetry.FanoutResolverUpdates.Add(context.Background(), 1, outcome)
 		},
 	})
+	if err != nil {
+		return err
+	}
 	f.mu.Lock()
 	f.resolver = r
 	f.mu.Unlock()

@@ -27,15 +27,16 @@ type resolverHooks struct {
 	report func(ok bool)
 }
 
-func newResolver(cfg ResolverConfig, hooks resolverHooks) resolver {
+func newResolver(cfg ResolverConfig, hooks resolverHooks) (resolver, error) {
 	switch {
 	case cfg.DNS.HasValue():
-		return newPoller(cfg.DNS.Get().Interval, hooks, newDNSLookup(*cfg.DNS.Get()))
+		return newPoller(cfg.DNS.Get().Interval, hooks, newDNSLookup(*cfg.DNS.Get())), nil
 	case cfg.File.HasValue():
-		return newPoller(cfg.File.Get().Interval, hooks, fileLookup(cfg.File.Get().Path))
-	default:
-		return staticResolver{specs: staticSpecs(*cfg.Static.Get()), hooks: hooks}
+		return newPoller(cfg.File.Get().Interval, hooks, fileLookup(cfg.File.Get().Path)), nil
+	case cfg.Static.HasValue():
+		return staticResolver{specs: staticSpecs(*cfg.Static.Get()), hooks: hooks}, nil
 	}
+	return nil, errors.New(`"resolver": configure exactly one of static, dns and file`)
 }
 
 // staticResolver installs its fixed list once.
