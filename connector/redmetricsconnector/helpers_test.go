@@ -164,11 +164,13 @@ func merge(a, b map[string]any) map[string]any {
 	return out
 }
 
-// allMetrics merges what the sink received into one Metrics.
+// allMetrics merges (copies of) what the sink received into one Metrics.
 func allMetrics(sink *consumertest.MetricsSink) pmetric.Metrics {
 	out := pmetric.NewMetrics()
 	for _, md := range sink.AllMetrics() {
-		md.ResourceMetrics().MoveAndAppendTo(out.ResourceMetrics())
+		for i := 0; i < md.ResourceMetrics().Len(); i++ {
+			md.ResourceMetrics().At(i).CopyTo(out.ResourceMetrics().AppendEmpty())
+		}
 	}
 	return out
 }

@@ -1,0 +1,160 @@
+package redmetricsconnector
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/connector/connectortest"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/otelcsp/otelcsp/connector/redmetricsconnector/internal/metadata"
+)
+
+const benchSpans = 1000
+
+// benchTraces is the benchmark batch: 1,000 spans from 10 services × 20
+// operations, each with the two extra dimensions the config asks for.
+func benchTraces(seed int) ptrace.Traces {
+	td := ptrace.NewTraces()
+	for svc := 0; svc < 10; svc++ {
+		rs := td.ResourceSpans().AppendEmpty()
+		rs.Resource().Attributes().PutStr("service.name", fmt.Sprintf("service-%d", svc))
+		rs.Resource().Attributes().PutStr("host.name", "host-1")
+		rs.Resource().Attributes().PutStr("telemetry.sdk.language", "go")
+		ss := rs.ScopeSpans().AppendEmpty()
+		ss.Scope().SetName("io.opentelemetry.http")
+		for i := 0; i < benchSpans/10; i++ {
+			sp := ss.Spans().AppendEmpty()
+			sp.SetName(fmt.Sprintf("operation-%d", i%20))
+			sp.SetKind(ptrace.SpanKindServer)
+			if i%17 == 0 {
+				sp.Status().SetCode(ptrace.StatusCodeError)
+			}
+			start := pcommon.NewTimestampFromTime(t0)
+			sp.SetStartTimestamp(start)
+			sp.SetEndTimestamp(start + pcommon.Timestamp((i*37+seed)%3000)*pcommon.Timestamp(time.Millisecond))
+			sp.SetTraceID(pcommon.TraceID{byte(svc), byte(i), byte(seed), 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13})
+			sp.SetSpanID(pcommon.SpanID{byte(svc), byte(i), 1, 2, 3, 4, 5, 6})
+			methods := [...]string{"GET", "POST"}
+			sp.Attributes().PutStr("http.request.method", methods[i%2])
+			sp.Attributes().PutInt("http.response.status_code", int64(200+100*(i%3)))
+			sp.Attributes().PutStr("url.path", "/some/path")
+		}
+	}
+	return td
+}
+
+func benchConfig() *Config {
+	cfg := createDefaultConfig()
+	cfg.Dimensions = []Dimension{{Name: "http.request.method"}, {Name: "http.response.status_code"}}
+	return cfg
+}
+
+func newBenchConnector(b *testing.B, cfg *Config) *connectorImp {
+	c, err := newConnector(connectortest.NewNopSettings(metadata.Type), cfg, consumertest.NewNop(), realClock{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c
+}
+
+// BenchmarkConsumeTraces measures steady-state ingestion: series exist after
+// the warm-up batch, so each span is a hash, a lookup and a few adds.
+func BenchmarkConsumeTraces(b *testing.B) {
+	c := newBenchConnector(b, benchConfig())
+	td := benchTraces(0)
+	ctx := context.Background()
+	_ = c.ConsumeTraces(ctx, td)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		_ = c.ConsumeTraces(ctx, td)
+	}
+	b.StopTimer()
+	reportSpans(b)
+}
+
+// BenchmarkConsumeTracesParallel runs ConsumeTraces from GOMAXPROCS
+// goroutines at once, as a collector with several receivers does.
+func BenchmarkConsumeTracesParallel(b *testing.B) {
+	c := newBenchConnector(b, benchConfig())
+	ctx := context.Background()
+	_ = c.ConsumeTraces(ctx, benchTraces(0))
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		td := benchTraces(0)
+		for pb.Next() {
+			_ = c.ConsumeTraces(ctx, td)
+		}
+	})
+	b.StopTimer()
+	reportSpans(b)
+}
+
+func reportSpans(b *testing.B) {
+	ns := float64(b.Elapsed().Nanoseconds()) / float64(b.N*benchSpans)
+	b.ReportMetric(ns, "ns/span")
+	b.ReportMetric(1e9/ns, "spans/s")
+}
+
+// BenchmarkFlush measures one flush of the benchmark's series set.
+func BenchmarkFlush(b *testing.B) {
+	c := newBenchConnector(b, benchConfig())
+	ctx := context.Background()
+	_ = c.ConsumeTraces(ctx, benchTraces(0))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c.flush(ctx)
+	}
+}
+
+// BenchmarkMemoryPerSeries builds 100,000 series (one service, unique
+// span names) and reports the heap they hold.
+func BenchmarkMemoryPerSeries(b *testing.B) {
+	const n = 100_000
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		cfg := benchConfig()
+		cfg.CardinalityLimit = 0
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		batches := make([]ptrace.Traces, 0, n/benchSpans)
+		for j := 0; j < n/benchSpans; j++ {
+			td := ptrace.NewTraces()
+			rs := td.ResourceSpans().AppendEmpty()
+			rs.Resource().Attributes().PutStr("service.name", "svc")
+			spans := rs.ScopeSpans().AppendEmpty().Spans()
+			for k := 0; k < benchSpans; k++ {
+				sp := spans.AppendEmpty()
+				sp.SetName(fmt.Sprintf("GET /api/v1/items/%07d", j*benchSpans+k))
+				sp.SetKind(ptrace.SpanKindServer)
+				sp.Attributes().PutStr("http.request.method", "GET")
+				sp.Attributes().PutInt("http.response.status_code", 200)
+			}
+			batches = append(batches, td)
+		}
+		b.StartTimer()
+		c := newBenchConnector(b, cfg)
+		for _, td := range batches {
+			_ = c.ConsumeTraces(context.Background(), td)
+		}
+		b.StopTimer()
+		batches = nil
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if got := c.live.Load(); got != n {
+			b.Fatalf("want %d series, got %d", n, got)
+		}
+		// The batches are garbage by now, so the growth is the connector's.
+		b.ReportMetric((float64(after.HeapAlloc)-float64(before.HeapAlloc))/n, "bytes/series")
+		runtime.KeepAlive(c)
+	}
+}
