@@ -39,6 +39,7 @@ type breakerExtension struct {
 	unsub    func()
 	srv      *http.Server
 	srvDone  chan struct{}
+	addr     string
 	statusMu sync.Mutex // orders status reports with each other
 }
 

@@ -101,6 +101,7 @@ func (e *breakerExtension) startHTTP(ctx context.Context, host component.Host, c
 		return err
 	}
 	e.srv = srv
+	e.addr = ln.Addr().String()
 	e.srvDone = make(chan struct{})
 	e.set.Logger.Info("breaker HTTP endpoint listening", zap.String("address", ln.Addr().String()))
 	go func() {
@@ -111,3 +112,6 @@ func (e *breakerExtension) startHTTP(ctx context.Context, host component.Host, c
 	}()
 	return nil
 }
+
+// listenAddr is the endpoint's bound address (useful with port 0).
+func (e *breakerExtension) listenAddr() string { return e.addr }
