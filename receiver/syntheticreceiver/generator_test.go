@@ -108,6 +108,11 @@ func checkTrace(t *testing.T, spans []spanRec) spanRec {
 		if s.Kind() == ptrace.SpanKindServer || s.Kind() == ptrace.SpanKindConsumer {
 			assert.NotEqual(t, p.service, s.service, "a remote call stays in one service")
 			assert.Equal(t, p.Status().Code(), s.Status().Code(), "client %q and server %q disagree on failure", p.Name(), s.Name())
+			if code, ok := s.Attributes().Get(attrHTTPStatus); ok {
+				pcode, ok := p.Attributes().Get(attrHTTPStatus)
+				require.True(t, ok)
+				assert.Equal(t, code.Int(), pcode.Int(), "client and server of a call report the same HTTP status")
+			}
 			v, ok := p.Attributes().Get("peer.service")
 			require.True(t, ok)
 			assert.Equal(t, s.service, v.Str())
@@ -333,4 +338,43 @@ func TestGenerateHTTPStatus(t *testing.T) {
 			}
 		}
 	}
+}
+
+func TestGenerateHTTPCallStatusPairs(t *testing.T) {
+	lat := LatencyConfig{Median: time.Millisecond, P99: 2 * time.Millisecond}
+	services := []ServiceConfig{
+		{Name: "web", Operations: []OperationConfig{{
+			Name: "GET /", Kind: "server", Weight: 1, Latency: lat,
+			Calls: []CallConfig{{Service: "api", Operation: "GET /items", Count: 1}},
+		}}},
+		{Name: "api", Operations: []OperationConfig{{
+			Name: "GET /items", Kind: "server", Weight: 1, Latency: lat, ErrorRatio: 0.5,
+			Attributes: map[string]any{"http.request.method": "GET", "http.route": "/items", "url.path": "/items", "url.scheme": "https"},
+		}}},
+	}
+	g := newTestGenerator(t, services, 2, false)
+	td, _ := g.generate(200, testNow)
+	codes := map[int64]int{}
+	for _, spans := range byTrace(td) {
+		checkTrace(t, spans) // client and server agree on the status code
+		for _, s := range spans {
+			if s.Kind() != ptrace.SpanKindClient {
+				continue
+			}
+			code, ok := s.Attributes().Get(attrHTTPStatus)
+			require.True(t, ok)
+			codes[code.Int()]++
+			full, _ := s.Attributes().Get("url.full")
+			assert.Equal(t, "https://api/items", full.Str())
+			_, hasRoute := s.Attributes().Get("http.route")
+			assert.False(t, hasRoute, "http.route is a server attribute")
+			if code.Int() == 500 {
+				et, _ := s.Attributes().Get(attrErrorType)
+				assert.Equal(t, "500", et.Str())
+			}
+		}
+	}
+	assert.Positive(t, codes[200])
+	assert.Positive(t, codes[500])
+	assert.Len(t, codes, 2)
 }

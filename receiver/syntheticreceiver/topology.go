@@ -282,7 +282,13 @@ func compileOperation(svc *service, oc *OperationConfig, path string) (*operatio
 	if excType == "" {
 		excType = "Error"
 	}
-	ok200, err500 := statusAttrs(oc.Attributes, oc.Kind == "server", excType)
+	// An uninstrumented peer (a client leaf span) fails as unavailable; an
+	// instrumented server reports its own failure.
+	failCode := 500
+	if oc.Kind == "client" {
+		failCode = 503
+	}
+	ok200, err500 := statusAttrs(oc.Attributes, failCode, excType)
 	errs = append(errs,
 		buildAttrs(op.attrsOK, path+".attributes", oc.Attributes, ok200),
 		buildAttrs(op.attrsErr, path+".attributes", oc.Attributes, err500))
@@ -373,7 +379,8 @@ func compileCall(caller *operation, cc *CallConfig, path string, ops map[string]
 	for k, v := range cc.Attributes {
 		derived[k] = v
 	}
-	ok200, err500 := statusAttrs(derived, false, "")
+	// The caller sees the status the callee's server span reports.
+	ok200, err500 := statusAttrs(derived, 500, "")
 	if c.kind == ptrace.SpanKindClient {
 		// A failed call surfaces in the caller as the callee's error type.
 		if _, isHTTP := derived[attrHTTPMethod]; !isHTTP {
@@ -394,13 +401,9 @@ func compileCall(caller *operation, cc *CallConfig, path string, ops map[string]
 // failed span of an operation with attrs, following the semantic
 // conventions: HTTP status code (error.type is the status code for HTTP),
 // gRPC status code, error.type otherwise. Attributes the user set win.
-func statusAttrs(attrs map[string]any, server bool, excType string) (ok, failed map[string]any) {
+func statusAttrs(attrs map[string]any, code int, excType string) (ok, failed map[string]any) {
 	ok, failed = map[string]any{}, map[string]any{}
 	if _, isHTTP := attrs[attrHTTPMethod]; isHTTP {
-		code := 503
-		if server {
-			code = 500
-		}
 		ok[attrHTTPStatus] = 200
 		failed[attrHTTPStatus] = code
 		failed[attrErrorType] = fmt.Sprint(code)
