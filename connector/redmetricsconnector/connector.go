@@ -322,6 +322,7 @@ func (c *connectorImp) newSeries(h uint64, res *resource, family uint8, vals []d
 // update adds one span (standing for w spans) to s. Caller holds s's lock.
 func (c *connectorImp) update(s *series, w uint64, dur float64, ex bool, span ptrace.Span, now int64) {
 	s.lastSeen = now
+	s.dirty = true
 	s.count += w
 	if s.family == familySpan {
 		s.sum += dur * float64(w)

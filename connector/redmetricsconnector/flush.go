@@ -41,6 +41,12 @@ func (c *connectorImp) flush(ctx context.Context) {
 				next := s.next
 				s.next = nil
 				if c.expiration > 0 && now-s.lastSeen >= c.expiration {
+					// A series updated since the last flush (possible when a
+					// batch's clock reading predates a long flush gap) is
+					// reported once more so no span is lost.
+					if s.dirty {
+						b.emit(s)
+					}
 					c.live.Add(-1)
 					c.res.release(s.res)
 					expired++
@@ -71,6 +77,9 @@ func (c *connectorImp) flush(ctx context.Context) {
 			continue
 		}
 		if c.expiration > 0 && now-o.lastSeen >= c.expiration {
+			if o.dirty {
+				b.emit(o)
+			}
 			c.overflow[f] = nil
 			continue
 		}
@@ -101,6 +110,7 @@ func (c *connectorImp) emitAndReset(b *builder, s *series) {
 	if c.delta {
 		s.resetDelta()
 	}
+	s.dirty = false
 	s.clearExemplars()
 }
 

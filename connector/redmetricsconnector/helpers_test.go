@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"hash/maphash"
 	"os"
 	"path/filepath"
 	"sort"
@@ -271,3 +272,5 @@ func consume(t testing.TB, c *connectorImp, specs ...spanSpec) {
 	t.Helper()
 	require.NoError(t, c.ConsumeTraces(context.Background(), buildTraces(specs...)))
 }
+
+func maphashSeedForTest() maphash.Seed { return maphash.MakeSeed() }

@@ -29,6 +29,7 @@ type series struct {
 	res    *resource
 	vals   []dimVal
 	family uint8
+	dirty  bool // updated since the last flush
 
 	start    int64 // unix ns the series was created (cumulative start time)
 	lastSeen int64 // unix ns of the batch that last updated it
