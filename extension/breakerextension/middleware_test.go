@@ -1,0 +1,209 @@
+// Copyright The otelcsp Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package breakerextension
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/configmiddleware"
+	"go.opentelemetry.io/collector/config/configoptional"
+	"go.opentelemetry.io/collector/exporter/exporterhelper"
+	"go.opentelemetry.io/collector/exporter/exportertest"
+	"go.opentelemetry.io/collector/exporter/otlpexporter"
+	"go.opentelemetry.io/collector/exporter/otlphttpexporter"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// failingOTLP is a real gRPC OTLP traces server that answers Unavailable.
+type failingOTLP struct {
+	ptraceotlp.UnimplementedGRPCServer
+	calls atomic.Int64
+}
+
+func (s *failingOTLP) Export(context.Context, ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
+	s.calls.Add(1)
+	return ptraceotlp.NewExportResponse(), status.Error(codes.Unavailable, "backend overloaded")
+}
+
+func startFailingOTLP(t *testing.T) (*failingOTLP, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := grpc.NewServer()
+	impl := &failingOTLP{}
+	ptraceotlp.RegisterGRPCServer(srv, impl)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(ln)
+	}()
+	t.Cleanup(func() {
+		srv.Stop()
+		<-done
+	})
+	return impl, ln.Addr().String()
+}
+
+func someTraces() ptrace.Traces {
+	td := ptrace.NewTraces()
+	span := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+	span.SetName("op")
+	span.SetTraceID([16]byte{1})
+	span.SetSpanID([8]byte{1})
+	return td
+}
+
+func startedBreaker(t *testing.T) (*breakerExtension, *statusHost, component.ID) {
+	t.Helper()
+	id := component.MustNewID("breaker")
+	cfg := createDefaultConfig()
+	cfg.Jitter = 0
+	cfg.OpenDuration = time.Minute // stays open for the whole test
+	e, _ := newTestExtension(t, cfg, nil)
+	host := &statusHost{exts: map[component.ID]component.Component{id: e}}
+	require.NoError(t, e.Start(context.Background(), host))
+	t.Cleanup(func() { require.NoError(t, e.Shutdown(context.Background())) })
+	return e, host, id
+}
+
+// TestOTLPExporterWithMiddleware attaches the breaker to the core otlp
+// exporter by configuration only and points it at a failing server: after
+// consecutive_failures calls the breaker opens and later exports are
+// rejected without reaching the server.
+func TestOTLPExporterWithMiddleware(t *testing.T) {
+	backend, addr := startFailingOTLP(t)
+	e, _, id := startedBreaker(t)
+
+	f := otlpexporter.NewFactory()
+	cfg := f.CreateDefaultConfig().(*otlpexporter.Config)
+	cfg.ClientConfig.Endpoint = addr
+	cfg.ClientConfig.TLS.Insecure = true
+	cfg.ClientConfig.Middlewares = []configmiddleware.Config{{ID: id}}
+	cfg.RetryConfig.Enabled = false
+	cfg.QueueConfig = configoptional.None[exporterhelper.QueueBatchConfig]()
+	cfg.TimeoutConfig.Timeout = 5 * time.Second
+	exp, err := f.CreateTraces(context.Background(), exportertest.NewNopSettings(f.Type()), cfg)
+	require.NoError(t, err)
+	host := &statusHost{exts: map[component.ID]component.Component{id: e}}
+	require.NoError(t, exp.Start(context.Background(), host))
+	defer func() { require.NoError(t, exp.Shutdown(context.Background())) }()
+
+	for i := range 5 {
+		err := exp.ConsumeTraces(context.Background(), someTraces())
+		require.Error(t, err, "export %d", i)
+		assert.NotErrorIs(t, err, ErrOpen, "export %d reached the backend", i)
+	}
+	require.Equal(t, int64(5), backend.calls.Load())
+	snaps := e.Snapshot()
+	require.Len(t, snaps, 1)
+	assert.Equal(t, addr, snaps[0].Key, "keyed by the connection's target")
+	assert.Equal(t, "open", snaps[0].State)
+
+	for range 10 {
+		err := exp.ConsumeTraces(context.Background(), someTraces())
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "breaker open for "+addr)
+	}
+	assert.Equal(t, int64(5), backend.calls.Load(), "rejected exports never reached the server")
+	assert.Equal(t, uint64(10), e.Snapshot()[0].Rejected)
+}
+
+// TestOTLPHTTPExporterWithMiddleware does the same with otlphttp and a
+// server answering 503 with Retry-After: the throttle holds it open.
+func TestOTLPHTTPExporterWithMiddleware(t *testing.T) {
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Retry-After", "30")
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	e, _, id := startedBreaker(t)
+
+	f := otlphttpexporter.NewFactory()
+	cfg := f.CreateDefaultConfig().(*otlphttpexporter.Config)
+	cfg.ClientConfig.Endpoint = srv.URL
+	cfg.ClientConfig.Middlewares = []configmiddleware.Config{{ID: id}}
+	cfg.RetryConfig.Enabled = false
+	cfg.QueueConfig = configoptional.None[exporterhelper.QueueBatchConfig]()
+	exp, err := f.CreateTraces(context.Background(), exportertest.NewNopSettings(f.Type()), cfg)
+	require.NoError(t, err)
+	host := &statusHost{exts: map[component.ID]component.Component{id: e}}
+	require.NoError(t, exp.Start(context.Background(), host))
+	defer func() { require.NoError(t, exp.Shutdown(context.Background())) }()
+
+	require.Error(t, exp.ConsumeTraces(context.Background(), someTraces()))
+	require.Equal(t, int64(1), calls.Load())
+	snaps := e.Snapshot()
+	require.Len(t, snaps, 1)
+	assert.Equal(t, "open", snaps[0].State, "one 503 with Retry-After holds it open")
+	assert.Equal(t, "throttled", snaps[0].LastReason)
+	for range 3 {
+		err := exp.ConsumeTraces(context.Background(), someTraces())
+		require.Error(t, err)
+	}
+	assert.Equal(t, int64(1), calls.Load())
+}
+
+type rtFunc func(*http.Request) (*http.Response, error)
+
+func (f rtFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestHTTPRoundTripperOutcomes(t *testing.T) {
+	cfg := createDefaultConfig()
+	cfg.ConsecutiveFailures = 2
+	e, _ := newTestExtension(t, cfg, nil)
+	wrap, err := e.GetHTTPRoundTripper(context.Background())
+	require.NoError(t, err)
+	code := 400
+	var transportErr error
+	next := rtFunc(func(*http.Request) (*http.Response, error) {
+		if transportErr != nil {
+			return nil, transportErr
+		}
+		return &http.Response{StatusCode: code, Header: http.Header{}, Body: http.NoBody}, nil
+	})
+	rt, err := wrap(context.Background(), next)
+	require.NoError(t, err)
+	do := func() error {
+		req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, "http://backend:4318/v1/traces", http.NoBody)
+		resp, err := rt.RoundTrip(req)
+		if resp != nil {
+			_ = resp.Body.Close()
+		}
+		return err
+	}
+	b := e.get("backend:4318")
+	for range 5 {
+		require.NoError(t, do()) // 400s are the request's fault
+	}
+	assert.Equal(t, StateClosed, b.State())
+	code = 200
+	require.NoError(t, do())
+	transportErr = errors.New("connection refused")
+	require.Error(t, do())
+	code, transportErr = 502, nil
+	require.NoError(t, do(), "the response is passed through")
+	assert.Equal(t, StateOpen, b.State())
+	err = do()
+	require.ErrorIs(t, err, ErrOpen)
+	var rej *RejectedError
+	require.ErrorAs(t, err, &rej)
+	assert.Positive(t, rej.RetryAfter)
+	assert.Equal(t, uint64(5), b.nIgnored.Load())
+}
