@@ -16,11 +16,11 @@ var logsShape = &shape[plog.Logs, plog.ResourceLogs, plog.ScopeLogs, plog.LogRec
 	scopes:    plog.ResourceLogs.ScopeLogs,
 	items:     plog.ScopeLogs.LogRecords,
 	copyResource: func(src, dst plog.ResourceLogs) {
-		src.Resource().CopyTo(dst.Resource())
+		copyResource(src.Resource(), dst.Resource())
 		dst.SetSchemaUrl(src.SchemaUrl())
 	},
 	copyScope: func(src, dst plog.ScopeLogs) {
-		src.Scope().CopyTo(dst.Scope())
+		copyScope(src.Scope(), dst.Scope())
 		dst.SetSchemaUrl(src.SchemaUrl())
 	},
 	moveItem: plog.LogRecord.MoveTo,

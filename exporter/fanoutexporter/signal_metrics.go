@@ -20,11 +20,11 @@ var metricsShape = &shape[pmetric.Metrics, pmetric.ResourceMetrics, pmetric.Scop
 	scopes:    pmetric.ResourceMetrics.ScopeMetrics,
 	items:     pmetric.ScopeMetrics.Metrics,
 	copyResource: func(src, dst pmetric.ResourceMetrics) {
-		src.Resource().CopyTo(dst.Resource())
+		copyResource(src.Resource(), dst.Resource())
 		dst.SetSchemaUrl(src.SchemaUrl())
 	},
 	copyScope: func(src, dst pmetric.ScopeMetrics) {
-		src.Scope().CopyTo(dst.Scope())
+		copyScope(src.Scope(), dst.Scope())
 		dst.SetSchemaUrl(src.SchemaUrl())
 	},
 	moveItem: pmetric.Metric.MoveTo,
@@ -196,7 +196,9 @@ func metricKeyFunc(key string, attrs []string) (fn func(pmetric.ResourceMetrics,
 	case keyResource:
 		return func(rm pmetric.ResourceMetrics, _ pmetric.Metric, _ int) uint64 { return resourceHash(rm.Resource()) }, false
 	case keyMetric:
-		return func(_ pmetric.ResourceMetrics, m pmetric.Metric, _ int) uint64 { return newHasher().str(m.Name()).sum() }, false
+		return func(_ pmetric.ResourceMetrics, m pmetric.Metric, _ int) uint64 {
+			return newHasher().str(m.Name()).sum()
+		}, false
 	case keyStreamID:
 		return func(rm pmetric.ResourceMetrics, m pmetric.Metric, i int) uint64 {
 			h := hashMap(newHasher(), rm.Resource().Attributes()).str(m.Name())

@@ -16,11 +16,11 @@ var tracesShape = &shape[ptrace.Traces, ptrace.ResourceSpans, ptrace.ScopeSpans,
 	scopes:    ptrace.ResourceSpans.ScopeSpans,
 	items:     ptrace.ScopeSpans.Spans,
 	copyResource: func(src, dst ptrace.ResourceSpans) {
-		src.Resource().CopyTo(dst.Resource())
+		copyResource(src.Resource(), dst.Resource())
 		dst.SetSchemaUrl(src.SchemaUrl())
 	},
 	copyScope: func(src, dst ptrace.ScopeSpans) {
-		src.Scope().CopyTo(dst.Scope())
+		copyScope(src.Scope(), dst.Scope())
 		dst.SetSchemaUrl(src.SchemaUrl())
 	},
 	moveItem: ptrace.Span.MoveTo,

@@ -1,5 +1,7 @@
 package fanoutexporter
 
+import "go.opentelemetry.io/collector/pdata/pcommon"
+
 // split moves the items of incoming batches into one batch per backend, for
 // the signals shaped resource -> scope -> item (traces and logs). It owns its
 // output batches and reuses them from one split to the next: items are moved
@@ -148,4 +150,23 @@ func truncate[E any, S pslice[E]](sl S, n int) {
 	}
 	i := 0
 	sl.RemoveIf(func(E) bool { i++; return i > n })
+}
+
+// copyResource copies src into dst unless dst, a reused buffer, holds an
+// equal resource already: batch after batch the same resources come back,
+// and comparing their attributes is much cheaper than copying them (which
+// allocates every value). Entity references, not in the public API, are
+// not compared; they go with the attributes that identify the entity.
+func copyResource(src, dst pcommon.Resource) {
+	if src.DroppedAttributesCount() != dst.DroppedAttributesCount() || !src.Attributes().Equal(dst.Attributes()) {
+		src.CopyTo(dst)
+	}
+}
+
+// copyScope is copyResource for instrumentation scopes.
+func copyScope(src, dst pcommon.InstrumentationScope) {
+	if src.Name() != dst.Name() || src.Version() != dst.Version() ||
+		src.DroppedAttributesCount() != dst.DroppedAttributesCount() || !src.Attributes().Equal(dst.Attributes()) {
+		src.CopyTo(dst)
+	}
 }
