@@ -212,6 +212,12 @@ func compileRule(i int, rc *RuleConfig, c *Config, globalAttrs *attrFilter) (*ru
 			}
 			r.thresholds = append(r.thresholds, threshold{service: svc, spanName: name, d: t.Threshold})
 		}
+		r.minThreshold = r.threshold
+		for _, t := range r.thresholds {
+			if r.minThreshold <= 0 || t.d < r.minThreshold {
+				r.minThreshold = t.d
+			}
+		}
 	} else if rc.Threshold != 0 || len(rc.Thresholds) != 0 {
 		errs = append(errs, fmt.Errorf("%q: only a slow rule takes a threshold, this rule is of type %q", key("threshold"), rc.Type))
 	}

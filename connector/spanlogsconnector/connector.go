@@ -212,24 +212,32 @@ func (b *batch) startScope(ss ptrace.ScopeSpans) {
 	b.slExists = false
 }
 
+// span runs the active rules on one span. Each rule tests its cheap,
+// type-specific condition (status, duration, events) before the globs.
 func (b *batch) span(span ptrace.Span) {
 	for _, r := range b.sc.active {
-		if !r.passesSpan(span) {
-			continue
-		}
 		switch r.kind {
 		case kindErrors:
-			if span.Status().Code() == ptrace.StatusCodeError {
+			if span.Status().Code() == ptrace.StatusCodeError && r.passesSpan(span) {
 				b.emitSpan(r, span, 0)
 			}
 		case kindSlow:
-			if th := r.thresholdFor(b.service, span.Name()); th > 0 && spanDuration(span) > th {
+			d := spanDuration(span)
+			if d <= r.minThreshold || !r.passesSpan(span) {
+				continue
+			}
+			if th := r.thresholdFor(b.service, span.Name()); th > 0 && d > th {
 				b.emitSpan(r, span, th)
 			}
 		case kindAll:
-			b.emitSpan(r, span, 0)
+			if r.passesSpan(span) {
+				b.emitSpan(r, span, 0)
+			}
 		case kindExceptions:
 			events := span.Events()
+			if events.Len() == 0 || !r.passesSpan(span) {
+				continue
+			}
 			for e := 0; e < events.Len(); e++ {
 				if ev := events.At(e); ev.Name() == exceptionEventName {
 					b.emitException(r, span, ev)

@@ -80,12 +80,14 @@ func matchGeneral(p, s string) bool {
 	star, mark := -1, 0
 	for si < len(s) {
 		switch {
-		case pi < len(p) && (p[pi] == '?' || p[pi] == s[si]):
-			pi++
-			si++
+		// The star case comes first: a '*' in the pattern is always a
+		// wildcard, even when the input holds a literal '*'.
 		case pi < len(p) && p[pi] == '*':
 			star, mark = pi, si
 			pi++
+		case pi < len(p) && (p[pi] == '?' || p[pi] == s[si]):
+			pi++
+			si++
 		case star >= 0:
 			pi = star + 1
 			mark++

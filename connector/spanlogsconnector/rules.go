@@ -71,6 +71,9 @@ type rule struct {
 
 	threshold  time.Duration
 	thresholds []threshold
+	// minThreshold is the smallest threshold of the rule: spans not longer
+	// than it skip the threshold globs entirely.
+	minThreshold time.Duration
 
 	body          template
 	severity      severity
