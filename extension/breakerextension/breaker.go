@@ -591,14 +591,34 @@ func (b *breaker) openElapsed(gen uint32) {
 		b.mu.Unlock()
 		return
 	}
-	b.timer = nil
 	b.probes, b.probeSuccesses = 0, 0
-	b.setStateLocked(stHalfOpen, 0, "open_duration_elapsed")
+	hgen := b.setStateLocked(stHalfOpen, 0, "open_duration_elapsed")
+	// A probe whose Done never comes (a lost permit, a call hung without a
+	// deadline) would hold its slot forever and leave the breaker half-open
+	// for good. If the generation has not moved on after max_open_duration,
+	// give up on those probes and open again.
+	b.timer = b.core.clk.AfterFunc(time.Duration(b.p.maxOpen), func() { b.halfOpenExpired(hgen) })
+	b.mu.Unlock()
+	b.core.deliver()
+}
+
+func (b *breaker) halfOpenExpired(gen uint32) {
+	b.mu.Lock()
+	w := b.word.Load()
+	if wordGen(w) != gen || wordState(w) != stHalfOpen {
+		b.mu.Unlock()
+		return
+	}
+	b.toOpenLocked(b.core.clk.Now(), 0, "probe_timeout")
 	b.mu.Unlock()
 	b.core.deliver()
 }
 
 func (b *breaker) toClosedLocked(now int64, reason string) {
+	if b.timer != nil {
+		b.timer.Stop()
+		b.timer = nil
+	}
 	b.consec.Store(0)
 	for i := range b.buckets {
 		b.buckets[i].epoch.Store(-1)

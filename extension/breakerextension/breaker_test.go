@@ -664,3 +664,28 @@ func TestRejectedErrorIsErrOpen(t *testing.T) {
 	assert.Equal(t, OutcomeIgnored, o, "a rejection says nothing about the backend")
 	assert.False(t, errors.Is(errBackend, ErrOpen))
 }
+
+func TestLostProbeTimesOut(t *testing.T) {
+	p := testPolicy()
+	p.MaxOpenDuration = 10 * time.Second
+	h := newHarness(t, p)
+	b := h.br("a")
+	for range 5 {
+		call(t, b, errBackend)
+	}
+	h.clk.Advance(time.Second)
+	lost, err := b.Allow() // a probe whose Done never comes
+	require.NoError(t, err)
+	_, err = b.Allow()
+	require.ErrorIs(t, err, ErrOpen)
+	h.clk.Advance(10*time.Second - time.Millisecond)
+	require.Equal(t, StateHalfOpen, b.State())
+	h.clk.Advance(time.Millisecond)
+	require.Equal(t, StateOpen, b.State())
+	h.clk.Advance(2 * time.Second) // backoff level 1: 2s
+	require.Equal(t, StateHalfOpen, b.State())
+	call(t, b, nil)
+	assert.Equal(t, StateClosed, b.State())
+	lost.Done(nil) // very late: ignored
+	assert.Equal(t, 0, h.clk.pending(), "closing stopped the half-open timer")
+}

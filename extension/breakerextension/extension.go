@@ -40,7 +40,7 @@ type breakerExtension struct {
 	srv      *http.Server
 	srvDone  chan struct{}
 	addr     string
-	statusMu sync.Mutex // orders status reports with each other
+	statusMu sync.Mutex // guards host; orders status reports with each other
 }
 
 var (
@@ -81,7 +81,9 @@ func (e *breakerExtension) Start(ctx context.Context, host component.Host) error
 		tb.Shutdown()
 		return err
 	}
+	e.statusMu.Lock()
 	e.host = host
+	e.statusMu.Unlock()
 	e.unsub = e.Subscribe(func(ch StateChange) {
 		tb.BreakerTransitions.Add(context.Background(), 1, metric.WithAttributes(
 			attribute.String("from", ch.From.String()),
@@ -139,9 +141,7 @@ func (e *breakerExtension) Shutdown(ctx context.Context) error {
 func (e *breakerExtension) reportStatus(open []string) {
 	e.statusMu.Lock()
 	defer e.statusMu.Unlock()
-	e.mu.Lock()
 	host := e.host
-	e.mu.Unlock()
 	if host == nil {
 		return
 	}

@@ -260,3 +260,16 @@ func TestHTTPEndpointBadAddress(t *testing.T) {
 	require.NoError(t, e.Shutdown(context.Background()))
 	assert.True(t, strings.Contains(err.Error(), "99999"))
 }
+
+func TestStatusForKeysOpenedBeforeStart(t *testing.T) {
+	e, _ := newTestExtension(t, createDefaultConfig(), nil)
+	for range 5 {
+		call(t, e.Breaker("early"), errBackend)
+	}
+	host := &statusHost{}
+	require.NoError(t, e.Start(context.Background(), host))
+	defer func() { require.NoError(t, e.Shutdown(context.Background())) }()
+	ev := host.last()
+	require.NotNil(t, ev)
+	assert.Equal(t, componentstatus.StatusRecoverableError, ev.Status())
+}
