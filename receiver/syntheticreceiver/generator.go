@@ -40,6 +40,7 @@ type generator struct {
 	perSvc   []ptrace.SpanSlice
 	hasSvc   []bool
 	curSpans []ptrace.Span // spans of the trace being built, to rebase times
+	batchLen int           // traces in the batch being built
 }
 
 func newGenerator(topo *topology, seed uint64, canary bool) *generator {
@@ -94,6 +95,8 @@ func (g *generator) latency(op *operation) float64 {
 // span count. In canary mode root spans are numbered from g.seq+1 on.
 func (g *generator) generate(n int, now time.Time) (ptrace.Traces, int) {
 	g.td = ptrace.NewTraces()
+	g.td.ResourceSpans().EnsureCapacity(len(g.topo.services))
+	g.batchLen = n
 	clear(g.hasSvc)
 	nowNano := now.UnixNano()
 	spans := 0
@@ -156,7 +159,11 @@ func (g *generator) newSpan(svc *service) ptrace.Span {
 		ss := rs.ScopeSpans().AppendEmpty()
 		ss.Scope().SetName(scopeName)
 		ss.Scope().SetVersion(scopeVersion)
-		g.perSvc[svc.index] = ss.Spans()
+		spans := ss.Spans()
+		// Room for the batch's expected share plus some slack, so that the
+		// slice rarely grows; a pointer slot per span costs little.
+		spans.EnsureCapacity(int(g.topo.perTrace[svc.index]*float64(g.batchLen)*1.25) + 4)
+		g.perSvc[svc.index] = spans
 		g.hasSvc[svc.index] = true
 	}
 	s := g.perSvc[svc.index].AppendEmpty()

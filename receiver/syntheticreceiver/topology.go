@@ -59,6 +59,9 @@ type topology struct {
 	roots    []*operation
 	// rootCum holds cumulative root weights for a weighted draw.
 	rootCum []float64
+	// perTrace is the mean number of spans a trace has in each service,
+	// used to size span slices once per batch instead of growing them.
+	perTrace []float64
 }
 
 type service struct {
@@ -242,6 +245,11 @@ func compileTopology(services []ServiceConfig, generatorID string) (*topology, e
 		t.roots = append(t.roots, op)
 		t.rootCum = append(t.rootCum, total)
 	}
+	t.perTrace = make([]float64, len(t.services))
+	for _, root := range t.roots {
+		share := root.weight / total
+		root.addSpansPerService(t.perTrace, share)
+	}
 	if len(t.roots) == 0 {
 		errs = append(errs, errors.New(`"services": no operation can start a trace: every operation is called by another one or has weight 0`))
 	}
@@ -249,6 +257,19 @@ func compileTopology(services []ServiceConfig, generatorID string) (*topology, e
 		return nil, err
 	}
 	return t, nil
+}
+
+// addSpansPerService adds to acc, per service index, the spans one execution
+// of op produces, times mult.
+func (op *operation) addSpansPerService(acc []float64, mult float64) {
+	acc[op.svc.index] += mult
+	for _, c := range op.calls {
+		m := mult * float64(c.count)
+		if c.paired {
+			acc[c.caller.index] += m
+		}
+		c.target.addSpansPerService(acc, m)
+	}
 }
 
 func compileOperation(svc *service, oc *OperationConfig, path string) (*operation, error) {
