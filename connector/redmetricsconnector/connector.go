@@ -271,7 +271,7 @@ func (c *connectorImp) record(res *resource, family uint8, vals []dimVal, w uint
 			c.overflowMu.Lock()
 			o := c.overflow[family]
 			if o == nil {
-				o = c.newSeries(0, nil, family, nil, now)
+				o = c.newSeries(nil, family, nil, now)
 				c.overflow[family] = o
 			}
 			c.update(o, w, dur, ex, span, now)
@@ -302,13 +302,13 @@ func (c *connectorImp) create(sh *shard, h uint64, res *resource, family uint8, 
 		}
 		res = r
 	}
-	s := c.newSeries(h, res, family, cloneVals(vals), now)
-	sh.insert(s)
+	s := c.newSeries(res, family, cloneVals(vals), now)
+	sh.insert(h, s)
 	return s, 1
 }
 
-func (c *connectorImp) newSeries(h uint64, res *resource, family uint8, vals []dimVal, now int64) *series {
-	s := &series{hash: h, res: res, family: family, vals: vals, start: now, lastSeen: now}
+func (c *connectorImp) newSeries(res *resource, family uint8, vals []dimVal, now int64) *series {
+	s := &series{res: res, family: family, vals: vals, start: now, lastSeen: now}
 	if family == familySpan && !c.histDisabled {
 		if c.expo {
 			s.expo = newExpoHist()

@@ -253,12 +253,13 @@ func (b *builder) emit(s *series) {
 }
 
 func (b *builder) exemplars(s *series, es pmetric.ExemplarSlice) {
-	if len(s.exemplars) == 0 {
+	if s.exemplars == nil || len(*s.exemplars) == 0 {
 		return
 	}
-	es.EnsureCapacity(len(s.exemplars))
-	for i := range s.exemplars {
-		x := &s.exemplars[i]
+	exs := *s.exemplars
+	es.EnsureCapacity(len(exs))
+	for i := range exs {
+		x := &exs[i]
 		e := es.AppendEmpty()
 		e.SetTraceID(x.traceID)
 		e.SetSpanID(x.spanID)

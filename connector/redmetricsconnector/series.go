@@ -23,13 +23,15 @@ type exemplar struct {
 
 // series is the aggregation state of one dimension set. It is owned by one
 // shard and only touched under that shard's lock.
+//
+// Field order keeps the struct at 128 bytes (one size class) on 64-bit.
 type series struct {
 	next   *series // next series of the same shard with the same hash
-	hash   uint64
 	res    *resource
 	vals   []dimVal
 	family uint8
-	dirty  bool // updated since the last flush
+	dirty  bool  // updated since the last flush
+	exNext int32 // next exemplar slot to overwrite once the ring is full
 
 	start    int64 // unix ns the series was created (cumulative start time)
 	lastSeen int64 // unix ns of the batch that last updated it
@@ -40,8 +42,7 @@ type series struct {
 	buckets []uint64  // explicit histogram: len(bounds)+1 counters
 	expo    *expoHist // exponential histogram
 
-	exemplars []exemplar // ring, cap = max_per_data_point
-	exNext    int
+	exemplars *[]exemplar // ring, cap = max_per_data_point; nil until the first exemplar
 }
 
 // shard is one slice of the series table. Shards are picked by the top bits
@@ -63,9 +64,9 @@ func (sh *shard) find(h uint64, res *resource, family uint8, vals []dimVal) *ser
 	return nil
 }
 
-func (sh *shard) insert(s *series) {
-	s.next = sh.m[s.hash]
-	sh.m[s.hash] = s
+func (sh *shard) insert(h uint64, s *series) {
+	s.next = sh.m[h]
+	sh.m[h] = s
 }
 
 func valsEqual(a, b []dimVal) bool {
@@ -85,19 +86,23 @@ func (s *series) addExemplar(max int, e exemplar) {
 	if max <= 0 {
 		return
 	}
-	if len(s.exemplars) < max {
-		if s.exemplars == nil {
-			s.exemplars = make([]exemplar, 0, max)
-		}
-		s.exemplars = append(s.exemplars, e)
+	if s.exemplars == nil {
+		ex := make([]exemplar, 0, max)
+		s.exemplars = &ex
+	}
+	ex := s.exemplars
+	if len(*ex) < max {
+		*ex = append(*ex, e)
 		return
 	}
-	s.exemplars[s.exNext] = e
-	s.exNext = (s.exNext + 1) % max
+	(*ex)[s.exNext] = e
+	s.exNext = (s.exNext + 1) % int32(max)
 }
 
 func (s *series) clearExemplars() {
-	s.exemplars = s.exemplars[:0]
+	if s.exemplars != nil {
+		*s.exemplars = (*s.exemplars)[:0]
+	}
 	s.exNext = 0
 }
 

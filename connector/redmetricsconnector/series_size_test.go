@@ -1,0 +1,16 @@
+package redmetricsconnector
+
+import (
+	"testing"
+	"unsafe"
+)
+
+// The memory figure in the README assumes these sizes.
+func TestSeriesLayout(t *testing.T) {
+	if got := unsafe.Sizeof(series{}); got > 128 {
+		t.Errorf("series is %d bytes, want at most 128 (one size class)", got)
+	}
+	if got := unsafe.Sizeof(dimVal{}); got != 32 {
+		t.Errorf("dimVal is %d bytes, want 32", got)
+	}
+}
