@@ -3,6 +3,9 @@ package fanoutexporter
 import (
 	"context"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -302,4 +305,44 @@ func TestFanoutInvalidKeyForSignal(t *testing.T) {
 	cfg.RoutingKey = keyTraceID
 	_, err := NewFactory().CreateMetrics(context.Background(), exportertest.NewNopSettings(metadata.Type), cfg)
 	require.ErrorContains(t, err, `"routing_key"`)
+}
+
+func TestFanoutFollowsBackendSetChangesWhileDataFlows(t *testing.T) {
+	servers := []*otlpServer{startOTLPServer(t), startOTLPServer(t), startOTLPServer(t)}
+	path := filepath.Join(t.TempDir(), "backends.txt")
+	write := func(ss ...*otlpServer) {
+		var lines []string
+		for _, s := range ss {
+			lines = append(lines, s.addr)
+		}
+		require.NoError(t, os.WriteFile(path+".tmp", []byte(strings.Join(lines, "\n")), 0o600))
+		require.NoError(t, os.Rename(path+".tmp", path))
+	}
+	write(servers...)
+	cfg := testConfig(servers...)
+	cfg.Resolver.Static = configoptional.None[StaticResolverConfig]()
+	cfg.Resolver.File = configoptional.Some(FileResolverConfig{Path: path, Interval: 10 * time.Millisecond})
+	exp := startTraces(t, cfg, nil)
+
+	in, total := batches(8, 40, 20, 3)
+	accepted := 0
+	var removedCount int
+	for i, td := range in {
+		switch i {
+		case 10:
+			write(servers[0], servers[1]) // remove the third backend
+			time.Sleep(200 * time.Millisecond)
+			removedCount = servers[2].spanCount()
+		case 25:
+			assert.Equal(t, removedCount, servers[2].spanCount(), "a removed backend still got data")
+			write(servers...) // bring it back
+			time.Sleep(200 * time.Millisecond)
+		}
+		a, r := sendAll(t, exp, []ptrace.Traces{td})
+		require.Zero(t, r)
+		accepted += a
+	}
+	require.Equal(t, total, accepted)
+	requireExactlyOnce(t, collect(servers...), total)
+	assert.Greater(t, servers[2].spanCount(), removedCount, "a returning backend gets its keys back")
 }

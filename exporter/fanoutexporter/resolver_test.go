@@ -1,0 +1,268 @@
+package fanoutexporter
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/config/configoptional"
+	"go.uber.org/zap"
+	"golang.org/x/net/dns/dnsmessage"
+)
+
+// recorder collects what a resolver reports.
+type recorder struct {
+	mu      sync.Mutex
+	sets    [][]backendSpec
+	success int
+	failure int
+}
+
+func (r *recorder) hooks() resolverHooks {
+	return resolverHooks{
+		logger: zap.NewNop(),
+		apply: func(_ context.Context, specs []backendSpec) {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.sets = append(r.sets, specs)
+		},
+		report: func(ok bool) {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			if ok {
+				r.success++
+			} else {
+				r.failure++
+			}
+		},
+	}
+}
+
+func (r *recorder) last() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.sets) == 0 {
+		return nil
+	}
+	return specEndpoints(r.sets[len(r.sets)-1])
+}
+
+func (r *recorder) counts() (sets, success, failure int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.sets), r.success, r.failure
+}
+
+func TestParseBackendList(t *testing.T) {
+	specs, err := parseBackendList([]byte("# backends\n\na:4317\n  b:4317 2.5 \n[::1]:4317\n"), "f")
+	require.NoError(t, err)
+	assert.Equal(t, []backendSpec{{"a:4317", 1}, {"b:4317", 2.5}, {"[::1]:4317", 1}}, specs)
+
+	for text, want := range map[string]string{
+		"a:4317\nnoport\n": `f:2: "noport" is not host:port`,
+		"a:4317 x\n":       `f:1: weight "x" is not a number`,
+		"a:4317 0\n":       `f:1: weight must be > 0`,
+		"a:4317 1 extra\n": "f:1: want `endpoint [weight]`",
+		"a:4317\na:4317\n": `f:2: "a:4317" is listed twice`,
+		"a:99999\n":        `f:1: "a:99999" has an invalid port`,
+	} {
+		_, err := parseBackendList([]byte(text), "f")
+		require.ErrorContains(t, err, want, text)
+	}
+}
+
+func TestFileResolverFollowsChangesAndKeepsLastGoodSet(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "backends.txt")
+	write := func(text string) {
+		// Write and rename, as ConfigMaps and editors do.
+		tmp := path + ".tmp"
+		require.NoError(t, os.WriteFile(tmp, []byte(text), 0o600))
+		require.NoError(t, os.Rename(tmp, path))
+	}
+	write("b:4317\na:4317\n")
+	rec := &recorder{}
+	r, err := newResolver(ResolverConfig{File: someFile(path, 10*time.Millisecond)}, rec.hooks())
+	require.NoError(t, err)
+	require.NoError(t, r.start(context.Background()))
+	defer func() { require.NoError(t, r.shutdown(context.Background())) }()
+	assert.Equal(t, []string{"a:4317", "b:4317"}, rec.last(), "the first set is applied before start returns, sorted")
+
+	write("a:4317\nc:4317\n")
+	require.Eventually(t, func() bool { return strings.Join(rec.last(), ",") == "a:4317,c:4317" }, 5*time.Second, 5*time.Millisecond)
+
+	sets, _, _ := rec.counts()
+	write("a:4317\nbroken line here\n")
+	require.Eventually(t, func() bool { _, _, f := rec.counts(); return f > 0 }, 5*time.Second, 5*time.Millisecond)
+	write("")
+	require.Eventually(t, func() bool { _, _, f := rec.counts(); return f > 3 }, 5*time.Second, 5*time.Millisecond)
+	n, _, _ := rec.counts()
+	assert.Equal(t, sets, n, "a bad or empty file must not replace the last good set")
+	assert.Equal(t, []string{"a:4317", "c:4317"}, rec.last())
+}
+
+// dnsServer answers A and SRV questions on loopback UDP from a table the
+// test can change.
+type dnsServer struct {
+	conn *net.UDPConn
+	mu   sync.Mutex
+	a    map[string][]net.IP
+	srv  map[string][]net.SRV
+	fail bool
+	done chan struct{}
+}
+
+func startDNSServer(t *testing.T) *dnsServer {
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	s := &dnsServer{conn: conn, a: map[string][]net.IP{}, srv: map[string][]net.SRV{}, done: make(chan struct{})}
+	go s.serve()
+	t.Cleanup(func() { conn.Close(); <-s.done })
+	return s
+}
+
+func (s *dnsServer) addr() string { return s.conn.LocalAddr().String() }
+
+func (s *dnsServer) set(fn func(s *dnsServer)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fn(s)
+}
+
+func (s *dnsServer) serve() {
+	defer close(s.done)
+	buf := make([]byte, 1500)
+	for {
+		n, from, err := s.conn.ReadFromUDP(buf)
+		if err != nil {
+			return
+		}
+		var p dnsmessage.Parser
+		hdr, err := p.Start(buf[:n])
+		if err != nil {
+			continue
+		}
+		q, err := p.Question()
+		if err != nil {
+			continue
+		}
+		if resp, err := s.answer(hdr, q); err == nil {
+			_, _ = s.conn.WriteToUDP(resp, from)
+		}
+	}
+}
+
+func (s *dnsServer) answer(hdr dnsmessage.Header, q dnsmessage.Question) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	name := strings.TrimSuffix(q.Name.String(), ".")
+	rcode := dnsmessage.RCodeSuccess
+	if s.fail {
+		rcode = dnsmessage.RCodeServerFailure
+	} else if _, ok := s.a[name]; !ok {
+		if _, ok := s.srv[name]; !ok {
+			rcode = dnsmessage.RCodeNameError
+		}
+	}
+	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: hdr.ID, Response: true, Authoritative: true, RCode: rcode})
+	b.EnableCompression()
+	if err := b.StartQuestions(); err != nil {
+		return nil, err
+	}
+	if err := b.Question(q); err != nil {
+		return nil, err
+	}
+	if err := b.StartAnswers(); err != nil {
+		return nil, err
+	}
+	rh := dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 1}
+	switch q.Type {
+	case dnsmessage.TypeA:
+		for _, ip := range s.a[name] {
+			var a [4]byte
+			copy(a[:], ip.To4())
+			if err := b.AResource(rh, dnsmessage.AResource{A: a}); err != nil {
+				return nil, err
+			}
+		}
+	case dnsmessage.TypeSRV:
+		for _, rec := range s.srv[name] {
+			target, err := dnsmessage.NewName(rec.Target)
+			if err != nil {
+				return nil, err
+			}
+			if err := b.SRVResource(rh, dnsmessage.SRVResource{Priority: rec.Priority, Weight: rec.Weight, Port: rec.Port, Target: target}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return b.Finish()
+}
+
+func TestDNSResolverARecords(t *testing.T) {
+	dns := startDNSServer(t)
+	dns.set(func(s *dnsServer) { s.a["collectors.test"] = []net.IP{net.IPv4(127, 0, 0, 2), net.IPv4(127, 0, 0, 3)} })
+	rec := &recorder{}
+	cfg := DNSResolverConfig{Hostname: "collectors.test", Port: "4317", Interval: 20 * time.Millisecond, Timeout: time.Second, Server: dns.addr()}
+	r, err := newResolver(ResolverConfig{DNS: someDNS(cfg)}, rec.hooks())
+	require.NoError(t, err)
+	require.NoError(t, r.start(context.Background()))
+	defer func() { require.NoError(t, r.shutdown(context.Background())) }()
+	assert.Equal(t, []string{"127.0.0.2:4317", "127.0.0.3:4317"}, rec.last())
+
+	// A scale-up shows within an interval or two.
+	dns.set(func(s *dnsServer) { s.a["collectors.test"] = append(s.a["collectors.test"], net.IPv4(127, 0, 0, 4)) })
+	require.Eventually(t, func() bool { return len(rec.last()) == 3 }, 5*time.Second, 5*time.Millisecond)
+
+	// A failing server keeps the last good set and counts failures.
+	sets, _, _ := rec.counts()
+	dns.set(func(s *dnsServer) { s.fail = true })
+	require.Eventually(t, func() bool { _, _, f := rec.counts(); return f >= 2 }, 5*time.Second, 5*time.Millisecond)
+	n, _, _ := rec.counts()
+	assert.Equal(t, sets, n)
+	assert.Len(t, rec.last(), 3)
+}
+
+func TestDNSResolverSRVRecords(t *testing.T) {
+	dns := startDNSServer(t)
+	dns.set(func(s *dnsServer) {
+		s.srv["_otlp._tcp.collectors.test"] = []net.SRV{
+			{Target: "gw-0.collectors.test.", Port: 14317},
+			{Target: "gw-1.collectors.test.", Port: 24317},
+		}
+	})
+	rec := &recorder{}
+	cfg := DNSResolverConfig{Hostname: "_otlp._tcp.collectors.test", SRV: true, Interval: time.Hour, Timeout: time.Second, Server: dns.addr()}
+	r, err := newResolver(ResolverConfig{DNS: someDNS(cfg)}, rec.hooks())
+	require.NoError(t, err)
+	require.NoError(t, r.start(context.Background()))
+	require.NoError(t, r.shutdown(context.Background()))
+	assert.Equal(t, []string{"gw-0.collectors.test:14317", "gw-1.collectors.test:24317"}, rec.last())
+}
+
+func TestDNSResolverUnknownNameIsNotFatal(t *testing.T) {
+	dns := startDNSServer(t)
+	rec := &recorder{}
+	cfg := DNSResolverConfig{Hostname: "nobody.test", Port: "4317", Interval: time.Hour, Timeout: time.Second, Server: dns.addr()}
+	r, err := newResolver(ResolverConfig{DNS: someDNS(cfg)}, rec.hooks())
+	require.NoError(t, err)
+	require.NoError(t, r.start(context.Background()))
+	require.NoError(t, r.shutdown(context.Background()))
+	sets, _, failures := rec.counts()
+	assert.Zero(t, sets)
+	assert.Equal(t, 1, failures)
+}
+
+func someFile(path string, interval time.Duration) configoptional.Optional[FileResolverConfig] {
+	return configoptional.Some(FileResolverConfig{Path: path, Interval: interval})
+}
+
+func someDNS(cfg DNSResolverConfig) configoptional.Optional[DNSResolverConfig] {
+	return configoptional.Some(cfg)
+}
