@@ -88,10 +88,17 @@ func BenchmarkConsumeTraces(b *testing.B) {
 			c.RatePerFingerprint = 0
 			c.Attributes.Exclude = []string{"*"}
 		}},
+		// Every rule type with the default limits: the `all` rule asks the
+		// limiter for every span (steady state: almost all suppressed).
 		{"all_rules", 10, func(c *Config) {
 			c.Rules = append(c.Rules,
 				RuleConfig{Type: "slow", Threshold: time.Second},
-				RuleConfig{Type: "all", SpanKinds: []string{"client"}, RatePerFingerprint: ptr(0.0)})
+				RuleConfig{Type: "all"})
+		}},
+		// Every span becomes a record: 1000 records per op.
+		{"all_unlimited", 10, func(c *Config) {
+			c.Rules = []RuleConfig{{Type: "all", RatePerFingerprint: ptr(0.0)}}
+			c.Attributes.Exclude = []string{"*"}
 		}},
 		// Nothing matches: must not allocate at all.
 		{"no_match", 0, func(*Config) {}},

@@ -323,5 +323,11 @@ func compileAttributes(key string, a AttributesConfig) (*attrFilter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &attrFilter{include: inc, exclude: exc}, nil
+	f := &attrFilter{include: inc, exclude: exc}
+	for _, g := range exc {
+		if g.kind == globAny {
+			f.none = true
+		}
+	}
+	return f, nil
 }

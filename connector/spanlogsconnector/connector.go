@@ -358,10 +358,12 @@ func copyAttributes(dst, first, span pcommon.Map, f *attrFilter, extra bool) {
 		}
 		return
 	}
-	n := 0
-	if f.all() {
+	n, fromSpan := 0, !f.none
+	switch {
+	case f.none:
+	case f.all():
 		n = span.Len()
-	} else {
+	default:
 		span.Range(func(k string, _ pcommon.Value) bool {
 			if f.keep(k) {
 				n++
@@ -384,6 +386,9 @@ func copyAttributes(dst, first, span pcommon.Map, f *attrFilter, extra bool) {
 			v.CopyTo(dst.PutEmpty(k))
 			return true
 		})
+	}
+	if !fromSpan {
+		return
 	}
 	span.Range(func(k string, v pcommon.Value) bool {
 		if !f.keep(k) {

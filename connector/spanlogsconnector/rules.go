@@ -132,6 +132,9 @@ func (r *rule) severityFor(span ptrace.Span) severity {
 type attrFilter struct {
 	include []glob
 	exclude []glob
+	// none is set when an exclude glob is `*`: no span attribute is kept,
+	// so the keys need not be looked at.
+	none bool
 }
 
 func (f *attrFilter) all() bool { return len(f.include) == 0 && len(f.exclude) == 0 }
