@@ -116,7 +116,7 @@ func (c *spanLogs) Capabilities() consumer.Capabilities {
 // one ScopeLogs per ScopeSpans that produced at least one record.
 func (c *spanLogs) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 	sc := c.scratch.Get().(*scratch)
-	defer c.scratch.Put(sc)
+	defer c.putScratch(sc)
 	sc.body = sc.body[:0]
 	sc.pending = sc.pending[:0]
 	clear(sc.emitted)
@@ -157,6 +157,21 @@ func (c *spanLogs) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 	return c.next.ConsumeLogs(ctx, b.logs)
 }
 
+// maxPooledBody bounds the body buffer kept for reuse, so one huge batch
+// does not pin its buffer in the pool forever.
+const maxPooledBody = 1 << 20
+
+func (c *spanLogs) putScratch(sc *scratch) {
+	if cap(sc.body) > maxPooledBody {
+		sc.body = nil
+		sc.pending = nil
+	}
+	c.scratch.Put(sc)
+}
+
+// flushMetrics adds the batch's counts once per rule rather than once per
+// record. Records count as emitted when built, whether or not the next
+// consumer then accepts them.
 func (c *spanLogs) flushMetrics(ctx context.Context, sc *scratch) {
 	for i := range sc.emitted {
 		if n := sc.emitted[i]; n > 0 {
