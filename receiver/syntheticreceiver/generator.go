@@ -104,8 +104,10 @@ func (g *generator) generate(n int, now time.Time) (ptrace.Traces, int) {
 		spans += g.trace(nowNano)
 	}
 	td := g.td
+	// Drop every reference to the batch: it belongs to the pipeline now.
 	g.td = ptrace.Traces{}
-	clear(g.perSvc) // drop references to the handed-off batch
+	clear(g.perSvc)
+	clear(g.curSpans)
 	return td, spans
 }
 

@@ -1,8 +1,13 @@
 package syntheticreceiver
 
 import (
+	"context"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/receiver/receivertest"
 )
 
 // BenchmarkGenerate measures the generator alone on the default topology,
@@ -52,4 +57,24 @@ func allocsPerSpan(b *testing.B, g *generator, batch int) float64 {
 		spans += n
 	})
 	return allocs * 21 / float64(spans)
+}
+
+// BenchmarkEmit measures one batch of 100 traces through the receiver's
+// emit path: generation, own metrics, obsreport, a traces and a logs
+// consumer that drop what they get.
+func BenchmarkEmit(b *testing.B) {
+	cfg := testConfig(1e9, 100, 0)
+	r, err := newReceiver(cfg, receivertest.NewNopSettings(typ), newFakeClock())
+	require.NoError(b, err)
+	r.nextTraces = consumertest.NewNop()
+	r.nextLogs = consumertest.NewNop()
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		r.emit(ctx, cfg.BatchSize)
+	}
+	// Spans per batch of the default topology, measured on the side.
+	_, spans := newTestGenerator(b, nil, 1, false).generate(10000, time.Now())
+	perBatch := float64(spans) / 100
+	b.ReportMetric(float64(b.N)*perBatch/b.Elapsed().Seconds(), "spans/s")
 }
