@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -85,10 +86,16 @@ func BenchmarkConsumeTracesParallel(b *testing.B) {
 	c := newBenchConnector(b, benchConfig())
 	ctx := context.Background()
 	_ = c.ConsumeTraces(ctx, benchTraces(0))
+	// One batch per goroutine, built before the timer so only ingestion is measured.
+	batches := make([]ptrace.Traces, runtime.GOMAXPROCS(0))
+	for i := range batches {
+		batches[i] = benchTraces(0)
+	}
+	var next atomic.Int32
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
-		td := benchTraces(0)
+		td := batches[int(next.Add(1)-1)%len(batches)]
 		for pb.Next() {
 			_ = c.ConsumeTraces(ctx, td)
 		}
