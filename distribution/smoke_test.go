@@ -13,13 +13,17 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -182,31 +186,24 @@ func TestSmokeComponents(t *testing.T) {
 	}
 }
 
-// TestSmokeDemoRunsAndStops runs the demo config (on free ports, so it does
-// not collide with anything already listening), waits for health_check to
-// answer, then sends SIGINT as Ctrl-C would and expects exit status 0.
+// TestSmokeDemoRunsAndStops runs the demo config with every loopback port
+// moved to a free one (so it does not collide with anything already
+// listening), waits for health_check to answer, checks that data flows
+// through every component the demo wires (their own metrics count it), then
+// sends SIGINT as Ctrl-C would and expects exit status 0.
 func TestSmokeDemoRunsAndStops(t *testing.T) {
 	bin := binary(t)
-	cfg, err := os.ReadFile("config.yaml")
+	raw, err := os.ReadFile("config.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	text := string(cfg)
-	var health string
-	for _, port := range []string{"4317", "4318", "13133", "55679", "8888"} {
-		free := freePort(t)
-		if port == "13133" {
-			health = free
-		}
-		text = strings.ReplaceAll(text, "127.0.0.1:"+port, "127.0.0.1:"+free)
-		text = strings.ReplaceAll(text, "port: "+port, "port: "+free)
-	}
+	text, ports := remapPorts(t, string(raw))
 	path := filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
-	var output bytes.Buffer
+	var output syncBuffer
 	cmd := exec.Command(bin, "--config", path)
 	cmd.Stdout, cmd.Stderr = &output, &output
 	if err := cmd.Start(); err != nil {
@@ -218,25 +215,30 @@ func TestSmokeDemoRunsAndStops(t *testing.T) {
 		_ = cmd.Process.Kill()
 	})
 
-	url := "http://127.0.0.1:" + health + "/"
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("collector exited before becoming healthy: %v\n%s", err, output.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("health_check at %s never answered 200\n%s", url, output.String())
-		}
-		time.Sleep(100 * time.Millisecond)
+	waitFor(t, done, &output, 30*time.Second, "health_check answers 200", func() bool {
+		code, _ := get("http://127.0.0.1:" + ports["13133"] + "/")
+		return code == http.StatusOK
+	})
+
+	// A span from an outside OTLP client goes through too.
+	resp, err := http.Post("http://127.0.0.1:"+ports["4318"]+"/v1/traces", "application/json", strings.NewReader(demoSpan))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("OTLP/HTTP export answered %s", resp.Status)
+	}
+
+	// Every counter the demo's components keep must move: traffic flows
+	// through fanout to the backends, and from there through the
+	// span-derived pipelines.
+	metricsURL := "http://127.0.0.1:" + ports["8888"] + "/metrics"
+	for _, name := range demoCounters {
+		waitFor(t, done, &output, 30*time.Second, name+" > 0", func() bool {
+			_, body := get(metricsURL)
+			return counterPositive(body, name)
+		})
 	}
 
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
@@ -250,6 +252,108 @@ func TestSmokeDemoRunsAndStops(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("collector still running 30s after SIGINT\n%s", output.String())
 	}
+}
+
+// demoCounters are own metrics of the demo's components that must grow
+// while it runs (names as the Prometheus endpoint shows them).
+var demoCounters = []string{
+	"otelcol_fanout_items_sent",
+}
+
+const demoSpan = `{"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "smoke"}}]},
+  "scopeSpans": [{"spans": [{"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
+    "name": "hello", "kind": 2, "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000000100000000"}]}]}]}`
+
+// remapPorts gives every 127.0.0.1:<port> and `port: <port>` in a config a
+// free port, the same one for each occurrence of a port, and returns the
+// mapping.
+func remapPorts(t *testing.T, text string) (string, map[string]string) {
+	t.Helper()
+	ports := map[string]string{}
+	remap := func(port string) string {
+		if _, ok := ports[port]; !ok {
+			ports[port] = freePort(t)
+		}
+		return ports[port]
+	}
+	text = loopbackPort.ReplaceAllStringFunc(text, func(m string) string {
+		return "127.0.0.1:" + remap(strings.TrimPrefix(m, "127.0.0.1:"))
+	})
+	text = portKey.ReplaceAllStringFunc(text, func(m string) string {
+		return "port: " + remap(strings.TrimPrefix(m, "port: "))
+	})
+	return text, ports
+}
+
+var (
+	loopbackPort = regexp.MustCompile(`127\.0\.0\.1:[0-9]+`)
+	portKey      = regexp.MustCompile(`port: [0-9]+`)
+)
+
+func waitFor(t *testing.T, done <-chan error, output *syncBuffer, timeout time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !ok() {
+		select {
+		case err := <-done:
+			t.Fatalf("collector exited while waiting for %s: %v\n%s", what, err, output.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s\n%s", what, output.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func get(url string) (int, string) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, ""
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// counterPositive says whether any series of the named metric has a value
+// above zero in a Prometheus text exposition.
+func counterPositive(exposition, name string) bool {
+	for _, line := range strings.Split(exposition, "\n") {
+		if !strings.HasPrefix(line, name) {
+			continue
+		}
+		rest := line[len(name):]
+		if rest == "" || (rest[0] != ' ' && rest[0] != '{') {
+			continue // a longer metric name
+		}
+		fields := strings.Fields(rest[strings.LastIndex(rest, "}")+1:])
+		if len(fields) > 0 {
+			if v, err := strconv.ParseFloat(fields[0], 64); err == nil && v > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// syncBuffer is a bytes.Buffer safe for the collector's output goroutines
+// and the test reading it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func freePort(t *testing.T) string {
