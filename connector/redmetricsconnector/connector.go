@@ -288,6 +288,11 @@ func (c *connectorImp) record(res *resource, family uint8, vals []dimVal, w uint
 // create makes a new series under the shard lock, or returns nil when the
 // cardinality limit is reached.
 func (c *connectorImp) create(sh *shard, h uint64, res *resource, family uint8, vals []dimVal, now int64) (*series, int64) {
+	// Under a flood at the limit, the plain load keeps overflowing spans
+	// from bouncing the shared counter's cache line with two writes each.
+	if c.limit > 0 && c.live.Load() >= c.limit {
+		return nil, 0
+	}
 	if n := c.live.Add(1); c.limit > 0 && n > c.limit {
 		c.live.Add(-1)
 		return nil, 0
