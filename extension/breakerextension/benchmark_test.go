@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -87,7 +88,12 @@ func BenchmarkAllowDoneParallelKeys(b *testing.B) {
 }
 
 func openBreaker(b *testing.B) Breaker {
-	br := benchCore(b).Breaker("backend:4317")
+	cfg := createDefaultConfig()
+	cfg.OpenDuration, cfg.MaxOpenDuration = time.Hour, time.Hour // open for the whole run
+	c := newCore(cfg, newRealClock(), zap.NewNop(), 1)
+	c.start()
+	b.Cleanup(c.stop)
+	br := c.Breaker("backend:4317")
 	for range 5 {
 		p, _ := br.Allow()
 		p.Done(errors.New("boom"))

@@ -118,21 +118,30 @@ func compilePolicy(name string, c PolicyConfig) *policy {
 // atomics of this breaker; its mutex guards transitions and the rare paths
 // (half-open, ramp-up, manual states).
 type breaker struct {
+	// Read on every call, written only on transitions: kept together and
+	// away from the counters below, so counting does not invalidate the
+	// cache line every Allow reads.
 	word    atomic.Uint64
-	used    atomic.Bool // set by Allow, cleared by the idle sweeper
-	consec  atomic.Int64
-	ancient atomic.Int64
-	slots   [cohortSlots]atomic.Uint64 // cohort<<32 | in-flight count
+	used    atomic.Bool // set by Allow (once), cleared by the idle sweeper
+	p       *policy
+	core    *core
 	buckets []bucket
+	key     string
+	_       [8]byte
 
+	consec atomic.Int64 // written on failures (and the first success after)
+	_      [56]byte
+	// Written on every outcome: one line for the outcome counters, one for
+	// rejections, which the open path writes from every caller.
 	nSuccess  atomic.Uint64
 	nFailure  atomic.Uint64
 	nIgnored  atomic.Uint64
+	_         [40]byte
 	nRejected atomic.Uint64
+	_         [56]byte
 
-	key  string
-	p    *policy
-	core *core
+	ancient atomic.Int64
+	slots   [cohortSlots]atomic.Uint64 // cohort<<32 | in-flight count
 
 	mu sync.Mutex
 	// guarded by mu

@@ -186,7 +186,7 @@ func exporterhelperThrottle(err error) time.Duration {
 				return time.Duration(f.Int())
 			}
 		}
-		switch u := err.(type) {
+		switch u := err.(type) { //nolint:errorlint // walks the chain by hand: the throttle type is unexported, errors.As cannot name it
 		case interface{ Unwrap() error }:
 			err = u.Unwrap()
 		case interface{ Unwrap() []error }:

@@ -142,7 +142,7 @@ func (cfg *Config) Unmarshal(conf *confmap.Conf) error {
 // Validate checks every policy and reference.
 func (cfg *Config) Validate() error {
 	var errs []error
-	errs = append(errs, cfg.PolicyConfig.validate("")...)
+	errs = append(errs, cfg.validate("")...)
 	for _, name := range sortedKeys(cfg.Policies) {
 		p := cfg.Policies[name]
 		errs = append(errs, p.validate("policies::"+name+"::")...)

@@ -94,9 +94,9 @@ func (e *breakerExtension) Start(ctx context.Context, host component.Host) error
 			zap.Stringer("from", ch.From), zap.Stringer("to", ch.To),
 			zap.String("reason", ch.Reason), zap.Bool("shadow", ch.Shadow))
 	})
-	e.core.evMu.Lock()
-	e.core.onStatus = e.reportStatus
-	e.core.evMu.Unlock()
+	e.evMu.Lock()
+	e.onStatus = e.reportStatus
+	e.evMu.Unlock()
 
 	if srvCfg := e.cfg.HTTP.Get(); srvCfg != nil {
 		if err := e.startHTTP(ctx, host, srvCfg); err != nil {
@@ -105,7 +105,7 @@ func (e *breakerExtension) Start(ctx context.Context, host component.Host) error
 			return err
 		}
 	}
-	e.core.start()
+	e.start()
 	e.started = true
 	// Keys may have opened before Start (the API works without it).
 	if open := e.openKeys(); len(open) > 0 {
@@ -117,7 +117,7 @@ func (e *breakerExtension) Start(ctx context.Context, host component.Host) error
 // Shutdown stops timers, the endpoint and telemetry. Safe to call twice and
 // without Start.
 func (e *breakerExtension) Shutdown(ctx context.Context) error {
-	e.core.stop()
+	e.stop()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if !e.started || e.stopped {
@@ -129,9 +129,9 @@ func (e *breakerExtension) Shutdown(ctx context.Context) error {
 		err = e.srv.Shutdown(ctx)
 		<-e.srvDone
 	}
-	e.core.evMu.Lock()
-	e.core.onStatus = nil
-	e.core.evMu.Unlock()
+	e.evMu.Lock()
+	e.onStatus = nil
+	e.evMu.Unlock()
 	e.unsub()
 	e.tb.Shutdown()
 	return err
