@@ -165,3 +165,49 @@ func BenchmarkMemoryPerSeries(b *testing.B) {
 		runtime.KeepAlive(c)
 	}
 }
+
+// BenchmarkConsumeTracesVariants covers the other hot paths: exponential
+// histogram, delta with exemplars and events, and a flood where every span
+// has a new dimension value and goes to the overflow series.
+func BenchmarkConsumeTracesVariants(b *testing.B) {
+	expo := benchConfig()
+	expo.Histogram.Exponential = &ExponentialHistogramConfig{}
+	rich := benchConfig()
+	rich.AggregationTemporality = Delta
+	rich.Exemplars = ExemplarsConfig{Enabled: true, MaxPerDataPoint: 5}
+	flood := benchConfig()
+	flood.CardinalityLimit = 100
+	flood.Dimensions = append(flood.Dimensions, Dimension{Name: "url.path"})
+	floodBatch := benchTraces(0)
+	n := 0
+	rss := floodBatch.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		spans := rss.At(i).ScopeSpans().At(0).Spans()
+		for j := 0; j < spans.Len(); j++ {
+			spans.At(j).Attributes().PutStr("url.path", fmt.Sprintf("/item/%d", n))
+			n++
+		}
+	}
+	for _, bc := range []struct {
+		name string
+		cfg  *Config
+		td   ptrace.Traces
+	}{
+		{"exponential", expo, benchTraces(0)},
+		{"delta_exemplars", rich, benchTraces(0)},
+		{"overflow_flood", flood, floodBatch},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			c := newBenchConnector(b, bc.cfg)
+			ctx := context.Background()
+			_ = c.ConsumeTraces(ctx, bc.td)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				_ = c.ConsumeTraces(ctx, bc.td)
+			}
+			b.StopTimer()
+			reportSpans(b)
+		})
+	}
+}
