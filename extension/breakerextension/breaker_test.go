@@ -689,3 +689,17 @@ func TestLostProbeTimesOut(t *testing.T) {
 	lost.Done(nil) // very late: ignored
 	assert.Equal(t, 0, h.clk.pending(), "closing stopped the half-open timer")
 }
+
+func TestPanickingSubscriberDoesNotBreakDelivery(t *testing.T) {
+	h := newHarness(t, testPolicy())
+	unsub := h.c.Subscribe(func(StateChange) { panic("subscriber bug") })
+	b := h.br("a")
+	for range 5 {
+		call(t, b, errBackend)
+	}
+	assert.Equal(t, StateOpen, b.State())
+	unsub()
+	h.clk.Advance(time.Second)
+	assert.Equal(t, []string{"closed>open:consecutive_failures", "open>half_open:open_duration_elapsed"}, h.transitions(),
+		"later subscribers still got every change")
+}

@@ -99,6 +99,12 @@ func TestFromHost(t *testing.T) {
 	p, err := FromHost(host, id)
 	require.NoError(t, err)
 	assert.Same(t, e.get("a"), p.Breaker("a"))
+	_, ok := p.(Subscriber)
+	assert.True(t, ok, "the provider also offers subscriptions")
+	ctl, ok := p.(Controller)
+	require.True(t, ok, "and manual control")
+	ctl.SetManualState("a", ManualForcedOpen)
+	assert.Equal(t, StateOpen, p.Breaker("a").State())
 
 	_, err = FromHost(host, component.MustNewIDWithName("breaker", "missing"))
 	assert.ErrorContains(t, err, `breaker extension "breaker/missing" not found`)
