@@ -100,11 +100,11 @@ func TestDefaultsCumulativeExplicit(t *testing.T) {
 }
 
 func TestLifecycle(t *testing.T) {
-	c, sink, clk := newTestConnector(t, createDefaultConfig())
+	c, _, _ := newTestConnector(t, createDefaultConfig())
 	require.NoError(t, c.Shutdown(context.Background()), "shutdown without start")
 	require.NoError(t, c.Shutdown(context.Background()), "second shutdown")
 
-	c, sink, clk = newTestConnector(t, createDefaultConfig())
+	c, sink, clk := newTestConnector(t, createDefaultConfig())
 	require.NoError(t, c.Start(context.Background(), nil))
 	consume(t, c, spanSpec{service: "a", name: "op", durMs: 1})
 	clk.Advance(time.Second)
