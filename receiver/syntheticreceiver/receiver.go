@@ -15,6 +15,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
 	"github.com/otelcsp/otelcsp/receiver/syntheticreceiver/internal/metadata"
@@ -39,6 +41,11 @@ type syntheticReceiver struct {
 	gen         *generator
 	generatorID string
 	telemetry   *metadata.TelemetryBuilder
+	// metricAttrs labels the own metrics with the receiver ID, as the
+	// collector's otelcol_receiver_* metrics are, so two synthetic
+	// receivers (and their refusals) can be told apart. Built once: the
+	// hot path must not allocate an attribute set per batch.
+	metricAttrs metric.AddOption
 	obsTraces   *receiverhelper.ObsReport
 	obsLogs     *receiverhelper.ObsReport
 
@@ -105,6 +112,7 @@ func newReceiver(cfg *Config, set receiver.Settings, clk clock) (*syntheticRecei
 		gen:           newGenerator(topo, seed, cfg.Canary.Enabled),
 		generatorID:   generatorID,
 		telemetry:     tb,
+		metricAttrs:   metric.WithAttributeSet(attribute.NewSet(attribute.String("receiver", set.ID.String()))),
 		obsTraces:     obsTraces,
 		obsLogs:       obsLogs,
 		traceRefusals: &refusalLog{logger: set.Logger, clk: clk, signal: "traces", unit: "refused_traces"},
@@ -187,8 +195,8 @@ func (r *syntheticReceiver) run(ctx context.Context) {
 // traces_refused metric says how many.
 func (r *syntheticReceiver) emit(ctx context.Context, n int) {
 	td, spans := r.gen.generate(n, r.clk.Now())
-	r.telemetry.SyntheticTracesGenerated.Add(ctx, int64(n))
-	r.telemetry.SyntheticSpansGenerated.Add(ctx, int64(spans))
+	r.telemetry.SyntheticTracesGenerated.Add(ctx, int64(n), r.metricAttrs)
+	r.telemetry.SyntheticSpansGenerated.Add(ctx, int64(spans), r.metricAttrs)
 
 	// Logs are derived before the traces are handed on: after
 	// ConsumeTraces the pipeline owns td and may change it.
@@ -203,17 +211,17 @@ func (r *syntheticReceiver) emit(ctx context.Context, n int) {
 		err := r.nextTraces.ConsumeTraces(octx, td)
 		r.obsTraces.EndTracesOp(octx, format, spans, err)
 		if err != nil {
-			r.telemetry.SyntheticTracesRefused.Add(ctx, int64(n))
+			r.telemetry.SyntheticTracesRefused.Add(ctx, int64(n), r.metricAttrs)
 			r.traceRefusals.refused(n, err)
 		}
 	}
 	if records > 0 {
-		r.telemetry.SyntheticLogRecordsGenerated.Add(ctx, int64(records))
+		r.telemetry.SyntheticLogRecordsGenerated.Add(ctx, int64(records), r.metricAttrs)
 		octx := r.obsLogs.StartLogsOp(ctx)
 		err := r.nextLogs.ConsumeLogs(octx, ld)
 		r.obsLogs.EndLogsOp(octx, format, records, err)
 		if err != nil {
-			r.telemetry.SyntheticLogRecordsRefused.Add(ctx, int64(records))
+			r.telemetry.SyntheticLogRecordsRefused.Add(ctx, int64(records), r.metricAttrs)
 			r.logRefusals.refused(records, err)
 		}
 	}

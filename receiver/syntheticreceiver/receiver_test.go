@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receivertest"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
 	"go.uber.org/zap"
@@ -26,6 +27,10 @@ import (
 
 	"github.com/otelcsp/otelcsp/receiver/syntheticreceiver/internal/metadatatest"
 )
+
+// receiverAttrs are the attributes of the own metrics of a receiver made
+// with metadatatest.NewSettings.
+var receiverAttrs = attribute.NewSet(attribute.String("receiver", "synthetic"))
 
 // fakeClock advances only when the receiver sleeps, so a run at any rate
 // takes no real time and its timing is exact.
@@ -238,8 +243,8 @@ func TestCanaryGapsAreCountedRefusals(t *testing.T) {
 		}
 	}
 
-	metadatatest.AssertEqualSyntheticTracesRefused(t, tt, []metricdata.DataPoint[int64]{{Value: int64(refused)}}, metricdatatest.IgnoreTimestamp())
-	metadatatest.AssertEqualSyntheticTracesGenerated(t, tt, []metricdata.DataPoint[int64]{{Value: 300}}, metricdatatest.IgnoreTimestamp())
+	metadatatest.AssertEqualSyntheticTracesRefused(t, tt, []metricdata.DataPoint[int64]{{Value: int64(refused), Attributes: receiverAttrs}}, metricdatatest.IgnoreTimestamp())
+	metadatatest.AssertEqualSyntheticTracesGenerated(t, tt, []metricdata.DataPoint[int64]{{Value: 300, Attributes: receiverAttrs}}, metricdatatest.IgnoreTimestamp())
 
 	// Refusals are logged at a bounded rate, and the logs add up to the count.
 	warnings := logs.FilterLevelExact(zapcore.WarnLevel).All()
@@ -261,7 +266,7 @@ func TestSpansGeneratedMetric(t *testing.T) {
 	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
 	waitDone(t, r)
 	require.NoError(t, r.Shutdown(context.Background()))
-	metadatatest.AssertEqualSyntheticSpansGenerated(t, tt, []metricdata.DataPoint[int64]{{Value: int64(sink.SpanCount())}}, metricdatatest.IgnoreTimestamp())
+	metadatatest.AssertEqualSyntheticSpansGenerated(t, tt, []metricdata.DataPoint[int64]{{Value: int64(sink.SpanCount()), Attributes: receiverAttrs}}, metricdatatest.IgnoreTimestamp())
 	_, err = tt.GetMetric("otelcol_synthetic_traces_refused")
 	assert.Error(t, err, "nothing was refused")
 }
@@ -345,7 +350,7 @@ func TestLogsFromSpanEventsShareTheGenerator(t *testing.T) {
 	}
 	assert.Equal(t, len(events), records, "one log record per span event")
 	assert.Positive(t, exceptions)
-	metadatatest.AssertEqualSyntheticLogRecordsGenerated(t, tt, []metricdata.DataPoint[int64]{{Value: int64(records)}}, metricdatatest.IgnoreTimestamp())
+	metadatatest.AssertEqualSyntheticLogRecordsGenerated(t, tt, []metricdata.DataPoint[int64]{{Value: int64(records), Attributes: receiverAttrs}}, metricdatatest.IgnoreTimestamp())
 }
 
 func TestLogsOnlyPipeline(t *testing.T) {
@@ -438,5 +443,5 @@ func TestShutdownUnblocksABlockedConsumer(t *testing.T) {
 	require.NoError(t, r.Shutdown(ctx))
 	assert.Less(t, time.Since(start), time.Second)
 	// The batch the pipeline never took is an honest refusal.
-	metadatatest.AssertEqualSyntheticTracesRefused(t, tt, []metricdata.DataPoint[int64]{{Value: 3}}, metricdatatest.IgnoreTimestamp())
+	metadatatest.AssertEqualSyntheticTracesRefused(t, tt, []metricdata.DataPoint[int64]{{Value: 3, Attributes: receiverAttrs}}, metricdatatest.IgnoreTimestamp())
 }
