@@ -127,3 +127,10 @@ func TestConfigNamedPolicyValidated(t *testing.T) {
 	cfg.Keys = map[string]string{"*": "default"}
 	assert.NoError(t, cfg.Validate(), "the default policy can be named explicitly")
 }
+
+func TestConfigHTTPEnabledWithDefaults(t *testing.T) {
+	cfg, err := loadConfig(t, "http_default")
+	require.NoError(t, err)
+	require.True(t, cfg.HTTP.HasValue(), "`http:` alone turns the endpoint on")
+	assert.Equal(t, "127.0.0.1:55680", cfg.HTTP.Get().NetAddr.Endpoint)
+}
