@@ -258,11 +258,13 @@ func TestSmokeDemoRunsAndStops(t *testing.T) {
 // while it runs (names as the Prometheus endpoint shows them).
 var demoCounters = []string{
 	"otelcol_fanout_items_sent",
+	"otelcol_spanlogs_records_emitted",
 }
 
 const demoSpan = `{"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "smoke"}}]},
   "scopeSpans": [{"spans": [{"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
-    "name": "hello", "kind": 2, "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000000100000000"}]}]}]}`
+    "name": "hello", "kind": 2, "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000000100000000",
+    "status": {"code": 2, "message": "smoke test error"}}]}]}]}`
 
 // remapPorts gives every 127.0.0.1:<port> and `port: <port>` in a config a
 // free port, the same one for each occurrence of a port, and returns the
