@@ -180,6 +180,9 @@ func TestConfigInvalid(t *testing.T) {
 		{"unknown operation", func(c *Config) { c.Services[0].Operations[0].Calls[0].Operation = "Put" }, []string{`"services[0].operations[0].calls[0].operation"`, `"Put"`}},
 		{"count zero", func(c *Config) { c.Services[0].Operations[0].Calls[0].Count = 0 }, []string{`"services[0].operations[0].calls[0].count"`, "got 0"}},
 		{"count huge", func(c *Config) { c.Services[0].Operations[0].Calls[0].Count = maxFanOut + 1 }, []string{`"services[0].operations[0].calls[0].count"`, "got 1001"}},
+		{"plain call to another service", func(c *Config) {
+			c.Services[0].Operations[0].Calls[0].Operation = "query"
+		}, []string{`"services[0].operations[0].calls[0].operation"`, "must target a server or consumer operation"}},
 		{"name on plain call", func(c *Config) { c.Services[1].Operations[0].Calls[0].Name = "x" }, []string{`"services[1].operations[0].calls[0]"`}},
 		{"cycle", func(c *Config) {
 			c.Services[1].Operations[1].Calls = []CallConfig{{Service: "front", Operation: "GET /", Count: 1}}

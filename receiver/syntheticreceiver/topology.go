@@ -363,6 +363,10 @@ func compileCall(caller *operation, cc *CallConfig, path string, ops map[string]
 	case ptrace.SpanKindConsumer:
 		c.paired, c.kind = true, ptrace.SpanKindProducer
 	default:
+		if target.svc != caller.svc {
+			// Spans of another process are only reached over the wire.
+			return nil, fmt.Errorf("%q: %q of service %q is a %s operation; a call to another service must target a server or consumer operation", path+".operation", cc.Operation, svcName, target.cfg.Kind)
+		}
 		if cc.Name != "" || len(cc.Attributes) > 0 {
 			return nil, fmt.Errorf("%q: name and attributes only apply to calls to a server or consumer operation, %q is %s", path, cc.Operation, target.cfg.Kind)
 		}
