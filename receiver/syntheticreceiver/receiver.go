@@ -46,8 +46,7 @@ type syntheticReceiver struct {
 	// receivers (and their refusals) can be told apart. Built once: the
 	// hot path must not allocate an attribute set per batch.
 	metricAttrs metric.AddOption
-	obsTraces   *receiverhelper.ObsReport
-	obsLogs     *receiverhelper.ObsReport
+	obs         *receiverhelper.ObsReport
 
 	// Set by the factory before Start; nil when no pipeline of that signal
 	// uses the receiver.
@@ -93,13 +92,8 @@ func newReceiver(cfg *Config, set receiver.Settings, clk clock) (*syntheticRecei
 	if err != nil {
 		return nil, err
 	}
-	obsTraces, err := receiverhelper.NewObsReport(receiverhelper.ObsReportSettings{
-		ReceiverID: set.ID, Transport: transport, ReceiverCreateSettings: set,
-	})
-	if err != nil {
-		return nil, err
-	}
-	obsLogs, err := receiverhelper.NewObsReport(receiverhelper.ObsReportSettings{
+	// The collector's standard receiver metrics (otelcol_receiver_accepted_spans, ...).
+	obs, err := receiverhelper.NewObsReport(receiverhelper.ObsReportSettings{
 		ReceiverID: set.ID, Transport: transport, ReceiverCreateSettings: set,
 	})
 	if err != nil {
@@ -113,8 +107,7 @@ func newReceiver(cfg *Config, set receiver.Settings, clk clock) (*syntheticRecei
 		generatorID:   generatorID,
 		telemetry:     tb,
 		metricAttrs:   metric.WithAttributeSet(attribute.NewSet(attribute.String("receiver", set.ID.String()))),
-		obsTraces:     obsTraces,
-		obsLogs:       obsLogs,
+		obs:           obs,
 		traceRefusals: &refusalLog{logger: set.Logger, clk: clk, signal: "traces", unit: "refused_traces"},
 		logRefusals:   &refusalLog{logger: set.Logger, clk: clk, signal: "logs", unit: "refused_log_records"},
 	}, nil
@@ -207,9 +200,9 @@ func (r *syntheticReceiver) emit(ctx context.Context, n int) {
 	}
 
 	if r.nextTraces != nil {
-		octx := r.obsTraces.StartTracesOp(ctx)
+		octx := r.obs.StartTracesOp(ctx)
 		err := r.nextTraces.ConsumeTraces(octx, td)
-		r.obsTraces.EndTracesOp(octx, format, spans, err)
+		r.obs.EndTracesOp(octx, format, spans, err)
 		if err != nil {
 			r.telemetry.SyntheticTracesRefused.Add(ctx, int64(n), r.metricAttrs)
 			r.traceRefusals.refused(n, err)
@@ -217,9 +210,9 @@ func (r *syntheticReceiver) emit(ctx context.Context, n int) {
 	}
 	if records > 0 {
 		r.telemetry.SyntheticLogRecordsGenerated.Add(ctx, int64(records), r.metricAttrs)
-		octx := r.obsLogs.StartLogsOp(ctx)
+		octx := r.obs.StartLogsOp(ctx)
 		err := r.nextLogs.ConsumeLogs(octx, ld)
-		r.obsLogs.EndLogsOp(octx, format, records, err)
+		r.obs.EndLogsOp(octx, format, records, err)
 		if err != nil {
 			r.telemetry.SyntheticLogRecordsRefused.Add(ctx, int64(records), r.metricAttrs)
 			r.logRefusals.refused(records, err)
