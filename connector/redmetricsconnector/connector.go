@@ -55,8 +55,10 @@ type connectorImp struct {
 
 	scratch sync.Pool
 
-	flushMu   sync.Mutex
-	lastFlush int64 // unix ns, start time of the next delta points
+	flushMu     sync.Mutex
+	lastFlush   int64 // unix ns, start time of the next delta points
+	lastSnaps   int   // sizes of the previous flush's snapshot: capacity hints
+	lastSnapU64 int
 
 	lifeMu   sync.Mutex
 	started  bool

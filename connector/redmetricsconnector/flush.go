@@ -17,20 +17,24 @@ const (
 	metricEvents   = "events"
 )
 
-// flush emits every series due and, for delta, resets them. Shards are
-// locked one at a time, so ingestion waits at most for one shard's share of
-// the flush, never for the whole of it. Expired series are dropped here.
+// flush emits every series due and, for delta, resets them. Each shard is
+// locked only while its series are copied into a flat snapshot (a few tens
+// of nanoseconds per series); the pmetric data is built and handed on after
+// every lock is released, so ingestion never waits for encoding or export.
+// Expired series are dropped here.
 func (c *connectorImp) flush(ctx context.Context) {
 	c.flushMu.Lock()
 	defer c.flushMu.Unlock()
 	began := time.Now()
 
-	nowT := c.clock.Now()
-	now := nowT.UnixNano()
+	now := c.clock.Now().UnixNano()
 	prev := c.lastFlush
 	c.lastFlush = now
 
-	b := newBuilder(c, pcommon.Timestamp(prev), pcommon.Timestamp(now))
+	sn := &snapshot{
+		snaps: make([]snap, 0, c.lastSnaps),
+		u64:   make([]uint64, 0, c.lastSnapU64),
+	}
 	var expired int64
 	for i := range c.shards {
 		sh := &c.shards[i]
@@ -45,7 +49,7 @@ func (c *connectorImp) flush(ctx context.Context) {
 					// batch's clock reading predates a long flush gap) is
 					// reported once more so no span is lost.
 					if s.dirty {
-						b.emit(s)
+						sn.take(s)
 					}
 					c.live.Add(-1)
 					c.res.release(s.res)
@@ -59,7 +63,7 @@ func (c *connectorImp) flush(ctx context.Context) {
 					last.next = s
 				}
 				last = s
-				c.emitAndReset(b, s)
+				c.takeAndReset(sn, s)
 				s = next
 			}
 			if first == nil {
@@ -78,16 +82,22 @@ func (c *connectorImp) flush(ctx context.Context) {
 		}
 		if c.expiration > 0 && now-o.lastSeen >= c.expiration {
 			if o.dirty {
-				b.emit(o)
+				sn.take(o)
 			}
 			c.overflow[f] = nil
 			continue
 		}
-		c.emitAndReset(b, o)
+		c.takeAndReset(sn, o)
 	}
 	c.overflowMu.Unlock()
 
 	c.res.sweep()
+	c.lastSnaps, c.lastSnapU64 = len(sn.snaps), len(sn.u64)
+
+	b := newBuilder(c, pcommon.Timestamp(prev), pcommon.Timestamp(now))
+	for i := range sn.snaps {
+		b.emit(sn, &sn.snaps[i])
+	}
 
 	if expired > 0 {
 		c.tb.RedmetricsSeriesExpired.Add(ctx, expired)
@@ -102,16 +112,65 @@ func (c *connectorImp) flush(ctx context.Context) {
 	c.tb.RedmetricsFlushDuration.Record(ctx, time.Since(began).Seconds())
 }
 
-// emitAndReset writes s's data points and clears what belongs to one interval.
-func (c *connectorImp) emitAndReset(b *builder, s *series) {
+// takeAndReset snapshots s if it has something to report and clears what
+// belongs to one interval.
+func (c *connectorImp) takeAndReset(sn *snapshot, s *series) {
 	if !c.delta || s.count > 0 {
-		b.emit(s)
+		sn.take(s)
 	}
 	if c.delta {
 		s.resetDelta()
 	}
 	s.dirty = false
 	s.clearExemplars()
+}
+
+// snapshot is a flush's copy of the series it reports. A series' resource
+// and dimension values never change after creation, so the snapshot keeps a
+// pointer to them; the counters are copied.
+type snapshot struct {
+	snaps []snap
+	u64   []uint64 // bucket counters of every snap, back to back
+	ex    []exemplar
+}
+
+type snap struct {
+	s          *series
+	count      uint64
+	sum        float64
+	bOff, bLen int // counters in snapshot.u64
+	exOff      int // exemplars in snapshot.ex
+	exLen      int
+	scale      int32
+	offset     int32
+	zero       uint64
+	hist       uint8 // histNone, histExplicit or histExpo
+}
+
+const (
+	histNone uint8 = iota
+	histExplicit
+	histExpo
+)
+
+func (sn *snapshot) take(s *series) {
+	p := snap{s: s, count: s.count, sum: s.sum, bOff: len(sn.u64)}
+	switch {
+	case s.buckets != nil:
+		p.hist = histExplicit
+		sn.u64 = append(sn.u64, s.buckets...)
+	case s.expo != nil:
+		p.hist = histExpo
+		sn.u64 = append(sn.u64, s.expo.counts...)
+		p.scale, p.offset, p.zero = s.expo.scale, s.expo.offset, s.expo.zero
+	}
+	p.bLen = len(sn.u64) - p.bOff
+	if s.exemplars != nil && len(*s.exemplars) > 0 {
+		p.exOff = len(sn.ex)
+		sn.ex = append(sn.ex, *s.exemplars...)
+		p.exLen = len(*s.exemplars)
+	}
+	sn.snaps = append(sn.snaps, p)
 }
 
 // builder assembles one flush's pmetric.Metrics, one ResourceMetrics per
@@ -170,7 +229,8 @@ func (b *builder) sum(m pmetric.Metric, name string) {
 	s.SetAggregationTemporality(b.temp)
 }
 
-func (b *builder) emit(s *series) {
+func (b *builder) emit(sn *snapshot, p *snap) {
+	s := p.s
 	o := b.out(s.res)
 	b.attrs.Clear()
 	if s.res == nil && s.vals == nil {
@@ -199,8 +259,8 @@ func (b *builder) emit(s *series) {
 		b.attrs.CopyTo(dp.Attributes())
 		dp.SetStartTimestamp(start)
 		dp.SetTimestamp(b.now)
-		dp.SetIntValue(int64(s.count))
-		b.exemplars(s, dp.Exemplars())
+		dp.SetIntValue(int64(p.count))
+		b.exemplars(sn, p, dp.Exemplars())
 		return
 	}
 
@@ -223,40 +283,43 @@ func (b *builder) emit(s *series) {
 	b.attrs.CopyTo(dp.Attributes())
 	dp.SetStartTimestamp(start)
 	dp.SetTimestamp(b.now)
-	dp.SetIntValue(int64(s.count))
-	b.exemplars(s, dp.Exemplars())
+	dp.SetIntValue(int64(p.count))
+	b.exemplars(sn, p, dp.Exemplars())
 
-	switch {
-	case s.buckets != nil:
+	counts := sn.u64[p.bOff : p.bOff+p.bLen]
+	// Only the snapshot and the series' immutable fields (resource, values,
+	// family, start) are read here: the shard lock is no longer held.
+	switch p.hist {
+	case histExplicit:
 		hp := o.duration.Histogram().DataPoints().AppendEmpty()
 		b.attrs.CopyTo(hp.Attributes())
 		hp.SetStartTimestamp(start)
 		hp.SetTimestamp(b.now)
-		hp.SetCount(s.count)
-		hp.SetSum(s.sum)
+		hp.SetCount(p.count)
+		hp.SetSum(p.sum)
 		hp.ExplicitBounds().FromRaw(b.c.bounds)
-		hp.BucketCounts().FromRaw(s.buckets)
-		b.exemplars(s, hp.Exemplars())
-	case s.expo != nil:
+		hp.BucketCounts().FromRaw(counts)
+		b.exemplars(sn, p, hp.Exemplars())
+	case histExpo:
 		ep := o.duration.ExponentialHistogram().DataPoints().AppendEmpty()
 		b.attrs.CopyTo(ep.Attributes())
 		ep.SetStartTimestamp(start)
 		ep.SetTimestamp(b.now)
-		ep.SetCount(s.count)
-		ep.SetSum(s.sum)
-		ep.SetScale(s.expo.scale)
-		ep.SetZeroCount(s.expo.zero)
-		ep.Positive().SetOffset(s.expo.offset)
-		ep.Positive().BucketCounts().FromRaw(s.expo.counts)
-		b.exemplars(s, ep.Exemplars())
+		ep.SetCount(p.count)
+		ep.SetSum(p.sum)
+		ep.SetScale(p.scale)
+		ep.SetZeroCount(p.zero)
+		ep.Positive().SetOffset(p.offset)
+		ep.Positive().BucketCounts().FromRaw(counts)
+		b.exemplars(sn, p, ep.Exemplars())
 	}
 }
 
-func (b *builder) exemplars(s *series, es pmetric.ExemplarSlice) {
-	if s.exemplars == nil || len(*s.exemplars) == 0 {
+func (b *builder) exemplars(sn *snapshot, p *snap, es pmetric.ExemplarSlice) {
+	if p.exLen == 0 {
 		return
 	}
-	exs := *s.exemplars
+	exs := sn.ex[p.exOff : p.exOff+p.exLen]
 	es.EnsureCapacity(len(exs))
 	for i := range exs {
 		x := &exs[i]
