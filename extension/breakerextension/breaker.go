@@ -77,6 +77,7 @@ type policy struct {
 	failureRatio     float64
 	bucketWidth      int64
 	buckets          int64
+	ringMask         int64 // ring length - 1: a power of two ≥ buckets, so indexing is a mask, not a division
 	minCalls         int64
 	slowDur          int64
 	slowRatio        float64
@@ -108,6 +109,11 @@ func compilePolicy(name string, c PolicyConfig) *policy {
 		successThreshold: int32(c.SuccessThreshold),
 		rampUp:           int64(c.RampUp),
 	}
+	ring := int64(1)
+	for ring < p.buckets {
+		ring <<= 1
+	}
+	p.ringMask = ring - 1
 	if p.slowDur > 0 {
 		p.cohortWidth = max(p.slowDur/cohortsPerSlow, 1)
 	}
@@ -159,7 +165,7 @@ type breaker struct {
 }
 
 func newBreaker(c *core, key string, p *policy, m ManualState) *breaker {
-	b := &breaker{key: key, p: p, core: c, buckets: make([]bucket, p.buckets), manual: m}
+	b := &breaker{key: key, p: p, core: c, buckets: make([]bucket, p.ringMask+1), manual: m}
 	for i := range b.buckets {
 		b.buckets[i].epoch.Store(-1)
 	}
@@ -443,7 +449,7 @@ func (b *breaker) done(p Permit, err error) {
 // the window is a statistic, exact to within a few calls at bucket borders.
 func (b *breaker) bucket(now int64) *bucket {
 	e := now / b.p.bucketWidth
-	bk := &b.buckets[e%b.p.buckets]
+	bk := &b.buckets[e&b.p.ringMask]
 	for {
 		old := bk.epoch.Load()
 		if old >= e {

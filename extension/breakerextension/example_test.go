@@ -16,7 +16,9 @@ import (
 	"github.com/otelcsp/otelcsp/extension/breakerextension"
 )
 
-type host struct{ exts map[component.ID]component.Component }
+type host struct {
+	exts map[component.ID]component.Component
+}
 
 func (h host) GetExtensions() map[component.ID]component.Component { return h.exts }
 
