@@ -26,6 +26,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 )
 
@@ -206,4 +207,26 @@ func TestHTTPRoundTripperOutcomes(t *testing.T) {
 	require.ErrorAs(t, err, &rej)
 	assert.Positive(t, rej.RetryAfter)
 	assert.Equal(t, uint64(5), b.nIgnored.Load())
+}
+
+func TestStreamInterceptor(t *testing.T) {
+	e, _ := newTestExtension(t, createDefaultConfig(), nil)
+	cc, err := grpc.NewClient("127.0.0.1:1", grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer cc.Close()
+	var opened int
+	streamer := func(context.Context, *grpc.StreamDesc, *grpc.ClientConn, string, ...grpc.CallOption) (grpc.ClientStream, error) {
+		opened++
+		return nil, status.Error(codes.Unavailable, "no")
+	}
+	for range 5 {
+		_, err := e.streamInterceptor(context.Background(), &grpc.StreamDesc{}, cc, "/svc/Stream", streamer)
+		require.Error(t, err)
+		require.NotErrorIs(t, err, ErrOpen)
+	}
+	_, err = e.streamInterceptor(context.Background(), &grpc.StreamDesc{}, cc, "/svc/Stream", streamer)
+	require.ErrorIs(t, err, ErrOpen)
+	assert.Equal(t, 5, opened, "the refused stream was never opened")
+	assert.Equal(t, StateOpen, e.Breaker("127.0.0.1:1").State())
+	assert.Equal(t, "HTTP status 429 (retry after 2s)", (&HTTPStatusError{StatusCode: 429, RetryAfter: 2 * time.Second}).Error())
 }
