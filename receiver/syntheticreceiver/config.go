@@ -15,6 +15,7 @@ const (
 	maxBatchSize     = 100_000
 	maxFanOut        = 1_000
 	maxSpansPerTrace = 10_000
+	maxInstances     = 1_000
 )
 
 // Config is the configuration of the synthetic receiver.
@@ -47,10 +48,13 @@ type CanaryConfig struct {
 // ServiceConfig is one service of the topology.
 type ServiceConfig struct {
 	Name string `mapstructure:"name"`
-	// ResourceAttributes are added to the resource; service.name is set from
-	// Name and must not be repeated here.
-	ResourceAttributes map[string]any    `mapstructure:"resource_attributes"`
-	Operations         []OperationConfig `mapstructure:"operations"`
+	// ResourceAttributes are added to the resource; service.name (from
+	// Name) and service.instance.id are set by the receiver.
+	ResourceAttributes map[string]any `mapstructure:"resource_attributes"`
+	// Instances is the number of processes of the service, told apart by
+	// service.instance.id; each call lands on a random one.
+	Instances  int               `mapstructure:"instances"`
+	Operations []OperationConfig `mapstructure:"operations"`
 }
 
 // OperationConfig is one operation of a service: one span kind, one latency
@@ -112,12 +116,19 @@ type CallConfig struct {
 }
 
 var (
+	_ confmap.Unmarshaler = (*ServiceConfig)(nil)
 	_ confmap.Unmarshaler = (*OperationConfig)(nil)
 	_ confmap.Unmarshaler = (*CallConfig)(nil)
 )
 
 // Unmarshal gives a list element the defaults CreateDefaultConfig cannot
-// reach: an operation's weight is 1 unless set.
+// reach: a service has one instance unless set.
+func (sc *ServiceConfig) Unmarshal(conf *confmap.Conf) error {
+	sc.Instances = 1
+	return conf.Unmarshal(sc)
+}
+
+// Unmarshal gives an operation a weight of 1 unless set.
 func (op *OperationConfig) Unmarshal(conf *confmap.Conf) error {
 	op.Weight = 1
 	return conf.Unmarshal(op)

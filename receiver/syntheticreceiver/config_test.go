@@ -54,6 +54,7 @@ func TestConfigEveryKey(t *testing.T) {
 		Services: []ServiceConfig{
 			{
 				Name:               "api",
+				Instances:          3,
 				ResourceAttributes: map[string]any{"service.version": "1.2.3", "host.cpu.count": 8},
 				Operations: []OperationConfig{
 					{
@@ -81,7 +82,8 @@ func TestConfigEveryKey(t *testing.T) {
 				},
 			},
 			{
-				Name: "users",
+				Name:      "users",
+				Instances: 1, // the default inside the list
 				Operations: []OperationConfig{{
 					Name: "users.Get", Kind: "server", Weight: 1,
 					Latency:    LatencyConfig{Median: time.Millisecond, P99: time.Millisecond},
@@ -109,6 +111,7 @@ func TestConfigCallCountDefault(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 	assert.Equal(t, 1, cfg.Services[0].Operations[0].Calls[0].Count)
 	assert.Equal(t, 1.0, cfg.Services[0].Operations[1].Weight)
+	assert.Equal(t, 1, cfg.Services[0].Instances)
 }
 
 func TestConfigUnknownKeys(t *testing.T) {
@@ -161,6 +164,11 @@ func TestConfigInvalid(t *testing.T) {
 		{"service.name resource attribute", func(c *Config) {
 			c.Services[0].ResourceAttributes = map[string]any{"service.name": "x"}
 		}, []string{`"services[0].resource_attributes"`, "service.name"}},
+		{"service.instance.id resource attribute", func(c *Config) {
+			c.Services[1].ResourceAttributes = map[string]any{"service.instance.id": "x"}
+		}, []string{`"services[1].resource_attributes"`, "service.instance.id"}},
+		{"instances negative", func(c *Config) { c.Services[0].Instances = -2 }, []string{`"services[0].instances"`, "got -2"}},
+		{"instances huge", func(c *Config) { c.Services[0].Instances = maxInstances + 1 }, []string{`"services[0].instances"`, "got 1001"}},
 		{"no operations", func(c *Config) { c.Services[1].Operations = nil }, []string{`"services[1].operations"`}},
 		{"operation without name", func(c *Config) { c.Services[1].Operations[1].Name = "" }, []string{`"services[1].operations[1].name"`}},
 		{"duplicate operation", func(c *Config) { c.Services[1].Operations[1].Name = "Get" }, []string{`"services[1].operations[1].name"`, `"Get"`}},

@@ -35,7 +35,8 @@ type generator struct {
 	// seq is the last synthetic.sequence handed out.
 	seq int64
 
-	// Per-batch state: one span slice per service, created on first use.
+	// Per-batch state: one span slice per slot (service instance), created
+	// on first use.
 	td       ptrace.Traces
 	perSvc   []ptrace.SpanSlice
 	hasSvc   []bool
@@ -51,8 +52,8 @@ func newGenerator(topo *topology, seed uint64, canary bool) *generator {
 		pcg:    pcg,
 		rng:    rand.New(pcg),
 		canary: canary,
-		perSvc: make([]ptrace.SpanSlice, len(topo.services)),
-		hasSvc: make([]bool, len(topo.services)),
+		perSvc: make([]ptrace.SpanSlice, topo.slots),
+		hasSvc: make([]bool, topo.slots),
 	}
 }
 
@@ -131,7 +132,7 @@ func (g *generator) trace(nowNano int64) int {
 	g.curSpans = g.curSpans[:0]
 	root := g.pickRoot()
 	tid := g.traceID()
-	end, _ := g.span(root, tid, pcommon.SpanID{}, 0)
+	end, _ := g.span(root, g.pickSlot(root.svc), tid, pcommon.SpanID{}, 0)
 	if g.canary {
 		g.seq++
 		// The root's attributes always hold the key (see compileTopology).
@@ -154,29 +155,40 @@ func (g *generator) trace(nowNano int64) int {
 	return len(g.curSpans)
 }
 
-func (g *generator) newSpan(svc *service) ptrace.Span {
-	if !g.hasSvc[svc.index] {
+// pickSlot chooses the instance of svc that serves a request.
+func (g *generator) pickSlot(svc *service) int {
+	if n := len(svc.resources); n > 1 {
+		return svc.slot + int(g.pcg.Uint64()%uint64(n))
+	}
+	return svc.slot
+}
+
+// newSpan appends a span to the batch's slice for slot, a service instance
+// whose resource it then shares.
+func (g *generator) newSpan(svc *service, slot int) ptrace.Span {
+	if !g.hasSvc[slot] {
 		rs := g.td.ResourceSpans().AppendEmpty()
-		svc.resource.CopyTo(rs.Resource().Attributes())
+		svc.resources[slot-svc.slot].CopyTo(rs.Resource().Attributes())
 		ss := rs.ScopeSpans().AppendEmpty()
 		ss.Scope().SetName(scopeName)
 		ss.Scope().SetVersion(scopeVersion)
 		spans := ss.Spans()
 		// Room for the batch's expected share plus some slack, so that the
 		// slice rarely grows; a pointer slot per span costs little.
-		spans.EnsureCapacity(int(g.topo.perTrace[svc.index]*float64(g.batchLen)*1.25) + 4)
-		g.perSvc[svc.index] = spans
-		g.hasSvc[svc.index] = true
+		spans.EnsureCapacity(int(g.topo.perTrace[slot]*float64(g.batchLen)*1.25) + 4)
+		g.perSvc[slot] = spans
+		g.hasSvc[slot] = true
 	}
-	s := g.perSvc[svc.index].AppendEmpty()
+	s := g.perSvc[slot].AppendEmpty()
 	g.curSpans = append(g.curSpans, s)
 	return s
 }
 
-// span emits one execution of op starting at start (relative nanoseconds),
-// its downstream calls inside it, and returns its end and whether it failed.
-func (g *generator) span(op *operation, tid pcommon.TraceID, parent pcommon.SpanID, start float64) (float64, bool) {
-	s := g.newSpan(op.svc)
+// span emits one execution of op on the instance at slot, starting at start
+// (relative nanoseconds), with its downstream calls inside it, and returns
+// its end and whether it failed.
+func (g *generator) span(op *operation, slot int, tid pcommon.TraceID, parent pcommon.SpanID, start float64) (float64, bool) {
+	s := g.newSpan(op.svc, slot)
 	sid := g.spanID()
 	s.SetTraceID(tid)
 	s.SetSpanID(sid)
@@ -203,14 +215,14 @@ func (g *generator) span(op *operation, tid pcommon.TraceID, parent pcommon.Span
 		if c.parallel {
 			latest := t
 			for range c.count {
-				if e := g.call(c, tid, sid, t); e > latest {
+				if e := g.call(c, slot, tid, sid, t); e > latest {
 					latest = e
 				}
 			}
 			t = latest
 		} else {
 			for range c.count {
-				t = g.call(c, tid, sid, t)
+				t = g.call(c, slot, tid, sid, t)
 			}
 		}
 	}
@@ -257,13 +269,15 @@ func (g *generator) span(op *operation, tid pcommon.TraceID, parent pcommon.Span
 	return end, failed
 }
 
-// call emits one downstream call starting at start and returns its end.
-func (g *generator) call(c *call, tid pcommon.TraceID, parent pcommon.SpanID, start float64) float64 {
+// call emits one downstream call made by the instance at slot, starting at
+// start, and returns its end. A plain call stays in the calling instance; a
+// remote one lands on any instance of the callee.
+func (g *generator) call(c *call, slot int, tid pcommon.TraceID, parent pcommon.SpanID, start float64) float64 {
 	if !c.paired {
-		end, _ := g.span(c.target, tid, parent, start)
+		end, _ := g.span(c.target, slot, tid, parent, start)
 		return end
 	}
-	s := g.newSpan(c.caller)
+	s := g.newSpan(c.caller, slot)
 	sid := g.spanID()
 	s.SetTraceID(tid)
 	s.SetSpanID(sid)
@@ -272,7 +286,7 @@ func (g *generator) call(c *call, tid pcommon.TraceID, parent pcommon.SpanID, st
 	s.SetName(c.name)
 	s.SetKind(c.kind)
 	calleeStart := start + minNetwork + g.float()*spanNetwork
-	calleeEnd, failed := g.span(c.target, tid, sid, calleeStart)
+	calleeEnd, failed := g.span(c.target, g.pickSlot(c.target.svc), tid, sid, calleeStart)
 	end := calleeEnd + minNetwork + g.float()*spanNetwork
 	s.SetStartTimestamp(pcommon.Timestamp(uint64(start)))
 	s.SetEndTimestamp(pcommon.Timestamp(uint64(end)))

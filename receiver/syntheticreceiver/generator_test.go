@@ -378,3 +378,37 @@ func TestGenerateHTTPCallStatusPairs(t *testing.T) {
 	assert.Positive(t, codes[500])
 	assert.Len(t, codes, 2)
 }
+
+func TestGenerateInstances(t *testing.T) {
+	services := twoServices(0, LatencyConfig{Median: time.Millisecond, P99: 2 * time.Millisecond}, 3, false)
+	services[0].Instances = 2
+	services[1].Instances = 4
+	services[1].Operations[0].Calls = []CallConfig{{Operation: "step", Count: 2}}
+	services[1].Operations = append(services[1].Operations, OperationConfig{
+		Name: "step", Kind: "internal", Weight: 1, Latency: LatencyConfig{Median: time.Millisecond, P99: time.Millisecond},
+	})
+	g := newTestGenerator(t, services, 4, false)
+	td, _ := g.generate(300, testNow)
+	seen := map[string]bool{}
+	for _, spans := range byTrace(td) {
+		checkTrace(t, spans)
+		inst := map[pcommon.SpanID]string{}
+		for _, s := range spans {
+			v, ok := s.res.Get(attrInstanceID)
+			require.True(t, ok)
+			inst[s.SpanID()] = v.Str()
+			seen[v.Str()] = true
+		}
+		for _, s := range spans {
+			if s.ParentSpanID().IsEmpty() || s.Kind() == ptrace.SpanKindServer {
+				continue
+			}
+			// Everything but a remote call's server span runs in its
+			// parent's process.
+			assert.Equal(t, inst[s.ParentSpanID()], inst[s.SpanID()], "span %q left its parent's instance", s.Name())
+		}
+	}
+	assert.Equal(t, map[string]bool{"front-1": true, "front-2": true, "back-1": true, "back-2": true, "back-3": true, "back-4": true}, seen)
+	// One resource per instance and batch: spans of an instance share it.
+	assert.Equal(t, 6, td.ResourceSpans().Len())
+}

@@ -17,6 +17,7 @@ import (
 // Attribute keys the generator writes itself.
 const (
 	attrServiceName   = "service.name"
+	attrInstanceID    = "service.instance.id"
 	attrGenerator     = "synthetic.generator"
 	attrSequence      = "synthetic.sequence"
 	attrErrorType     = "error.type"
@@ -59,15 +60,20 @@ type topology struct {
 	roots    []*operation
 	// rootCum holds cumulative root weights for a weighted draw.
 	rootCum []float64
-	// perTrace is the mean number of spans a trace has in each service,
-	// used to size span slices once per batch instead of growing them.
+	// slots is the number of (service, instance) resources.
+	slots int
+	// perTrace is the mean number of spans a trace has in each slot, used
+	// to size span slices once per batch instead of growing them.
 	perTrace []float64
 }
 
 type service struct {
-	index    int
-	name     string
-	resource pcommon.Map
+	index int
+	name  string
+	// One resource per instance; the spans of instance i go to batch slot
+	// slot+i.
+	resources []pcommon.Map
+	slot      int
 }
 
 type operation struct {
@@ -135,17 +141,32 @@ func compileTopology(services []ServiceConfig, generatorID string) (*topology, e
 		} else if _, dup := byName[sc.Name]; dup {
 			errs = append(errs, fmt.Errorf("%q: duplicate service name %q", spath+".name", sc.Name))
 		}
-		svc := &service{index: si, name: sc.Name, resource: pcommon.NewMap()}
-		if _, ok := sc.ResourceAttributes[attrServiceName]; ok {
-			errs = append(errs, fmt.Errorf("%q: must not set %s, it comes from the service's name", spath+".resource_attributes", attrServiceName))
+		svc := &service{index: si, name: sc.Name, slot: t.slots}
+		for _, k := range []string{attrServiceName, attrInstanceID} {
+			if _, ok := sc.ResourceAttributes[k]; ok {
+				errs = append(errs, fmt.Errorf("%q: must not set %s, the receiver sets it", spath+".resource_attributes", k))
+			}
 		}
-		res := map[string]any{attrServiceName: sc.Name}
-		if generatorID != "" {
-			res[attrGenerator] = generatorID
+		instances := sc.Instances
+		if instances == 0 { // a Config built in Go rather than unmarshaled
+			instances = 1
 		}
-		if err := buildAttrs(svc.resource, spath+".resource_attributes", sc.ResourceAttributes, res); err != nil {
-			errs = append(errs, err)
+		if instances < 1 || instances > maxInstances {
+			errs = append(errs, fmt.Errorf("%q: must be in [1, %d], got %d", spath+".instances", maxInstances, sc.Instances))
+			instances = 1
 		}
+		for i := range instances {
+			res := map[string]any{attrServiceName: sc.Name, attrInstanceID: fmt.Sprintf("%s-%d", sc.Name, i+1)}
+			if generatorID != "" {
+				res[attrGenerator] = generatorID
+			}
+			m := pcommon.NewMap()
+			if err := buildAttrs(m, spath+".resource_attributes", sc.ResourceAttributes, res); err != nil {
+				errs = append(errs, err)
+			}
+			svc.resources = append(svc.resources, m)
+		}
+		t.slots += instances
 		if sc.Name != "" {
 			byName[sc.Name] = svc
 		}
@@ -245,10 +266,15 @@ func compileTopology(services []ServiceConfig, generatorID string) (*topology, e
 		t.roots = append(t.roots, op)
 		t.rootCum = append(t.rootCum, total)
 	}
-	t.perTrace = make([]float64, len(t.services))
+	perService := make([]float64, len(t.services))
 	for _, root := range t.roots {
-		share := root.weight / total
-		root.addSpansPerService(t.perTrace, share)
+		root.addSpansPerService(perService, root.weight/total)
+	}
+	t.perTrace = make([]float64, t.slots)
+	for _, svc := range t.services {
+		for i := range svc.resources {
+			t.perTrace[svc.slot+i] = perService[svc.index] / float64(len(svc.resources))
+		}
 	}
 	if len(t.roots) == 0 {
 		errs = append(errs, errors.New(`"services": no operation can start a trace: every operation is called by another one or has weight 0`))
