@@ -148,6 +148,13 @@ type breaker struct {
 
 	ancient atomic.Int64
 	slots   [cohortSlots]atomic.Uint64 // cohort<<32 | in-flight count
+	// Calls that started before the breaker last closed say nothing about
+	// the backend since then: stall detection ignores cohorts before
+	// stallFloor and the ancient calls present at the close (ancientBase,
+	// lowered as those finish), so calls hung since an old incident cannot
+	// trip a recovered breaker again and again.
+	stallFloor  atomic.Int64
+	ancientBase atomic.Int64
 
 	mu sync.Mutex
 	// guarded by mu
@@ -362,20 +369,29 @@ func (b *breaker) exit(p Permit) {
 	b.ancient.Add(-1)
 }
 
-// stalled counts calls in flight longer than slow_call_duration.
+// stalled counts calls in flight longer than slow_call_duration that started
+// since the breaker last closed.
 func (b *breaker) stalled(now int64) int64 {
 	if b.p.slowDur == 0 {
 		return 0
 	}
-	cur := uint32(now / b.p.cohortWidth)
-	n := b.ancient.Load()
+	cur := now / b.p.cohortWidth
+	floor := b.stallFloor.Load()
+	var n int64
 	for i := range b.slots {
 		v := b.slots[i].Load()
-		if age := int32(cur - uint32(v>>32)); age >= stallAge {
+		age := int64(uint32(cur) - uint32(v>>32)) // wraps correctly for ages < 2^32 cohorts
+		if age >= stallAge && cur-age >= floor {
 			n += int64(uint32(v))
 		}
 	}
-	return max(n, 0)
+	a, base := b.ancient.Load(), b.ancientBase.Load()
+	if a < base {
+		// Old calls finished: lower the base so new ones count.
+		b.ancientBase.CompareAndSwap(base, a)
+		base = a
+	}
+	return max(n+a-base, 0)
 }
 
 func (b *breaker) done(p Permit, err error) {
@@ -643,6 +659,10 @@ func (b *breaker) toClosedLocked(now int64, reason string) {
 	}
 	b.closedAt = now
 	b.rampAcc = 0
+	if b.p.slowDur > 0 {
+		b.stallFloor.Store(now / b.p.cohortWidth)
+		b.ancientBase.Store(b.ancient.Load())
+	}
 	var flags uint64
 	if b.p.rampUp > 0 {
 		flags = flagRamp

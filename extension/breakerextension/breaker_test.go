@@ -703,3 +703,37 @@ func TestPanickingSubscriberDoesNotBreakDelivery(t *testing.T) {
 	assert.Equal(t, []string{"closed>open:consecutive_failures", "open>half_open:open_duration_elapsed"}, h.transitions(),
 		"later subscribers still got every change")
 }
+
+func TestCallsHungBeforeCloseDoNotRetrip(t *testing.T) {
+	p := testPolicy()
+	p.SlowCallDuration = 100 * time.Millisecond
+	p.ConsecutiveFailures = 3
+	h := newHarness(t, p)
+	h.c.start()
+	defer h.c.stop()
+	b := h.br("a")
+	var hung []Permit
+	for range 3 {
+		pm, err := b.Allow()
+		require.NoError(t, err)
+		hung = append(hung, pm)
+	}
+	h.clk.Advance(200 * time.Millisecond)
+	require.Equal(t, StateOpen, b.State(), "tripped on stall")
+	h.clk.Advance(time.Second)
+	call(t, b, nil) // the probe is fine: closed
+	require.Equal(t, StateClosed, b.State())
+	h.clk.Advance(5 * time.Second) // the old calls are still hung (now ancient)
+	assert.Equal(t, StateClosed, b.State(), "calls hung before the close must not re-trip it")
+	assert.Equal(t, int64(0), b.stalled(h.clk.Now()))
+	hung[0].Done(context.DeadlineExceeded) // one old call gives up
+	// New calls hang after the close: those count.
+	for range 3 {
+		_, err := b.Allow()
+		require.NoError(t, err)
+	}
+	h.clk.Advance(160 * time.Millisecond)
+	assert.Equal(t, StateOpen, b.State())
+	// Long after, the new ones still count and the remaining old ones do not.
+	assert.Equal(t, int64(3), b.stalled(h.clk.Now()+int64(10*time.Second)))
+}
