@@ -169,6 +169,7 @@ type breaker struct {
 	rampAcc        float64
 	trips          uint64
 	lastActive     int64 // clock reading when the sweeper last saw it used
+	halfOpenCohort int64 // stall cohort when the breaker last went half-open
 }
 
 func newBreaker(c *core, key string, p *policy, m ManualState) *breaker {
@@ -522,7 +523,14 @@ func (b *breaker) evaluate(now int64, gen uint32) {
 // many failures in a row; fewer still weigh in the slow-call ratio.
 func (b *breaker) checkStall(now int64) {
 	w := b.word.Load()
-	if wordState(w) != stClosed || b.p.slowDur == 0 {
+	if b.p.slowDur == 0 {
+		return
+	}
+	if wordState(w) == stHalfOpen {
+		b.checkProbeStall(now, wordGen(w))
+		return
+	}
+	if wordState(w) != stClosed {
 		return
 	}
 	st := b.stalled(now)
@@ -534,6 +542,32 @@ func (b *breaker) checkStall(now int64) {
 		return
 	}
 	b.evaluate(now, wordGen(w))
+}
+
+// checkProbeStall reopens a half-open breaker whose probe has been in flight
+// longer than slow_call_duration: it would count as slow when it finishes,
+// and waiting for it only keeps the backend's recovery unknown for longer.
+func (b *breaker) checkProbeStall(now int64, gen uint32) {
+	since := b.stallFloor.Load()
+	b.mu.Lock()
+	halfFrom := b.halfOpenCohort
+	b.mu.Unlock()
+	since = max(since, halfFrom)
+	cur := now / b.p.cohortWidth
+	for i := range b.slots {
+		v := b.slots[i].Load()
+		age := int64(uint32(cur) - uint32(v>>32))
+		if uint32(v) > 0 && age >= stallAge && cur-age >= since {
+			b.mu.Lock()
+			w := b.word.Load()
+			if wordGen(w) == gen && wordState(w) == stHalfOpen && b.probes > 0 {
+				b.toOpenLocked(now, 0, "probe_stalled")
+			}
+			b.mu.Unlock()
+			b.core.deliver()
+			return
+		}
+	}
 }
 
 func (b *breaker) probeDone(p Permit, out Outcome, hold time.Duration, slow bool) {
@@ -623,6 +657,9 @@ func (b *breaker) openElapsed(gen uint32) {
 		return
 	}
 	b.probes, b.probeSuccesses = 0, 0
+	if b.p.slowDur > 0 {
+		b.halfOpenCohort = b.core.clk.Now() / b.p.cohortWidth
+	}
 	hgen := b.setStateLocked(stHalfOpen, 0, "open_duration_elapsed")
 	// A probe whose Done never comes (a lost permit, a call hung without a
 	// deadline) would hold its slot forever and leave the breaker half-open

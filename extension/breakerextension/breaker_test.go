@@ -737,3 +737,29 @@ func TestCallsHungBeforeCloseDoNotRetrip(t *testing.T) {
 	// Long after, the new ones still count and the remaining old ones do not.
 	assert.Equal(t, int64(3), b.stalled(h.clk.Now()+int64(10*time.Second)))
 }
+
+func TestStalledProbeReopens(t *testing.T) {
+	p := testPolicy()
+	p.SlowCallDuration = 100 * time.Millisecond
+	p.MaxOpenDuration = time.Minute
+	h := newHarness(t, p)
+	h.c.start()
+	defer h.c.stop()
+	b := h.br("a")
+	for range 5 {
+		call(t, b, errBackend)
+	}
+	h.clk.Advance(time.Second)
+	require.Equal(t, StateHalfOpen, b.State())
+	h.clk.Advance(time.Second) // half-open with no probe: nothing stalls
+	require.Equal(t, StateHalfOpen, b.State())
+	probe, err := b.Allow()
+	require.NoError(t, err)
+	h.clk.Advance(100 * time.Millisecond)
+	require.Equal(t, StateHalfOpen, b.State())
+	h.clk.Advance(60 * time.Millisecond)
+	require.Equal(t, StateOpen, b.State(), "a probe stuck past slow_call_duration reopens it long before max_open_duration")
+	assert.Equal(t, "half_open>open:probe_stalled", h.transitions()[len(h.transitions())-1])
+	probe.Done(nil) // late: ignored
+	assert.Equal(t, StateOpen, b.State())
+}
