@@ -210,8 +210,19 @@ func (g *generator) span(op *operation, slot int, tid pcommon.TraceID, parent pc
 	// the first call, the rest after the last one.
 	self := g.latency(op)
 	before := self * (0.1 + 0.4*g.float())
+	rest := self - before
 	t := start + before
+	first := true
 	for _, c := range op.calls {
+		// Some of the remaining own time goes between one call and the
+		// next (handling a response, preparing a request), so that
+		// sequential calls do not touch.
+		if !first {
+			gap := rest * 0.1 * g.float()
+			t += gap
+			rest -= gap
+		}
+		first = false
 		if c.parallel {
 			latest := t
 			for range c.count {
@@ -221,12 +232,17 @@ func (g *generator) span(op *operation, slot int, tid pcommon.TraceID, parent pc
 			}
 			t = latest
 		} else {
-			for range c.count {
+			for i := range c.count {
+				if i > 0 {
+					gap := rest * 0.1 * g.float()
+					t += gap
+					rest -= gap
+				}
 				t = g.call(c, slot, tid, sid, t)
 			}
 		}
 	}
-	end := t + (self - before)
+	end := t + rest
 	// Times are whole nanoseconds; make sure a span never ends before it
 	// starts after rounding.
 	startNs, endNs := uint64(start), uint64(end)

@@ -432,13 +432,14 @@ func compileCall(caller *operation, cc *CallConfig, path string, ops map[string]
 	}
 	// The caller sees the status the callee's server span reports.
 	ok200, err500 := statusAttrs(derived, 500, "")
-	if c.kind == ptrace.SpanKindClient {
-		// A failed call surfaces in the caller as the callee's error type.
-		if _, isHTTP := derived[attrHTTPMethod]; !isHTTP {
-			excType := target.cfg.Exception.Type
-			if excType == "" {
-				excType = "Error"
-			}
+	// A failed call surfaces in the caller as the callee's error type (for
+	// HTTP statusAttrs already made it the status code).
+	if _, isHTTP := derived[attrHTTPMethod]; !isHTTP {
+		excType := target.cfg.Exception.Type
+		if excType == "" {
+			excType = "Error"
+		}
+		if _, userSet := derived[attrErrorType]; !userSet {
 			err500[attrErrorType] = excType
 		}
 	}
