@@ -211,3 +211,34 @@ func BenchmarkConsumeTracesVariants(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkConsumeTracesSmallResources has one span per ResourceSpans and
+// 20 resource attributes (a Kubernetes-like resource), so the per-resource
+// work (identity hash and equality check) is paid on every span.
+func BenchmarkConsumeTracesSmallResources(b *testing.B) {
+	td := ptrace.NewTraces()
+	for i := 0; i < benchSpans; i++ {
+		rs := td.ResourceSpans().AppendEmpty()
+		a := rs.Resource().Attributes()
+		a.PutStr("service.name", fmt.Sprintf("service-%d", i%10))
+		for k := 0; k < 19; k++ {
+			a.PutStr(fmt.Sprintf("k8s.attribute.%d", k), fmt.Sprintf("value-%d-%d", k, i%10))
+		}
+		sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+		sp.SetName(fmt.Sprintf("operation-%d", i%20))
+		sp.SetKind(ptrace.SpanKindServer)
+		sp.SetEndTimestamp(pcommon.Timestamp(i * 1000))
+		sp.Attributes().PutStr("http.request.method", "GET")
+		sp.Attributes().PutInt("http.response.status_code", 200)
+	}
+	c := newBenchConnector(b, benchConfig())
+	ctx := context.Background()
+	_ = c.ConsumeTraces(ctx, td)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		_ = c.ConsumeTraces(ctx, td)
+	}
+	b.StopTimer()
+	reportSpans(b)
+}

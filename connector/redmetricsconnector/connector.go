@@ -185,6 +185,7 @@ func (c *connectorImp) ConsumeTraces(ctx context.Context, td ptrace.Traces) erro
 	now := c.clock.Now().UnixNano()
 	sc := c.scratch.Get().(*scratch)
 	var skipped, overflowed, created int64
+	var last *resource
 
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
@@ -198,7 +199,14 @@ func (c *connectorImp) ConsumeTraces(ctx context.Context, td ptrace.Traces) erro
 			}
 			continue
 		}
-		res := c.res.get(rattrs)
+		// Consecutive ResourceSpans often carry the same resource (a batch
+		// split by trace keeps each service's spans apart): compare with the
+		// previous one before hashing. A resource swept meanwhile is
+		// replaced by acquire when a series is created.
+		if last == nil || !c.res.sameIdentity(last, rattrs) {
+			last = c.res.get(rattrs)
+		}
+		res := last
 		sctx := spanCtx{service: svc.Str(), resAttrs: rattrs}
 		sss := rs.ScopeSpans()
 		for j := 0; j < sss.Len(); j++ {
@@ -237,6 +245,7 @@ func (c *connectorImp) ConsumeTraces(ctx context.Context, td ptrace.Traces) erro
 				}
 			}
 		}
+		last = res
 	}
 	c.scratch.Put(sc)
 

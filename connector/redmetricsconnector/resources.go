@@ -14,7 +14,10 @@ import (
 type resource struct {
 	hash  uint64
 	attrs pcommon.Map
-	next  *resource
+	// keys and vals mirror attrs in its order, for sameIdentity's fast path.
+	keys []string
+	vals []pcommon.Value
+	next *resource
 	// live counts the series grouped under this resource.
 	live atomic.Int64
 	// dead is set under the registry's write lock when the resource is removed.
@@ -28,11 +31,35 @@ type resources struct {
 	seed    maphash.Seed
 	keyAttr []string
 	mu      sync.RWMutex
-	m       map[uint64]*resource
+	m       map[uint64]*resource // by identityHash, chained
+	// fast caches fastHash → resource. It is only a shortcut (a hit is
+	// verified with sameIdentity, a miss takes the canonical path), so it
+	// needs no chains and can be cleared at any time.
+	fast map[uint64]*resource
 }
 
 func newResources(seed maphash.Seed, keyAttrs []string) *resources {
-	return &resources{seed: seed, keyAttr: keyAttrs, m: map[uint64]*resource{}}
+	return &resources{seed: seed, keyAttr: keyAttrs, m: map[uint64]*resource{}, fast: map[uint64]*resource{}}
+}
+
+// fastHash hashes the attribute values in their order (keys contribute
+// only their length), several times cheaper than identityHash's hash per
+// key and per value. Being order-dependent and blind to key contents it
+// cannot be the identity; it keys the cache in front of the canonical table,
+// which is enough because an SDK sends its resource's attributes in the same
+// order every time, and every hit is verified by sameIdentity.
+func (r *resources) fastHash(attrs pcommon.Map) uint64 {
+	h := uint64(attrs.Len())
+	for k, v := range attrs.All() {
+		var x uint64
+		if v.Type() == pcommon.ValueTypeStr {
+			x = maphash.String(r.seed, v.Str())
+		} else {
+			x = hashValue(r.seed, v)
+		}
+		h = mix(h, x^uint64(len(k))<<48)
+	}
+	return h
 }
 
 // identityHash hashes the identifying attributes. Attribute order does not
@@ -53,22 +80,30 @@ func (r *resources) identityHash(attrs pcommon.Map) uint64 {
 	return mix(h, 2)
 }
 
-// sameIdentity compares the identifying attributes of two resources.
-func (r *resources) sameIdentity(a, b pcommon.Map) bool {
+// sameIdentity compares the identifying attributes of an interned resource
+// e with incoming attributes b. Resources from one SDK list their attributes
+// in the same order every time, so the attributes are first compared
+// position by position (linear); a key out of place falls back to a lookup.
+func (r *resources) sameIdentity(e *resource, b pcommon.Map) bool {
 	if len(r.keyAttr) == 0 {
-		if a.Len() != b.Len() {
+		if len(e.keys) != b.Len() {
 			return false
 		}
-		for k, v := range a.All() {
-			w, ok := b.Get(k)
-			if !ok || !v.Equal(w) {
+		i := 0
+		for k, v := range b.All() {
+			if e.keys[i] == k {
+				if !e.vals[i].Equal(v) {
+					return false
+				}
+			} else if w, ok := e.attrs.Get(k); !ok || !w.Equal(v) {
 				return false
 			}
+			i++
 		}
 		return true
 	}
 	for _, k := range r.keyAttr {
-		va, oka := a.Get(k)
+		va, oka := e.attrs.Get(k)
 		vb, okb := b.Get(k)
 		if oka != okb || (oka && !va.Equal(vb)) {
 			return false
@@ -79,10 +114,32 @@ func (r *resources) sameIdentity(a, b pcommon.Map) bool {
 
 // get returns the interned resource for attrs, creating it on first sight.
 func (r *resources) get(attrs pcommon.Map) *resource {
+	if len(r.keyAttr) > 0 {
+		// Few identifying attributes: the canonical path is already cheap.
+		return r.getCanonical(attrs)
+	}
+	fh := r.fastHash(attrs)
+	r.mu.RLock()
+	if e := r.fast[fh]; e != nil && r.sameIdentity(e, attrs) {
+		r.mu.RUnlock()
+		return e
+	}
+	r.mu.RUnlock()
+	e := r.getCanonical(attrs)
+	r.mu.Lock()
+	if !e.dead {
+		r.fast[fh] = e
+	}
+	r.mu.Unlock()
+	return e
+}
+
+// getCanonical looks attrs up by their order-independent identity hash.
+func (r *resources) getCanonical(attrs pcommon.Map) *resource {
 	h := r.identityHash(attrs)
 	r.mu.RLock()
 	for e := r.m[h]; e != nil; e = e.next {
-		if r.sameIdentity(e.attrs, attrs) {
+		if r.sameIdentity(e, attrs) {
 			r.mu.RUnlock()
 			return e
 		}
@@ -92,12 +149,16 @@ func (r *resources) get(attrs pcommon.Map) *resource {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for e := r.m[h]; e != nil; e = e.next {
-		if r.sameIdentity(e.attrs, attrs) {
+		if r.sameIdentity(e, attrs) {
 			return e
 		}
 	}
 	e := &resource{hash: h, attrs: pcommon.NewMap()}
 	attrs.CopyTo(e.attrs)
+	for k, v := range e.attrs.All() {
+		e.keys = append(e.keys, k)
+		e.vals = append(e.vals, v)
+	}
 	e.next = r.m[h]
 	r.m[h] = e
 	return e
@@ -151,6 +212,16 @@ func (r *resources) sweep() {
 		} else {
 			r.m[h] = first
 		}
+	}
+	// Drop cache entries of removed resources; if many orderings of live
+	// resources piled up, start the cache afresh (it refills on demand).
+	for fh, e := range r.fast {
+		if e.dead {
+			delete(r.fast, fh)
+		}
+	}
+	if len(r.fast) > 2*len(r.m)+1024 {
+		clear(r.fast)
 	}
 }
 
