@@ -53,3 +53,21 @@ func TestResourcesAcquireAfterSweep(t *testing.T) {
 	r.sweep()
 	assert.Equal(t, 0, r.len())
 }
+
+// The fast cache ignores key contents, so two resources with equal values
+// under different keys share a fast hash: they must still be told apart.
+func TestResourcesFastCacheCollision(t *testing.T) {
+	r := newResources(maphash.MakeSeed(), nil)
+	m1, m2 := pcommon.NewMap(), pcommon.NewMap()
+	m1.PutStr("service.name", "a")
+	m1.PutStr("aaaa", "x")
+	m2.PutStr("service.name", "a")
+	m2.PutStr("bbbb", "x")
+	require.Equal(t, r.fastHash(m1), r.fastHash(m2))
+	a, b := r.get(m1), r.get(m2)
+	assert.NotSame(t, a, b)
+	assert.Same(t, a, r.get(m1))
+	assert.Same(t, b, r.get(m2))
+	r.sweep()
+	assert.Empty(t, r.fast, "entries of removed resources leave the cache")
+}
