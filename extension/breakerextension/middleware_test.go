@@ -213,7 +213,7 @@ func TestStreamInterceptor(t *testing.T) {
 	e, _ := newTestExtension(t, createDefaultConfig(), nil)
 	cc, err := grpc.NewClient("127.0.0.1:1", grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
-	defer cc.Close()
+	defer func() { require.NoError(t, cc.Close()) }()
 	var opened int
 	streamer := func(context.Context, *grpc.StreamDesc, *grpc.ClientConn, string, ...grpc.CallOption) (grpc.ClientStream, error) {
 		opened++
