@@ -78,7 +78,7 @@ type Config struct {
 
 // DefaultHTTPEndpoint is where the HTTP endpoint listens when `http:` is
 // given without an endpoint: loopback only.
-const DefaultHTTPEndpoint = "127.0.0.1:55680"
+const DefaultHTTPEndpoint = "127.0.0.1:13134"
 
 func defaultPolicy() PolicyConfig {
 	return PolicyConfig{

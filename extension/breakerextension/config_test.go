@@ -132,5 +132,5 @@ func TestConfigHTTPEnabledWithDefaults(t *testing.T) {
 	cfg, err := loadConfig(t, "http_default")
 	require.NoError(t, err)
 	require.True(t, cfg.HTTP.HasValue(), "`http:` alone turns the endpoint on")
-	assert.Equal(t, "127.0.0.1:55680", cfg.HTTP.Get().NetAddr.Endpoint)
+	assert.Equal(t, "127.0.0.1:13134", cfg.HTTP.Get().NetAddr.Endpoint)
 }
