@@ -1,7 +1,9 @@
 package syntheticreceiver
 
 import (
+	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -126,9 +128,6 @@ func checkTrace(t *testing.T, spans []spanRec) spanRec {
 		}
 		ch := children[s.SpanID()]
 		require.LessOrEqual(t, len(ch), 1, "client span %q has %d children", s.Name(), len(ch))
-		if s.Kind() == ptrace.SpanKindProducer {
-			require.Len(t, ch, 1)
-		}
 		if len(ch) == 1 {
 			assert.Equal(t, s.Name(), ch[0].Name(), "client and server spans of a call share the name")
 		}
@@ -416,4 +415,75 @@ func TestGenerateInstances(t *testing.T) {
 	assert.Equal(t, map[string]bool{"front-1": true, "front-2": true, "back-1": true, "back-2": true, "back-3": true, "back-4": true}, seen)
 	// One resource per instance and batch: spans of an instance share it.
 	assert.Equal(t, 6, td.ResourceSpans().Len())
+}
+
+// randomTopology builds a valid random topology: calls only go "forward"
+// in a global order of operations (so there are no cycles), across services
+// only to server and consumer operations, and only from operations that
+// handle requests or do internal work.
+func randomTopology(r *rand.Rand) []ServiceConfig {
+	kindNames := []string{"server", "client", "internal", "producer", "consumer"}
+	type ref struct{ svc, op int }
+	var services []ServiceConfig
+	var order []ref
+	for s := range 1 + r.IntN(5) {
+		sc := ServiceConfig{Name: fmt.Sprintf("svc%d", s), Instances: 1 + r.IntN(3)}
+		for o := range 1 + r.IntN(4) {
+			median := time.Duration(1+r.IntN(5000)) * time.Microsecond
+			sc.Operations = append(sc.Operations, OperationConfig{
+				Name:       fmt.Sprintf("op%d", o),
+				Kind:       kindNames[r.IntN(len(kindNames))],
+				Latency:    LatencyConfig{Median: median, P99: median * time.Duration(1+r.IntN(20))},
+				ErrorRatio: []float64{0, 0.1, 0.5, 1}[r.IntN(4)],
+				Weight:     1,
+				Events:     []EventConfig{{Name: "e"}}[:r.IntN(2)],
+			})
+			order = append(order, ref{s, o})
+		}
+		services = append(services, sc)
+	}
+	r.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+	for i, from := range order {
+		op := &services[from.svc].Operations[from.op]
+		if op.Kind == "client" || op.Kind == "producer" {
+			continue
+		}
+		for _, to := range order[i+1:] {
+			if r.IntN(3) != 0 {
+				continue
+			}
+			target := services[to.svc].Operations[to.op]
+			remote := target.Kind == "server" || target.Kind == "consumer"
+			if remote == (to.svc == from.svc) {
+				continue // local calls to local work, remote calls to other services
+			}
+			op.Calls = append(op.Calls, CallConfig{
+				Service: services[to.svc].Name, Operation: target.Name,
+				Count: 1 + r.IntN(3), Parallel: r.IntN(2) == 0,
+			})
+		}
+	}
+	return services
+}
+
+func TestGenerateRandomTopologies(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	checked := 0
+	for range 200 {
+		services := randomTopology(r)
+		topo, err := compileTopology(services, "g")
+		if err != nil {
+			// Only the size limit may reject a topology built this way.
+			require.ErrorContains(t, err, "more than the limit")
+			continue
+		}
+		g := newGenerator(topo, r.Uint64(), true)
+		td, n := g.generate(20, testNow)
+		require.Equal(t, td.SpanCount(), n)
+		for _, spans := range byTrace(td) {
+			checkTrace(t, spans)
+		}
+		checked++
+	}
+	assert.Greater(t, checked, 150)
 }
