@@ -41,7 +41,7 @@ type CanaryConfig struct {
 	// GeneratorID is written to the synthetic.generator resource attribute;
 	// empty means "<receiver id>-<16 random hex digits>", new on every start
 	// of the collector, so that a restart (which starts numbering at 1 again)
-	// shows up as a new generator instead of as a huge gap.
+	// shows up as a new generator instead of as numbers seen twice.
 	GeneratorID string `mapstructure:"generator_id"`
 }
 
