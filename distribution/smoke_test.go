@@ -258,6 +258,8 @@ func TestSmokeDemoRunsAndStops(t *testing.T) {
 // while it runs (names as the Prometheus endpoint shows them).
 var demoCounters = []string{
 	"otelcol_fanout_items_sent",
+	"otelcol_breaker_calls",
+	"otelcol_redmetrics_series_created",
 	"otelcol_spanlogs_records_emitted",
 }
 
