@@ -257,6 +257,7 @@ func TestSmokeDemoRunsAndStops(t *testing.T) {
 // demoCounters are own metrics of the demo's components that must grow
 // while it runs (names as the Prometheus endpoint shows them).
 var demoCounters = []string{
+	"otelcol_synthetic_spans_generated",
 	"otelcol_fanout_items_sent",
 	"otelcol_breaker_calls",
 	"otelcol_redmetrics_series_created",
