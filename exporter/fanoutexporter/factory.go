@@ -69,13 +69,21 @@ func helperOptions[T any](cfg *Config, f *fanout[T]) []exporterhelper.Option {
 	}
 }
 
-func createTraces(ctx context.Context, set exporter.Settings, c component.Config) (exporter.Traces, error) {
-	cfg := c.(*Config)
-	key, err := cfg.routingKeyFor(pipeline.SignalTraces)
+// newFanoutFor builds the fanout of one signal, refusing a routing key that
+// does not apply to it.
+func newFanoutFor[T any](set exporter.Settings, cfg *Config, signal pipeline.Signal,
+	ops func(*Config, string, subExporter) signalOps[T],
+) (*fanout[T], error) {
+	key, err := cfg.routingKeyFor(signal)
 	if err != nil {
 		return nil, err
 	}
-	f, err := newFanout(set, cfg, tracesOps(cfg, key, newSubExporter(cfg.Protocol)))
+	return newFanout(set, cfg, ops(cfg, key, newSubExporter(cfg.Protocol)))
+}
+
+func createTraces(ctx context.Context, set exporter.Settings, c component.Config) (exporter.Traces, error) {
+	cfg := c.(*Config)
+	f, err := newFanoutFor(set, cfg, pipeline.SignalTraces, tracesOps)
 	if err != nil {
 		return nil, err
 	}
@@ -84,11 +92,7 @@ func createTraces(ctx context.Context, set exporter.Settings, c component.Config
 
 func createMetrics(ctx context.Context, set exporter.Settings, c component.Config) (exporter.Metrics, error) {
 	cfg := c.(*Config)
-	key, err := cfg.routingKeyFor(pipeline.SignalMetrics)
-	if err != nil {
-		return nil, err
-	}
-	f, err := newFanout(set, cfg, metricsOps(cfg, key, newSubExporter(cfg.Protocol)))
+	f, err := newFanoutFor(set, cfg, pipeline.SignalMetrics, metricsOps)
 	if err != nil {
 		return nil, err
 	}
@@ -97,11 +101,7 @@ func createMetrics(ctx context.Context, set exporter.Settings, c component.Confi
 
 func createLogs(ctx context.Context, set exporter.Settings, c component.Config) (exporter.Logs, error) {
 	cfg := c.(*Config)
-	key, err := cfg.routingKeyFor(pipeline.SignalLogs)
-	if err != nil {
-		return nil, err
-	}
-	f, err := newFanout(set, cfg, logsOps(cfg, key, newSubExporter(cfg.Protocol)))
+	f, err := newFanoutFor(set, cfg, pipeline.SignalLogs, logsOps)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,26 @@ import (
 	"go.opentelemetry.io/collector/pipeline"
 )
 
+// fuzzSplit splits data by every routing key of signal over r and fails
+// unless every item comes out exactly once.
+func fuzzSplit[T any](t *testing.T, data T, signal pipeline.Signal, r *ring,
+	ops func(*Config, string, subExporter) signalOps[T], copyOf func(T) T, attrs []string,
+) {
+	for _, key := range routingKeys[signal] {
+		o := ops(&Config{RoutingKey: key, RoutingAttributes: attrs}, key, subExporter{})
+		want := o.count(data)
+		sp := o.newSplit(r.size())
+		sp.add(copyOf(data), func(h uint64) int { return r.owner(r.slot(h)) })
+		got := 0
+		for _, p := range sp.finish() {
+			got += o.count(p)
+		}
+		if got != want {
+			t.Fatalf("%s by %s: %d items in, %d out", signal, key, want, got)
+		}
+	}
+}
+
 // FuzzSplitTraces feeds arbitrary OTLP trace payloads through the splitter
 // for every routing key: whatever arrives, nothing crashes and every span
 // comes out exactly once.
@@ -17,28 +37,17 @@ func FuzzSplitTraces(f *testing.F) {
 	seed, _ := (&ptrace.ProtoMarshaler{}).MarshalTraces(genTraces(rand.New(rand.NewPCG(1, 1)), 5, 3))
 	f.Add(seed, uint8(3))
 	f.Add([]byte{}, uint8(1))
-	r := []*ring{newRing(nil), newRing(endpoints(1)), newRing(endpoints(3)), newRing(endpoints(7))}
+	rings := []*ring{newRing(nil), newRing(endpoints(1)), newRing(endpoints(3)), newRing(endpoints(7))}
 	f.Fuzz(func(t *testing.T, payload []byte, backends uint8) {
 		td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(payload)
 		if err != nil {
 			return
 		}
-		ring := r[int(backends)%len(r)]
-		want := td.SpanCount()
-		for _, key := range routingKeys[pipeline.SignalTraces] {
-			in := ptrace.NewTraces()
-			td.CopyTo(in)
-			cfg := &Config{RoutingKey: key, RoutingAttributes: []string{"a", "b"}}
-			sp := tracesOps(cfg, key, subExporter{}).newSplit(ring.size())
-			sp.add(in, func(h uint64) int { return ring.owner(ring.slot(h)) })
-			got := 0
-			for _, p := range sp.finish() {
-				got += p.SpanCount()
-			}
-			if got != want {
-				t.Fatalf("%s: %d spans in, %d out", key, want, got)
-			}
-		}
+		fuzzSplit(t, td, pipeline.SignalTraces, rings[int(backends)%len(rings)], tracesOps, func(td ptrace.Traces) ptrace.Traces {
+			out := ptrace.NewTraces()
+			td.CopyTo(out)
+			return out
+		}, []string{"a", "b"})
 	})
 }
 
@@ -46,33 +55,23 @@ func FuzzSplitMetrics(f *testing.F) {
 	md := pmetric.NewMetrics()
 	m := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
 	m.SetName("m")
+	m.SetEmptyGauge()
 	for i := range 5 {
-		m.SetEmptyGauge()
 		m.Gauge().DataPoints().AppendEmpty().Attributes().PutInt("i", int64(i))
 	}
 	seed, _ := (&pmetric.ProtoMarshaler{}).MarshalMetrics(md)
 	f.Add(seed)
-	ring := newRing(endpoints(4))
+	r := newRing(endpoints(4))
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		md, err := (&pmetric.ProtoUnmarshaler{}).UnmarshalMetrics(payload)
 		if err != nil {
 			return
 		}
-		want := md.DataPointCount()
-		for _, key := range routingKeys[pipeline.SignalMetrics] {
-			in := pmetric.NewMetrics()
-			md.CopyTo(in)
-			cfg := &Config{RoutingKey: key, RoutingAttributes: []string{"i"}}
-			sp := metricsOps(cfg, key, subExporter{}).newSplit(ring.size())
-			sp.add(in, func(h uint64) int { return ring.owner(ring.slot(h)) })
-			got := 0
-			for _, p := range sp.finish() {
-				got += p.DataPointCount()
-			}
-			if got != want {
-				t.Fatalf("%s: %d points in, %d out", key, want, got)
-			}
-		}
+		fuzzSplit(t, md, pipeline.SignalMetrics, r, metricsOps, func(md pmetric.Metrics) pmetric.Metrics {
+			out := pmetric.NewMetrics()
+			md.CopyTo(out)
+			return out
+		}, []string{"i"})
 	})
 }
 
@@ -81,27 +80,17 @@ func FuzzSplitLogs(f *testing.F) {
 	ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords().AppendEmpty().Body().SetStr("x")
 	seed, _ := (&plog.ProtoMarshaler{}).MarshalLogs(ld)
 	f.Add(seed)
-	ring := newRing(endpoints(4))
+	r := newRing(endpoints(4))
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		ld, err := (&plog.ProtoUnmarshaler{}).UnmarshalLogs(payload)
 		if err != nil {
 			return
 		}
-		want := ld.LogRecordCount()
-		for _, key := range routingKeys[pipeline.SignalLogs] {
-			in := plog.NewLogs()
-			ld.CopyTo(in)
-			cfg := &Config{RoutingKey: key, RoutingAttributes: []string{"a"}}
-			sp := logsOps(cfg, key, subExporter{}).newSplit(ring.size())
-			sp.add(in, func(h uint64) int { return ring.owner(ring.slot(h)) })
-			got := 0
-			for _, p := range sp.finish() {
-				got += p.LogRecordCount()
-			}
-			if got != want {
-				t.Fatalf("%s: %d records in, %d out", key, want, got)
-			}
-		}
+		fuzzSplit(t, ld, pipeline.SignalLogs, r, logsOps, func(ld plog.Logs) plog.Logs {
+			out := plog.NewLogs()
+			ld.CopyTo(out)
+			return out
+		}, []string{"a"})
 	})
 }
 
