@@ -1,0 +1,150 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+)
+
+// point is one emitted series: calls and the explicit histogram of the
+// same dimension set.
+type point struct {
+	calls   int64
+	count   uint64
+	sum     float64
+	buckets []uint64
+	bounds  []float64
+}
+
+// TestSpanMetricsEquivalent checks that the benchmark compares the same
+// work: with the benchmark configs, both connectors emit the same metric
+// names and, for every dimension set, the same calls, histogram count, sum,
+// bounds and bucket counts from the benchmark batch (fed three times).
+// contrib's spanmetrics also adds collector.instance.id (a constant per
+// collector, from a beta feature gate on by default), ignored here.
+func TestSpanMetricsEquivalent(t *testing.T) {
+	const rounds = 3
+	got := map[string]map[string]point{}
+	for _, im := range impls() {
+		sink := new(consumertest.MetricsSink)
+		// contrib's connector flushes only on its ticker, which it takes
+		// from the context's clockwork clock: a fake clock lets the test
+		// fire it. redmetrics flushes at shutdown.
+		clock := clockwork.NewFakeClockAt(t0)
+		ctx := clockwork.AddToContext(context.Background(), clock)
+		// No expiry here: the fake clock jumps an hour per flush, which
+		// would expire every series before the second flush.
+		c := start(t, ctx, im, 0, sink)
+		for range rounds {
+			if err := c.ConsumeTraces(ctx, makeBatch()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if im.name == "spanmetrics" {
+			deadline := time.Now().Add(10 * time.Second)
+			// Two flushes: contrib emits a new cumulative calls series
+			// as 0 the first time (so rate() sees its start), and the
+			// count from the next flush on.
+			for len(sink.AllMetrics()) < 2 {
+				if time.Now().After(deadline) {
+					t.Fatal("spanmetrics did not flush")
+				}
+				clock.Advance(flushInterval)
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		if err := c.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if len(sink.AllMetrics()) == 0 {
+			t.Fatalf("%s emitted nothing", im.name)
+		}
+		all := sink.AllMetrics()
+		got[im.name] = collect(t, all[len(all)-1])
+	}
+
+	red, span := got["redmetrics"], got["spanmetrics"]
+	if len(red) == 0 || len(red) != len(span) {
+		t.Fatalf("series: redmetrics %d, spanmetrics %d", len(red), len(span))
+	}
+	var calls int64
+	for k, r := range red {
+		s, ok := span[k]
+		if !ok {
+			t.Errorf("spanmetrics has no series %s", k)
+			continue
+		}
+		calls += r.calls
+		if r.calls != s.calls || r.count != s.count || math.Abs(r.sum-s.sum) > 1e-6*math.Abs(s.sum) ||
+			!slices.Equal(r.buckets, s.buckets) || !slices.Equal(r.bounds, s.bounds) {
+			t.Errorf("series %s differs:\nredmetrics  %+v\nspanmetrics %+v", k, r, s)
+		}
+	}
+	if calls != rounds*batchSpans {
+		t.Errorf("calls add up to %d, want %d", calls, rounds*batchSpans)
+	}
+}
+
+// collect indexes the calls and duration points of md by metric-agnostic
+// dimension set.
+func collect(t *testing.T, md pmetric.Metrics) map[string]point {
+	t.Helper()
+	out := map[string]point{}
+	rms := md.ResourceMetrics()
+	for i := range rms.Len() {
+		sms := rms.At(i).ScopeMetrics()
+		for j := range sms.Len() {
+			ms := sms.At(j).Metrics()
+			for k := range ms.Len() {
+				m := ms.At(k)
+				switch m.Name() {
+				case "traces.span.metrics.calls":
+					dps := m.Sum().DataPoints()
+					for d := range dps.Len() {
+						key := attrKey(dps.At(d).Attributes())
+						p := out[key]
+						p.calls = dps.At(d).IntValue()
+						out[key] = p
+					}
+				case "traces.span.metrics.duration":
+					if m.Unit() != "ms" {
+						t.Errorf("duration unit %q", m.Unit())
+					}
+					dps := m.Histogram().DataPoints()
+					for d := range dps.Len() {
+						dp := dps.At(d)
+						key := attrKey(dp.Attributes())
+						p := out[key]
+						p.count, p.sum = dp.Count(), dp.Sum()
+						p.buckets, p.bounds = dp.BucketCounts().AsRaw(), dp.ExplicitBounds().AsRaw()
+						out[key] = p
+					}
+				default:
+					t.Errorf("unexpected metric %q", m.Name())
+				}
+			}
+		}
+	}
+	return out
+}
+
+func attrKey(attrs pcommon.Map) string {
+	var parts []string
+	for k, v := range attrs.All() {
+		if k == "collector.instance.id" {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s=%s(%s)", k, v.AsString(), v.Type()))
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ",")
+}
