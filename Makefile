@@ -57,3 +57,13 @@ tidy:
 ## clean: remove build output
 clean:
 	rm -rf distribution/_build bench.out
+
+## bench-compare: side-by-side benchmarks against peers (the bench/ module), results in bench/results/, compared by benchstat
+.PHONY: bench-compare
+bench-compare:
+	mkdir -p bench/results
+	cd bench && $(GO) test -run '^TestSpanMetricsEquivalent$$' -bench '^BenchmarkSpanMetrics$$' -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) . | tee results/spanmetrics.txt
+	cd bench && $(GO) test -run '^$$' -bench '^BenchmarkBreaker$$' -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) . | tee results/breaker.txt
+	@! grep -qE '^(FAIL|--- FAIL|panic:)' bench/results/spanmetrics.txt bench/results/breaker.txt
+	$(TOOL) benchstat -col /impl bench/results/spanmetrics.txt
+	$(TOOL) benchstat -col /impl bench/results/breaker.txt
