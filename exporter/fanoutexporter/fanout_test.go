@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/exporter/exporterhelper"
 	"go.opentelemetry.io/collector/exporter/exportertest"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
@@ -345,4 +346,27 @@ func TestFanoutFollowsBackendSetChangesWhileDataFlows(t *testing.T) {
 	require.Equal(t, total, accepted)
 	requireExactlyOnce(t, collect(servers...), total)
 	assert.Greater(t, servers[2].spanCount(), removedCount, "a returning backend gets its keys back")
+}
+
+// With a sending queue, ConsumeTraces returns once the batch is queued;
+// Shutdown must deliver everything still queued before returning.
+func TestFanoutShutdownDrainsQueue(t *testing.T) {
+	servers := []*otlpServer{startOTLPServer(t), startOTLPServer(t), startOTLPServer(t)}
+	cfg := testConfig(servers...)
+	q := exporterhelper.NewDefaultQueueConfig()
+	q.NumConsumers = 1
+	q.QueueSize = 1000
+	q.Sizer = exporterhelper.RequestSizerTypeRequests
+	q.Batch = configoptional.None[exporterhelper.BatchConfig]()
+	cfg.QueueConfig = configoptional.Some(q)
+	exp, err := NewFactory().CreateTraces(context.Background(), exportertest.NewNopSettings(metadata.Type), cfg)
+	require.NoError(t, err)
+	require.NoError(t, exp.Start(context.Background(), componenttest.NewNopHost()))
+
+	in, total := batches(10, 50, 20, 3)
+	for _, td := range in {
+		require.NoError(t, exp.ConsumeTraces(context.Background(), td))
+	}
+	require.NoError(t, exp.Shutdown(context.Background()))
+	requireExactlyOnce(t, collect(servers...), total)
 }
