@@ -4,7 +4,12 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"google.golang.org/grpc"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
@@ -70,4 +75,72 @@ func reportPerSpan(b *testing.B, spansPerOp int) {
 	ns := float64(b.Elapsed().Nanoseconds()) / float64(b.N) / float64(spansPerOp)
 	b.ReportMetric(ns, "ns/span")
 	b.ReportMetric(1e9/ns, "spans/s")
+}
+
+// BenchmarkEndToEnd sends the same 1,000-span batches over real loopback
+// gRPC, once through the fanout to three OTLP servers and once through the
+// core otlp exporter to one, to measure what routing costs on top of
+// exporting. Both exporters run without queue or retry and with the same
+// connection settings (no compression), so the difference is the fanout's.
+func BenchmarkEndToEnd(b *testing.B) {
+	template := genTraces(rand.New(rand.NewPCG(3, 4)), 250, 4)
+	spans := template.SpanCount()
+	run := func(b *testing.B, exp exporter.Traces) {
+		require.NoError(b, exp.Start(context.Background(), componenttest.NewNopHost()))
+		defer func() { require.NoError(b, exp.Shutdown(context.Background())) }()
+		batch := ptrace.NewTraces()
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			b.StopTimer()
+			template.CopyTo(batch)
+			b.StartTimer()
+			if err := exp.ConsumeTraces(context.Background(), batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+		reportPerSpan(b, spans)
+	}
+	conn := defaultOTLPConfig()
+	conn.TLS.Insecure = true
+	conn.Compression = "none"
+
+	b.Run("impl=fanout3", func(b *testing.B) {
+		servers := []*sinkServer{startSink(b), startSink(b), startSink(b)}
+		cfg := createDefaultConfig().(*Config)
+		cfg.Resolver.Static = configoptional.Some(StaticResolverConfig{Endpoints: []string{servers[0].addr, servers[1].addr, servers[2].addr}})
+		cfg.Protocol.OTLP = configoptional.Some(conn)
+		cfg.RetryConfig.Enabled = false
+		exp, err := NewFactory().CreateTraces(context.Background(), exportertest.NewNopSettings(metadata.Type), cfg)
+		require.NoError(b, err)
+		run(b, exp)
+	})
+	b.Run("impl=otlp", func(b *testing.B) {
+		server := startSink(b)
+		sub := newSubExporter(ProtocolConfig{OTLP: configoptional.Some(conn)})
+		exp, err := sub.traces(context.Background(), exportertest.NewNopSettings(metadata.Type), server.addr)
+		require.NoError(b, err)
+		run(b, exp)
+	})
+}
+
+// sinkServer is an OTLP gRPC server that accepts and discards.
+type sinkServer struct {
+	ptraceotlp.UnimplementedGRPCServer
+	addr string
+}
+
+func (*sinkServer) Export(context.Context, ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
+	return ptraceotlp.NewExportResponse(), nil
+}
+
+func startSink(b *testing.B) *sinkServer {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(b, err)
+	s := &sinkServer{addr: lis.Addr().String()}
+	srv := grpc.NewServer()
+	ptraceotlp.RegisterGRPCServer(srv, s)
+	go func() { _ = srv.Serve(lis) }()
+	b.Cleanup(srv.Stop)
+	return s
 }
