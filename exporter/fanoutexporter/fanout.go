@@ -250,7 +250,7 @@ func (f *fanout[T]) newBackend(ctx context.Context, s backendSpec) (*backend[T],
 		return nil, err
 	}
 	if err := exp.Start(ctx, f.host); err != nil {
-		return nil, err
+		return nil, errors.Join(err, exp.Shutdown(ctx))
 	}
 	b := newBackend(s.endpoint, s.weight, exp, send)
 	if f.breakers != nil {
