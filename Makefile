@@ -32,7 +32,7 @@ unit:
 	$(GO) test -race -count=1 ./...
 
 smoke: build
-	OTELCSP_BINARY=$(CURDIR)/$(BIN) $(GO) test -count=1 -run 'TestSmoke' ./distribution/
+	OTELCSP_BINARY=$(CURDIR)/$(BIN) $(GO) test -count=1 -run 'TestSmoke|TestE2E' ./distribution/ ./e2e/
 
 ## bench: run every benchmark in the module (BENCHTIME, BENCHCOUNT), summarised by benchstat
 bench:

@@ -1,0 +1,345 @@
+package e2e_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binary is the built distribution under test. Without OTELCSP_BINARY the
+// test is skipped: the suite needs `make build` first (`make smoke` does it).
+func binaryPath(t *testing.T) string {
+	t.Helper()
+	bin := os.Getenv("OTELCSP_BINARY")
+	if bin == "" {
+		t.Skip("OTELCSP_BINARY not set; run `make smoke` to build the distribution and run the e2e suite")
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("OTELCSP_BINARY: %v", err)
+	}
+	return bin
+}
+
+// freePort returns a 127.0.0.1 port nobody listens on right now. The
+// collector binds it a moment later; another process could take it in
+// between, which on a test machine is rare enough to accept (the smoke
+// tests do the same).
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// collector is one otelcsp process run by a test. Its config is written by
+// the test; every port in it is a free loopback port. The output of every
+// run (restarts included) is kept for failure messages.
+type collector struct {
+	t    *testing.T
+	name string
+	bin  string
+	conf string // config file path
+
+	health  int // health_check port
+	metrics int // Prometheus port of the collector's own metrics
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan error // receives the exit of the current run, once
+	out  *syncBuffer
+}
+
+// newCollector writes the config (a YAML text with %d-free placeholders
+// already filled in) and returns the process, not started.
+func newCollector(t *testing.T, name, config string, health, metrics int) *collector {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name+".yaml")
+	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := &collector{t: t, name: name, bin: binaryPath(t), conf: path, health: health, metrics: metrics, out: &syncBuffer{}}
+	t.Cleanup(c.cleanup)
+	return c
+}
+
+// start runs the binary; it does not wait for it to be healthy.
+func (c *collector) start() {
+	c.t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	fmt.Fprintf(c.out, "==== %s: start %s\n", time.Now().Format("15:04:05.000"), c.name)
+	cmd := exec.Command(c.bin, "--config", c.conf)
+	cmd.Stdout, cmd.Stderr = c.out, c.out
+	if err := cmd.Start(); err != nil {
+		c.t.Fatalf("%s: %v", c.name, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	c.cmd, c.done = cmd, done
+}
+
+// waitHealthy waits until health_check answers 200, failing the test if the
+// process exits first or the time runs out.
+func (c *collector) waitHealthy(timeout time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if code, _ := httpGet(fmt.Sprintf("http://127.0.0.1:%d/", c.health)); code == http.StatusOK {
+			return
+		}
+		c.mu.Lock()
+		done := c.done
+		c.mu.Unlock()
+		select {
+		case err := <-done:
+			done <- err // keep it for stop/cleanup
+			c.t.Fatalf("%s exited before it was healthy: %v\n%s", c.name, err, c.out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s not healthy after %s\n%s", c.name, timeout, c.out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// terminate sends SIGTERM and returns the exit error (nil for status 0), or
+// fails the test if the process is still running after timeout.
+func (c *collector) terminate(timeout time.Duration) error {
+	c.t.Helper()
+	c.mu.Lock()
+	cmd, done := c.cmd, c.done
+	c.mu.Unlock()
+	fmt.Fprintf(c.out, "==== %s: SIGTERM\n", time.Now().Format("15:04:05.000"))
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		c.t.Fatalf("%s: SIGTERM: %v", c.name, err)
+	}
+	select {
+	case err := <-done:
+		done <- err
+		return err
+	case <-time.After(timeout):
+		_ = cmd.Process.Kill()
+		c.t.Fatalf("%s still running %s after SIGTERM\n%s", c.name, timeout, c.out.String())
+		return nil
+	}
+}
+
+// stop terminates the process and requires exit status 0.
+func (c *collector) stop() {
+	c.t.Helper()
+	if err := c.terminate(30 * time.Second); err != nil {
+		c.t.Fatalf("%s exited with %v after SIGTERM, want status 0\n%s", c.name, err, c.out.String())
+	}
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (c *collector) kill() {
+	c.t.Helper()
+	c.mu.Lock()
+	cmd, done := c.cmd, c.done
+	c.mu.Unlock()
+	fmt.Fprintf(c.out, "==== %s: SIGKILL\n", time.Now().Format("15:04:05.000"))
+	_ = cmd.Process.Kill()
+	select {
+	case err := <-done:
+		done <- err
+	case <-time.After(10 * time.Second):
+		c.t.Fatalf("%s survived SIGKILL for 10s", c.name)
+	}
+}
+
+// running says whether the current run has not exited.
+func (c *collector) running() bool {
+	c.mu.Lock()
+	done := c.done
+	c.mu.Unlock()
+	if done == nil {
+		return false
+	}
+	select {
+	case err := <-done:
+		done <- err
+		return false
+	default:
+		return true
+	}
+}
+
+func (c *collector) cleanup() {
+	c.mu.Lock()
+	cmd, done := c.cmd, c.done
+	c.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	select {
+	case err := <-done:
+		done <- err
+		return
+	default:
+	}
+	_ = cmd.Process.Kill()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+	}
+}
+
+// output is everything the process wrote, all runs.
+func (c *collector) output() string { return c.out.String() }
+
+// metricSum adds up every series of a metric in the collector's own
+// Prometheus exposition whose labels contain all of the given label pairs
+// (`key="value"`).
+func (c *collector) metricSum(name string, labels ...string) float64 {
+	_, body := httpGet(fmt.Sprintf("http://127.0.0.1:%d/metrics", c.metrics))
+	return promSum(body, name, labels...)
+}
+
+func promSum(exposition, name string, labels ...string) float64 {
+	sum := 0.0
+	for _, line := range strings.Split(exposition, "\n") {
+		if !strings.HasPrefix(line, name) {
+			continue
+		}
+		rest := line[len(name):]
+		if rest == "" || (rest[0] != ' ' && rest[0] != '{') {
+			continue // a longer metric name
+		}
+		matched := true
+		for _, l := range labels {
+			if !strings.Contains(rest, l) {
+				matched = false
+			}
+		}
+		if !matched {
+			continue
+		}
+		fields := strings.Fields(rest[strings.LastIndex(rest, "}")+1:])
+		if len(fields) > 0 {
+			if v, err := strconv.ParseFloat(fields[0], 64); err == nil {
+				sum += v
+			}
+		}
+	}
+	return sum
+}
+
+// breakerState is one key's entry of the breaker extension's /breakers
+// endpoint (the fields the tests read).
+type breakerState struct {
+	Key        string `json:"key"`
+	State      string `json:"state"`
+	LastReason string `json:"last_reason"`
+	Trips      uint64 `json:"trips"`
+	Failure    uint64 `json:"failure"`
+	Rejected   uint64 `json:"rejected"`
+}
+
+// breaker reads one key's state from the breaker extension's HTTP endpoint;
+// ok is false when the key is unknown or the endpoint does not answer.
+func breaker(port int, key string) (breakerState, bool) {
+	code, body := httpGet(fmt.Sprintf("http://127.0.0.1:%d/breakers?key=%s", port, url.QueryEscape(key)))
+	if code != http.StatusOK {
+		return breakerState{}, false
+	}
+	var resp struct {
+		Keys []breakerState `json:"keys"`
+	}
+	if err := json.Unmarshal([]byte(body), &resp); err != nil || len(resp.Keys) != 1 {
+		return breakerState{}, false
+	}
+	return resp.Keys[0], true
+}
+
+// waitBreaker polls a breaker until it is in one of the states, and returns
+// how long that took; it fails the test after timeout.
+func waitBreaker(t *testing.T, port int, key string, timeout time.Duration, states ...string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	var last breakerState
+	for time.Since(start) < timeout {
+		if s, ok := breaker(port, key); ok {
+			last = s
+			for _, want := range states {
+				if s.State == want {
+					return time.Since(start)
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("breaker %s not %v after %s; last seen %+v", key, states, timeout, last)
+	return 0
+}
+
+var httpClient = &http.Client{Timeout: 2 * time.Second}
+
+func httpGet(u string) (int, string) {
+	resp, err := httpClient.Get(u)
+	if err != nil {
+		return 0, ""
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func httpPost(u, contentType string, body []byte) (int, string, error) {
+	resp, err := httpClient.Post(u, contentType, bytes.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), nil
+}
+
+// syncBuffer is a bytes.Buffer safe for a process's output goroutines and
+// the test reading it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// exitCode is the process's exit status, -1 when it did not exit normally.
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	return -1
+}

@@ -1,0 +1,211 @@
+package e2e_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// front is the first tier: otlp receiver → fanout (traceID routing, breaker
+// extension) over a static list of backends.
+type front struct {
+	*collector
+	grpc, http, breakers int
+}
+
+func (f *front) otlpEndpoint() string { return fmt.Sprintf("127.0.0.1:%d", f.grpc) }
+
+// frontBreaker is the breaker policy of the front tier, tuned so a dead or
+// stalled backend is cut off well within 2 s: three failures in a row, or
+// three calls stalled past 300ms, trip it; it probes again after 500ms (up
+// to 2s with backoff) and closes after two good probes.
+const frontBreaker = `
+    consecutive_failures: 3
+    failure_ratio: 0
+    slow_call_duration: 300ms
+    slow_call_ratio: 0
+    open_duration: 500ms
+    max_open_duration: 2s
+    success_threshold: 2`
+
+func newFront(t *testing.T, backends []string) *front {
+	t.Helper()
+	f := &front{grpc: freePort(t), http: freePort(t), breakers: freePort(t)}
+	health, metrics := freePort(t), freePort(t)
+	config := fmt.Sprintf(`
+extensions:
+  health_check:
+    endpoint: 127.0.0.1:%d
+  breaker:%s
+    http:
+      endpoint: 127.0.0.1:%d
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:%d
+        max_recv_msg_size_mib: 4
+      http:
+        endpoint: 127.0.0.1:%d
+        max_request_body_size: 4194304
+exporters:
+  fanout:
+    routing_key: traceID
+    resolver:
+      static:
+        endpoints: [%s]
+    protocol:
+      otlp:
+        timeout: 1s
+        tls:
+          insecure: true
+    breaker: breaker
+    retry_on_failure:
+      initial_interval: 100ms
+      max_interval: 500ms
+      max_elapsed_time: 3s
+service:
+  extensions: [health_check, breaker]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [fanout]
+  telemetry:
+    metrics:
+      readers:
+        - pull:
+            exporter:
+              prometheus:
+                host: 127.0.0.1
+                port: %d
+`, health, frontBreaker, f.breakers, f.grpc, f.http, strings.Join(backends, ", "), metrics)
+	f.collector = newCollector(t, "front", config, health, metrics)
+	return f
+}
+
+// backend is the second tier: otlp receiver → traces to an otlp exporter
+// pointed at a counting server, and through redmetrics and spanlogs to the
+// same server's metrics and logs services.
+type backend struct {
+	*collector
+	grpc int
+	sink *countingServer
+}
+
+func (b *backend) endpoint() string { return fmt.Sprintf("127.0.0.1:%d", b.grpc) }
+
+func newBackend(t *testing.T, name string, sink *countingServer) *backend {
+	t.Helper()
+	b := &backend{grpc: freePort(t), sink: sink}
+	health, metrics := freePort(t), freePort(t)
+	// The otlp exporter has no sending queue: the backend acknowledges a
+	// batch only once the counting server has it, so a SIGKILLed backend
+	// loses nothing the front was told was delivered. Every error span
+	// makes one log record (no rate limit) so records can be matched to
+	// spans.
+	config := fmt.Sprintf(`
+extensions:
+  health_check:
+    endpoint: 127.0.0.1:%d
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:%d
+connectors:
+  redmetrics:
+    dimensions:
+      - name: http.request.method
+    metrics_flush_interval: 1s
+  spanlogs:
+    rules:
+      - name: errors
+        type: errors
+        rate_per_fingerprint: 0
+exporters:
+  otlp:
+    endpoint: %s
+    tls:
+      insecure: true
+    timeout: 5s
+    sending_queue:
+      enabled: false
+    retry_on_failure:
+      enabled: true
+      initial_interval: 100ms
+      max_interval: 1s
+      max_elapsed_time: 5s
+service:
+  extensions: [health_check]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [otlp, redmetrics, spanlogs]
+    metrics:
+      receivers: [redmetrics]
+      exporters: [otlp]
+    logs:
+      receivers: [spanlogs]
+      exporters: [otlp]
+  telemetry:
+    metrics:
+      readers:
+        - pull:
+            exporter:
+              prometheus:
+                host: 127.0.0.1
+                port: %d
+`, health, b.grpc, sink.addr, metrics)
+	b.collector = newCollector(t, name, config, health, metrics)
+	return b
+}
+
+// twoTiers is the full topology: three backend processes, each with its own
+// counting server, behind one front process.
+type twoTiers struct {
+	front    *front
+	backends []*backend
+	sinks    []*countingServer
+}
+
+func startTwoTiers(t *testing.T) *twoTiers {
+	t.Helper()
+	tt := &twoTiers{}
+	var endpoints []string
+	for i := range 3 {
+		sink := startCountingServer(t, fmt.Sprintf("sink-%d", i))
+		b := newBackend(t, fmt.Sprintf("backend-%d", i), sink)
+		tt.sinks = append(tt.sinks, sink)
+		tt.backends = append(tt.backends, b)
+		endpoints = append(endpoints, b.endpoint())
+	}
+	tt.front = newFront(t, endpoints)
+	for _, b := range tt.backends {
+		b.start()
+	}
+	tt.front.start()
+	for _, b := range tt.backends {
+		b.waitHealthy(30 * time.Second)
+	}
+	tt.front.waitHealthy(30 * time.Second)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("front output:\n%s", tt.front.output())
+			for _, b := range tt.backends {
+				t.Logf("%s output:\n%s", b.name, b.output())
+			}
+		}
+	})
+	return tt
+}
+
+// stopAll stops every process with SIGTERM and requires exit status 0.
+func (tt *twoTiers) stopAll() {
+	tt.front.stop()
+	for _, b := range tt.backends {
+		if b.running() {
+			b.stop()
+		}
+	}
+}
