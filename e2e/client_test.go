@@ -21,7 +21,7 @@ import (
 // spans, in batches of tracesPerBatch traces, one batch every interval (or
 // slower, when all workers are busy), by workers concurrent senders.
 //
-// Span g (0-based over the whole load) has span ID g+1, so a counting server
+// Span g (0-based over the whole load) has span ID (run, g+1), so a counting server
 // can tell exactly which spans it got; trace i has trace ID (run, i+1).
 type load struct {
 	run            uint64 // high half of every trace ID: tells tests apart
@@ -60,12 +60,12 @@ func (l load) batch(b int) ptrace.Traces {
 		var traceID pcommon.TraceID
 		binary.BigEndian.PutUint64(traceID[:8], l.run)
 		binary.BigEndian.PutUint64(traceID[8:], uint64(tr+1))
-		root := spanID(tr * l.spansPerTrace)
+		root := l.spanID(tr * l.spansPerTrace)
 		for j := range l.spansPerTrace {
 			g := tr*l.spansPerTrace + j
 			sp := scopes[j%len(services)].AppendEmpty()
 			sp.SetTraceID(traceID)
-			sp.SetSpanID(spanID(g))
+			sp.SetSpanID(l.spanID(g))
 			sp.SetName(fmt.Sprintf("op-%d", j%4))
 			if j == 0 {
 				sp.SetKind(ptrace.SpanKindServer)
@@ -86,10 +86,17 @@ func (l load) batch(b int) ptrace.Traces {
 	return td
 }
 
-func spanID(g int) pcommon.SpanID {
+// spanID is span g's ID: the run in the top byte keeps loads of one test apart.
+func (l load) spanID(g int) pcommon.SpanID {
 	var id pcommon.SpanID
-	binary.BigEndian.PutUint64(id[:], uint64(g+1))
+	binary.BigEndian.PutUint64(id[:], l.run<<56|uint64(g+1))
 	return id
+}
+
+// spanKey is span g's ID as the counting servers key it.
+func (l load) spanKey(g int) uint64 {
+	id := l.spanID(g)
+	return binary.BigEndian.Uint64(id[:])
 }
 
 // batchOutcome is what the client learned about one batch.
@@ -292,8 +299,7 @@ func checkDelivered(t *testing.T, res loadResult, maxDupRatio float64, servers .
 	missing := 0
 	var firstMissing []int
 	for _, g := range accepted {
-		id := spanID(g)
-		if d.spans[binary.BigEndian.Uint64(id[:])] == 0 {
+		if d.spans[res.l.spanKey(g)] == 0 {
 			missing++
 			if len(firstMissing) < 10 {
 				firstMissing = append(firstMissing, g)
@@ -323,8 +329,7 @@ func waitDelivered(res loadResult, timeout time.Duration, servers ...*countingSe
 		d := collect(servers...)
 		all := true
 		for _, g := range want {
-			id := spanID(g)
-			if d.spans[binary.BigEndian.Uint64(id[:])] == 0 {
+			if d.spans[res.l.spanKey(g)] == 0 {
 				all = false
 				break
 			}

@@ -161,22 +161,29 @@ service:
 	return b
 }
 
-// twoTiers is the full topology: three backend processes, each with its own
-// counting server, behind one front process.
+// twoTiers is the topology: three backends behind one front process. The
+// first `processes` backends are otelcsp processes, each exporting to its
+// own counting server; the others are counting servers the front talks to
+// directly (so a test can stall or stop them). sinks[i] is backend i's
+// counting server either way.
 type twoTiers struct {
 	front    *front
-	backends []*backend
+	backends []*backend // the backend processes
 	sinks    []*countingServer
 }
 
-func startTwoTiers(t *testing.T) *twoTiers {
+func startTwoTiers(t *testing.T, processes int) *twoTiers {
 	t.Helper()
 	tt := &twoTiers{}
 	var endpoints []string
 	for i := range 3 {
 		sink := startCountingServer(t, fmt.Sprintf("sink-%d", i))
-		b := newBackend(t, fmt.Sprintf("backend-%d", i), sink)
 		tt.sinks = append(tt.sinks, sink)
+		if i >= processes {
+			endpoints = append(endpoints, sink.addr)
+			continue
+		}
+		b := newBackend(t, fmt.Sprintf("backend-%d", i), sink)
 		tt.backends = append(tt.backends, b)
 		endpoints = append(endpoints, b.endpoint())
 	}
@@ -202,7 +209,9 @@ func startTwoTiers(t *testing.T) *twoTiers {
 
 // stopAll stops every process with SIGTERM and requires exit status 0.
 func (tt *twoTiers) stopAll() {
-	tt.front.stop()
+	if tt.front.running() {
+		tt.front.stop()
+	}
 	for _, b := range tt.backends {
 		if b.running() {
 			b.stop()

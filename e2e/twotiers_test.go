@@ -1,7 +1,6 @@
 package e2e_test
 
 import (
-	"encoding/binary"
 	"testing"
 	"time"
 )
@@ -12,7 +11,7 @@ import (
 // redmetrics, spanlogs), and accounts for everything at the counting
 // servers behind them.
 func TestE2ETwoTiers(t *testing.T) {
-	tt := startTwoTiers(t)
+	tt := startTwoTiers(t, 3)
 	l := load{run: 1, traces: 6000, spansPerTrace: 5, tracesPerBatch: 50, workers: 4,
 		interval: 40 * time.Millisecond, maxAttempts: 5, backoff: 200 * time.Millisecond, callTimeout: 10 * time.Second}
 	res := sendLoad(t, tt.front.otlpEndpoint(), l).wait(time.Minute)
@@ -70,8 +69,7 @@ func TestE2ETwoTiers(t *testing.T) {
 	d = collect(tt.sinks...)
 	wrong := 0
 	for g := range l.spans() {
-		id := spanID(g)
-		n := d.logs[binary.BigEndian.Uint64(id[:])]
+		n := d.logs[l.spanKey(g)]
 		if (isError(g) && n != 1) || (!isError(g) && n != 0) {
 			wrong++
 		}

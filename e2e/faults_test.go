@@ -1,0 +1,189 @@
+package e2e_test
+
+import (
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+)
+
+// faultLoad is a long load (up to 50,000 spans over about 16 s) that fault
+// tests stop once they have seen what they wait for.
+func faultLoad(run uint64) load {
+	return load{run: run, traces: 10000, spansPerTrace: 5, tracesPerBatch: 50, workers: 4,
+		interval: 80 * time.Millisecond, maxAttempts: 10, backoff: 200 * time.Millisecond, callTimeout: 10 * time.Second}
+}
+
+// breakerOpenBudget is how soon after a fault the front's breaker for the
+// faulty backend must be open.
+const breakerOpenBudget = 2 * time.Second
+
+// TestE2EBackendKilled SIGKILLs one backend process while data flows,
+// restarts it two seconds later on the same port, and checks that the
+// front cut it off within 2 s, took it back after recovery, and that no
+// span the client was told was accepted got lost.
+func TestE2EBackendKilled(t *testing.T) {
+	tt := startTwoTiers(t, 3)
+	victim := tt.backends[1]
+	run := sendLoad(t, tt.front.otlpEndpoint(), faultLoad(2))
+
+	time.Sleep(1500 * time.Millisecond)
+	before := victim.sink.spanCount()
+	if before == 0 {
+		t.Fatalf("%s got no spans before the fault", victim.name)
+	}
+	victim.kill()
+	killed := time.Now()
+	opened := waitBreaker(t, tt.front.breakers, victim.endpoint(), 10*time.Second, "open")
+	t.Logf("breaker for %s open %v after SIGKILL", victim.name, opened.Round(time.Millisecond))
+	if opened > breakerOpenBudget {
+		t.Errorf("breaker for the killed backend opened %v after the fault, want within %v", opened, breakerOpenBudget)
+	}
+
+	time.Sleep(time.Until(killed.Add(2 * time.Second)))
+	victim.start()
+	victim.waitHealthy(30 * time.Second)
+	restarted := time.Now()
+	closed := waitBreaker(t, tt.front.breakers, victim.endpoint(), 20*time.Second, "closed")
+	t.Logf("breaker for %s closed %v after the restart", victim.name, closed.Round(time.Millisecond))
+	downAt := victim.sink.spanCount()
+	time.Sleep(time.Second) // traffic flows to the recovered backend again
+	res := run.stop()
+	if after := victim.sink.spanCount(); after <= downAt {
+		t.Errorf("%s got no spans after its breaker closed (%d before, %d after)", victim.name, downAt, after)
+	}
+	t.Logf("recovery: restart→closed %v", time.Since(restarted).Round(time.Millisecond))
+
+	waitDelivered(res, 10*time.Second, tt.sinks...)
+	checkDelivered(t, res, 0.005, tt.sinks...)
+	if a, _, _ := res.counts(); a < 30 {
+		t.Errorf("only %d batches accepted: the front should have kept taking data around the dead backend; %s", a, res)
+	}
+	tt.stopAll()
+}
+
+// TestE2EBackendStalled makes one backend accept calls and never answer
+// for three seconds, then releases it: the front must cut it off within
+// 2 s (stall detection), keep delivering everything through the others,
+// and take it back once it answers again.
+func TestE2EBackendStalled(t *testing.T) {
+	tt := startTwoTiers(t, 2) // backend 2 is a counting server the test can stall
+	staller := tt.sinks[2]
+	run := sendLoad(t, tt.front.otlpEndpoint(), faultLoad(3))
+
+	time.Sleep(1500 * time.Millisecond)
+	if staller.spanCount() == 0 {
+		t.Fatalf("the backend to stall got no spans before the fault")
+	}
+	staller.setMode(modeStall)
+	opened := waitBreaker(t, tt.front.breakers, staller.addr, 10*time.Second, "open")
+	t.Logf("breaker for the stalled backend open %v after the stall began", opened.Round(time.Millisecond))
+	if opened > breakerOpenBudget {
+		t.Errorf("breaker for the stalled backend opened %v after the stall, want within %v", opened, breakerOpenBudget)
+	}
+
+	time.Sleep(3 * time.Second)
+	staller.setMode(modeOK)
+	closed := waitBreaker(t, tt.front.breakers, staller.addr, 20*time.Second, "closed")
+	t.Logf("breaker for the stalled backend closed %v after release", closed.Round(time.Millisecond))
+	downAt := staller.spanCount()
+	time.Sleep(time.Second)
+	res := run.stop()
+	if after := staller.spanCount(); after <= downAt {
+		t.Errorf("the released backend got no spans after its breaker closed (%d before, %d after)", downAt, after)
+	}
+
+	waitDelivered(res, 10*time.Second, tt.sinks...)
+	checkDelivered(t, res, 0.005, tt.sinks...)
+	if a, _, _ := res.counts(); a < 30 {
+		t.Errorf("only %d batches accepted: the front should have kept taking data around the stalled backend; %s", a, res)
+	}
+	tt.stopAll()
+}
+
+// TestE2EFrontDrainsOnSIGTERM stops the front with SIGTERM while batches
+// are in flight (its backends take 200ms per call): it must exit 0, the
+// calls in flight must be answered, and everything it accepted must have
+// been delivered.
+func TestE2EFrontDrainsOnSIGTERM(t *testing.T) {
+	tt := startTwoTiers(t, 0)
+	for _, s := range tt.sinks {
+		s.delay.Store(int64(200 * time.Millisecond))
+	}
+	l := faultLoad(4)
+	l.maxAttempts = 3
+	run := sendLoad(t, tt.front.otlpEndpoint(), l)
+
+	time.Sleep(2 * time.Second)
+	termAt := time.Now()
+	if err := tt.front.terminate(30 * time.Second); err != nil {
+		t.Fatalf("front exited with %v after SIGTERM, want status 0\n%s", err, tt.front.output())
+	}
+	t.Logf("front exited 0, %v after SIGTERM", time.Since(termAt).Round(time.Millisecond))
+	res := run.stop()
+
+	// Calls in flight at SIGTERM were answered OK, not cut off.
+	drained := 0
+	for _, o := range res.outcomes {
+		if o.accepted && o.start.Before(termAt) && o.end.After(termAt) {
+			drained++
+		}
+	}
+	t.Logf("%d batches in flight at SIGTERM were answered OK", drained)
+	if drained == 0 {
+		t.Errorf("no batch in flight at SIGTERM was answered OK: the front did not drain; %s", res)
+	}
+	for _, o := range res.outcomes {
+		if o.sent && !o.accepted && !retryable(o.code) {
+			t.Errorf("a batch was refused with %v, want a retryable code", o.code)
+			break
+		}
+	}
+	checkDelivered(t, res, 0.005, tt.sinks...)
+}
+
+// TestE2EAllBackendsDown stops every backend: the client must be refused
+// with retryable gRPC errors (never a silent OK), and once the backends
+// are back it must get through again.
+func TestE2EAllBackendsDown(t *testing.T) {
+	tt := startTwoTiers(t, 0)
+	l := load{run: 5, traces: 600, spansPerTrace: 5, tracesPerBatch: 50, workers: 2,
+		interval: 10 * time.Millisecond, maxAttempts: 1, callTimeout: 10 * time.Second}
+
+	ok := sendLoad(t, tt.front.otlpEndpoint(), l).wait(time.Minute)
+	if a, _, _ := ok.counts(); a != l.batches() {
+		t.Fatalf("before the fault every batch must be accepted: %s", ok)
+	}
+
+	for _, s := range tt.sinks {
+		s.stop()
+	}
+	l.run, l.traces = 6, 200 // 4 batches, each waits out the front's retries
+	down := sendLoad(t, tt.front.otlpEndpoint(), l).wait(time.Minute)
+	if a, rf, _ := down.counts(); a != 0 || rf != l.batches() {
+		t.Errorf("with every backend down, want all %d batches refused: %s", l.batches(), down)
+	}
+	for _, o := range down.outcomes {
+		if o.code != codes.Unavailable {
+			t.Errorf("refused with %v, want Unavailable (retryable)", o.code)
+			break
+		}
+	}
+	if got := tt.front.metricSum("otelcol_fanout_items_refused"); got < float64(l.spans()) {
+		t.Errorf("front otelcol_fanout_items_refused = %v, want at least %d", got, l.spans())
+	}
+	t.Logf("all down: %s", down)
+
+	for _, s := range tt.sinks {
+		s.restart()
+	}
+	l.run, l.maxAttempts, l.backoff = 7, 30, 300*time.Millisecond
+	back := sendLoad(t, tt.front.otlpEndpoint(), l).wait(time.Minute)
+	if a, _, _ := back.counts(); a != l.batches() {
+		t.Errorf("after the backends came back every batch must get through (retrying): %s", back)
+	}
+	waitDelivered(back, 10*time.Second, tt.sinks...)
+	checkDelivered(t, ok, 0.005, tt.sinks...)
+	checkDelivered(t, back, 0.005, tt.sinks...)
+	tt.stopAll()
+}
