@@ -14,6 +14,30 @@ func faultLoad(run uint64) load {
 		interval: 80 * time.Millisecond, maxAttempts: 10, backoff: 200 * time.Millisecond, callTimeout: 10 * time.Second}
 }
 
+// waitSpans waits until a counting server holds at least n spans, so a
+// fault hits a backend that data was flowing to.
+func waitSpans(t *testing.T, s *countingServer, n int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for s.spanCount() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s holds %d spans after %s, want %d before the fault", s.name, s.spanCount(), timeout, n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// checkStateMetric checks the front's otelcol_breaker_state gauge for a
+// key against the states the /breakers endpoint just showed (0 closed,
+// 1 half-open, 2 open).
+func checkStateMetric(t *testing.T, f *front, key string, lo, hi float64) {
+	t.Helper()
+	v, ok := f.metric("otelcol_breaker_state", `key="`+key+`"`)
+	if !ok || v < lo || v > hi {
+		t.Errorf("otelcol_breaker_state{key=%q} = %v (present %v), want in [%v, %v]", key, v, ok, lo, hi)
+	}
+}
+
 // breakerOpenBudget is how soon after a fault the front's breaker for the
 // faulty backend must be open.
 const breakerOpenBudget = 2 * time.Second
@@ -27,11 +51,7 @@ func TestE2EBackendKilled(t *testing.T) {
 	victim := tt.backends[1]
 	run := sendLoad(t, tt.front.otlpEndpoint(), faultLoad(2))
 
-	time.Sleep(1500 * time.Millisecond)
-	before := victim.sink.spanCount()
-	if before == 0 {
-		t.Fatalf("%s got no spans before the fault", victim.name)
-	}
+	waitSpans(t, victim.sink, 2000, 10*time.Second)
 	victim.kill()
 	killed := time.Now()
 	opened := waitBreaker(t, tt.front.breakers, victim.endpoint(), 10*time.Second, "open")
@@ -40,24 +60,30 @@ func TestE2EBackendKilled(t *testing.T) {
 		t.Errorf("breaker for the killed backend opened %v after the fault, want within %v", opened, breakerOpenBudget)
 	}
 
+	checkStateMetric(t, tt.front, victim.endpoint(), 1, 2) // open, or half-open probing
+
 	time.Sleep(time.Until(killed.Add(2 * time.Second)))
 	victim.start()
 	victim.waitHealthy(30 * time.Second)
-	restarted := time.Now()
 	closed := waitBreaker(t, tt.front.breakers, victim.endpoint(), 20*time.Second, "closed")
 	t.Logf("breaker for %s closed %v after the restart", victim.name, closed.Round(time.Millisecond))
+	checkStateMetric(t, tt.front, victim.endpoint(), 0, 0)
 	downAt := victim.sink.spanCount()
 	time.Sleep(time.Second) // traffic flows to the recovered backend again
 	res := run.stop()
 	if after := victim.sink.spanCount(); after <= downAt {
 		t.Errorf("%s got no spans after its breaker closed (%d before, %d after)", victim.name, downAt, after)
 	}
-	t.Logf("recovery: restart→closed %v", time.Since(restarted).Round(time.Millisecond))
 
 	waitDelivered(res, 10*time.Second, tt.sinks...)
 	checkDelivered(t, res, 0.005, tt.sinks...)
-	if a, _, _ := res.counts(); a < 30 {
-		t.Errorf("only %d batches accepted: the front should have kept taking data around the dead backend; %s", a, res)
+	// Failover: the other backends took the faulty one's keys, so the
+	// client was never refused.
+	if a, rf, _ := res.counts(); a < 30 || rf > 0 {
+		t.Errorf("%d batches accepted, %d refused: the front should have kept taking everything around the dead backend; %s", a, rf, res)
+	}
+	if got := tt.front.metricSum("otelcol_breaker_transitions", `to="open"`); got < 1 {
+		t.Errorf("otelcol_breaker_transitions{to=\"open\"} = %v, want at least 1", got)
 	}
 	tt.stopAll()
 }
@@ -71,21 +97,20 @@ func TestE2EBackendStalled(t *testing.T) {
 	staller := tt.sinks[2]
 	run := sendLoad(t, tt.front.otlpEndpoint(), faultLoad(3))
 
-	time.Sleep(1500 * time.Millisecond)
-	if staller.spanCount() == 0 {
-		t.Fatalf("the backend to stall got no spans before the fault")
-	}
+	waitSpans(t, staller, 2000, 10*time.Second)
 	staller.setMode(modeStall)
 	opened := waitBreaker(t, tt.front.breakers, staller.addr, 10*time.Second, "open")
 	t.Logf("breaker for the stalled backend open %v after the stall began", opened.Round(time.Millisecond))
 	if opened > breakerOpenBudget {
 		t.Errorf("breaker for the stalled backend opened %v after the stall, want within %v", opened, breakerOpenBudget)
 	}
+	checkStateMetric(t, tt.front, staller.addr, 1, 2)
 
 	time.Sleep(3 * time.Second)
 	staller.setMode(modeOK)
 	closed := waitBreaker(t, tt.front.breakers, staller.addr, 20*time.Second, "closed")
 	t.Logf("breaker for the stalled backend closed %v after release", closed.Round(time.Millisecond))
+	checkStateMetric(t, tt.front, staller.addr, 0, 0)
 	downAt := staller.spanCount()
 	time.Sleep(time.Second)
 	res := run.stop()
@@ -95,8 +120,13 @@ func TestE2EBackendStalled(t *testing.T) {
 
 	waitDelivered(res, 10*time.Second, tt.sinks...)
 	checkDelivered(t, res, 0.005, tt.sinks...)
-	if a, _, _ := res.counts(); a < 30 {
-		t.Errorf("only %d batches accepted: the front should have kept taking data around the stalled backend; %s", a, res)
+	// Failover: the other backends took the faulty one's keys, so the
+	// client was never refused.
+	if a, rf, _ := res.counts(); a < 30 || rf > 0 {
+		t.Errorf("%d batches accepted, %d refused: the front should have kept taking everything around the stalled backend; %s", a, rf, res)
+	}
+	if got := tt.front.metricSum("otelcol_breaker_transitions", `to="open"`); got < 1 {
+		t.Errorf("otelcol_breaker_transitions{to=\"open\"} = %v, want at least 1", got)
 	}
 	tt.stopAll()
 }

@@ -210,12 +210,18 @@ func (c *collector) output() string { return c.out.String() }
 // Prometheus exposition whose labels contain all of the given label pairs
 // (`key="value"`).
 func (c *collector) metricSum(name string, labels ...string) float64 {
+	sum, _ := c.metric(name, labels...)
+	return sum
+}
+
+// metric is metricSum that also says whether any series matched.
+func (c *collector) metric(name string, labels ...string) (float64, bool) {
 	_, body := httpGet(fmt.Sprintf("http://127.0.0.1:%d/metrics", c.metrics))
 	return promSum(body, name, labels...)
 }
 
-func promSum(exposition, name string, labels ...string) float64 {
-	sum := 0.0
+func promSum(exposition, name string, labels ...string) (float64, bool) {
+	sum, found := 0.0, false
 	for _, line := range strings.Split(exposition, "\n") {
 		if !strings.HasPrefix(line, name) {
 			continue
@@ -237,10 +243,11 @@ func promSum(exposition, name string, labels ...string) float64 {
 		if len(fields) > 0 {
 			if v, err := strconv.ParseFloat(fields[0], 64); err == nil {
 				sum += v
+				found = true
 			}
 		}
 	}
-	return sum
+	return sum, found
 }
 
 // breakerState is one key's entry of the breaker extension's /breakers

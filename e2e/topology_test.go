@@ -99,7 +99,7 @@ func newBackend(t *testing.T, name string, sink *countingServer) *backend {
 	t.Helper()
 	b := &backend{grpc: freePort(t), sink: sink}
 	health, metrics := freePort(t), freePort(t)
-	// The otlp exporter has no sending queue: the backend acknowledges a
+	// The otlp_grpc exporter has no sending queue: the backend acknowledges a
 	// batch only once the counting server has it, so a SIGKILLed backend
 	// loses nothing the front was told was delivered. Every error span
 	// makes one log record (no rate limit) so records can be matched to
@@ -124,7 +124,7 @@ connectors:
         type: errors
         rate_per_fingerprint: 0
 exporters:
-  otlp:
+  otlp_grpc:
     endpoint: %s
     tls:
       insecure: true
@@ -141,13 +141,13 @@ service:
   pipelines:
     traces:
       receivers: [otlp]
-      exporters: [otlp, redmetrics, spanlogs]
+      exporters: [otlp_grpc, redmetrics, spanlogs]
     metrics:
       receivers: [redmetrics]
-      exporters: [otlp]
+      exporters: [otlp_grpc]
     logs:
       receivers: [spanlogs]
-      exporters: [otlp]
+      exporters: [otlp_grpc]
   telemetry:
     metrics:
       readers:
@@ -191,10 +191,13 @@ func startTwoTiers(t *testing.T, processes int) *twoTiers {
 	for _, b := range tt.backends {
 		b.start()
 	}
-	tt.front.start()
+	// The backends listen before the front starts: a front that finds its
+	// backends refusing connections opens their breakers and gRPC backs off
+	// reconnecting, which would blur what the tests measure.
 	for _, b := range tt.backends {
 		b.waitHealthy(30 * time.Second)
 	}
+	tt.front.start()
 	tt.front.waitHealthy(30 * time.Second)
 	t.Cleanup(func() {
 		if t.Failed() {
