@@ -26,6 +26,16 @@ const (
 	defaultCardinalityLimit = 100_000
 	defaultExpoMaxSize      = 160
 	defaultMaxExemplars     = 5
+	// maxExemplars bounds max_per_data_point: a series allocates its whole
+	// exemplar ring on its first traced span, so a huge value (found by
+	// FuzzConfig: 2147483647 asked for ~100 GB) must be refused at startup
+	// rather than crash the collector on the first span.
+	maxExemplars = 1000
+	// maxExpoMaxSize bounds histogram.exponential.max_size for the same
+	// reason: a series' buckets grow to max_size as its durations spread,
+	// and FuzzConfig saw 2147483647 take ~1.5 GB for three series of two
+	// spans each. 16384 buckets (128 KiB a series) is far past any use.
+	maxExpoMaxSize = 16384
 )
 
 // defaultBucketsMs are contrib's default explicit bounds, in milliseconds.
@@ -177,8 +187,8 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
-	if c.Histogram.Exponential != nil && c.Histogram.Exponential.MaxSize != 0 && c.Histogram.Exponential.MaxSize < 2 {
-		errs = append(errs, fmt.Errorf("\"histogram.exponential.max_size\": must be >= 2 (or 0 for the default %d), got %d", defaultExpoMaxSize, c.Histogram.Exponential.MaxSize))
+	if c.Histogram.Exponential != nil && c.Histogram.Exponential.MaxSize != 0 && (c.Histogram.Exponential.MaxSize < 2 || c.Histogram.Exponential.MaxSize > maxExpoMaxSize) {
+		errs = append(errs, fmt.Errorf("\"histogram.exponential.max_size\": must be in [2, %d] (or 0 for the default %d), got %d", maxExpoMaxSize, defaultExpoMaxSize, c.Histogram.Exponential.MaxSize))
 	}
 	switch c.AggregationTemporality {
 	case Cumulative, Delta, contribCumulative, contribDelta:
@@ -200,8 +210,8 @@ func (c *Config) Validate() error {
 	if c.AggregationCardinalityLimit < 0 {
 		errs = append(errs, fmt.Errorf("\"aggregation_cardinality_limit\": must be >= 0, got %d", c.AggregationCardinalityLimit))
 	}
-	if c.Exemplars.MaxPerDataPoint < 0 {
-		errs = append(errs, fmt.Errorf("\"exemplars.max_per_data_point\": must be >= 0, got %d", c.Exemplars.MaxPerDataPoint))
+	if c.Exemplars.MaxPerDataPoint < 0 || c.Exemplars.MaxPerDataPoint > maxExemplars {
+		errs = append(errs, fmt.Errorf("\"exemplars.max_per_data_point\": must be in [0, %d], got %d", maxExemplars, c.Exemplars.MaxPerDataPoint))
 	}
 	if c.Events.Enabled {
 		if len(c.Events.Dimensions) == 0 {

@@ -1,0 +1,154 @@
+package redmetricsconnector
+
+import (
+	"context"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/connector/connectortest"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/otelcsp/otelcsp/connector/redmetricsconnector/internal/metadata"
+)
+
+// fuzzConf reads fuzz bytes the way the collector's file provider reads a
+// config (confmap.NewRetrievedFromYAML); anything that is not a mapping, or
+// not YAML, is not a component config and is skipped. An empty document is
+// the empty mapping, as `redmetrics:` with nothing under it is.
+func fuzzConf(data []byte) (*confmap.Conf, bool) {
+	r, err := confmap.NewRetrievedFromYAML(data)
+	if err != nil {
+		return nil, false
+	}
+	raw, err := r.AsRaw()
+	if err != nil {
+		return nil, false
+	}
+	if raw == nil {
+		return confmap.New(), true
+	}
+	m, ok := raw.(map[string]any)
+	if !ok {
+		return nil, false
+	}
+	return confmap.NewFromStringMap(m), true
+}
+
+// addConfigSeeds adds every entry of testdata/config.yaml, valid and
+// invalid, so the fuzzer starts from the shapes the config tests know.
+func addConfigSeeds(f *testing.F) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "config.yaml"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	var entries map[string]any
+	if err := yaml.Unmarshal(raw, &entries); err != nil {
+		f.Fatal(err)
+	}
+	for _, k := range slices.Sorted(maps.Keys(entries)) {
+		b, err := yaml.Marshal(entries[k])
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+}
+
+// FuzzConfig: whatever the config, unmarshalling and validation return
+// errors rather than panic, and a config that validates builds a connector
+// that starts, aggregates a few spans, flushes and shuts down.
+func FuzzConfig(f *testing.F) {
+	addConfigSeeds(f)
+	for _, s := range []string{
+		// Wrong types.
+		"dimensions: 3",
+		"dimensions: [a, b]",
+		"histogram: [1, 2]",
+		"histogram: {explicit: {buckets: [1, two, 3]}}",
+		"cardinality_limit: lots",
+		"exemplars: true",
+		"events: {enabled: yes, dimensions: {name: x}}",
+		"namespace: {a: b}",
+		// Huge and negative numbers.
+		"cardinality_limit: 9223372036854775807",
+		"cardinality_limit: 99999999999999999999999",
+		"exemplars: {enabled: true, max_per_data_point: 2147483647}",
+		"histogram: {exponential: {max_size: 2147483647}}",
+		"histogram: {exponential: {max_size: -2147483648}}",
+		"histogram: {explicit: {buckets: [-1ns, 0s, 2562047h]}}",
+		"histogram: {explicit: {buckets: []}}",
+		"metrics_flush_interval: 1ns",
+		"metrics_flush_interval: -5s",
+		"series_expiration: 1ns\nmetrics_expiration: -1h",
+		"aggregation_cardinality_limit: 1\ncardinality_limit: 0",
+		// Dimensions that collide with what the connector derives.
+		"dimensions: [{name: service.name}]",
+		"dimensions: [{name: otel.metric.overflow}]",
+		"dimensions: [{name: x, default: ''}]\nexclude_dimensions: [x, span.name, span.name]",
+		"exclude_dimensions: [service.name, span.name, span.kind, status.code]",
+		"include_instrumentation_scope: ['']\nresource_metrics_key_attributes: ['']",
+		// Deep nesting.
+		"namespace: " + strings.Repeat("[", 200) + strings.Repeat("]", 200),
+		"dimensions: " + strings.Repeat("- ", 100) + "x",
+	} {
+		f.Add([]byte(s))
+	}
+	td := configProbeTraces()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		conf, ok := fuzzConf(data)
+		if !ok {
+			return
+		}
+		cfg := NewFactory().CreateDefaultConfig()
+		if err := conf.Unmarshal(cfg); err != nil {
+			return
+		}
+		if err := confmap.Validate(cfg); err != nil {
+			return
+		}
+		ctx := context.Background()
+		sink := new(consumertest.MetricsSink)
+		c, err := NewFactory().CreateTracesToMetrics(ctx, connectortest.NewNopSettings(metadata.Type), cfg, sink)
+		if err != nil {
+			return
+		}
+		// Starting only runs the flush ticker: no port, no network.
+		if err := c.Start(ctx, componenttest.NewNopHost()); err != nil {
+			t.Fatalf("start with a valid config: %v", err)
+		}
+		if err := c.ConsumeTraces(ctx, td); err != nil {
+			t.Fatalf("consume: %v", err)
+		}
+		if err := c.Shutdown(ctx); err != nil {
+			t.Fatalf("shutdown: %v", err)
+		}
+	})
+}
+
+// configProbeTraces is a small batch that reaches every config-dependent
+// path: dimensions from span and resource, an instrumentation scope, events,
+// exemplars (trace IDs), a sampled span and durations across bucket ranges.
+func configProbeTraces() ptrace.Traces {
+	var specs []spanSpec
+	// Two spans a series, far apart, so a histogram has a range to cover.
+	for i, d := range []float64{0, 0.001, 3, 700, 20_000, 1e9} {
+		specs = append(specs, spanSpec{
+			service: "svc", name: "op", kind: ptrace.SpanKind(i % 3), status: ptrace.StatusCode(i % 3), durMs: d,
+			attrs:    map[string]any{"http.request.method": "GET", "x": int64(i), "a": true},
+			resAttrs: map[string]any{"deployment.environment": "prod", "telemetry.sdk.language": "go"},
+			traceID:  byte(i + 1), traceState: "ot=th:8",
+			events: []map[string]any{{"exception.type": "E"}, {}},
+			scope:  "io.opentelemetry.http", scopeVer: "1.0",
+		})
+	}
+	specs = append(specs, spanSpec{name: "no service"})
+	return buildTraces(specs...)
+}
