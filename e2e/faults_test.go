@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"syscall"
 	"testing"
 	"time"
 
@@ -127,6 +128,56 @@ func TestE2EBackendStalled(t *testing.T) {
 	}
 	if got := tt.front.metricSum("otelcol_breaker_transitions", `to="open"`); got < 1 {
 		t.Errorf("otelcol_breaker_transitions{to=\"open\"} = %v, want at least 1", got)
+	}
+	tt.stopAll()
+}
+
+// TestE2EBackendProcessFrozen freezes a backend otelcsp process with
+// SIGSTOP for three seconds while data flows (its socket still accepts
+// connections and requests, nothing answers), then thaws it with SIGCONT.
+// Unlike the stalled counting server, the thawed backend then works
+// through the requests the front gave up on (and re-routed): that is where
+// duplicates come from; they must stay within 0.5% of the run, and within
+// what the front counted as failed on that backend.
+func TestE2EBackendProcessFrozen(t *testing.T) {
+	tt := startTwoTiers(t, 3)
+	victim := tt.backends[2]
+	run := sendLoad(t, tt.front.otlpEndpoint(), faultLoad(8))
+
+	waitSpans(t, victim.sink, 2000, 10*time.Second)
+	victim.signal(syscall.SIGSTOP)
+	opened := waitBreaker(t, tt.front.breakers, victim.endpoint(), 10*time.Second, "open")
+	t.Logf("breaker for the frozen %s open %v after SIGSTOP", victim.name, opened.Round(time.Millisecond))
+	if opened > breakerOpenBudget {
+		t.Errorf("breaker for the frozen backend opened %v after SIGSTOP, want within %v", opened, breakerOpenBudget)
+	}
+
+	time.Sleep(3 * time.Second)
+	victim.signal(syscall.SIGCONT)
+	closed := waitBreaker(t, tt.front.breakers, victim.endpoint(), 20*time.Second, "closed")
+	t.Logf("breaker for %s closed %v after SIGCONT", victim.name, closed.Round(time.Millisecond))
+	downAt := victim.sink.spanCount()
+	// The whole load is sent (50,000 spans over about 16 s): the 0.5%
+	// duplicate budget is over a run, and one freeze duplicates about a
+	// hundred spans whatever the run's length.
+	res := run.wait(time.Minute)
+	if after := victim.sink.spanCount(); after <= downAt {
+		t.Errorf("%s got no spans after its breaker closed (%d before, %d after)", victim.name, downAt, after)
+	}
+
+	waitDelivered(res, 10*time.Second, tt.sinks...)
+	time.Sleep(500 * time.Millisecond) // late duplicates from the thawed backend
+	d := checkDelivered(t, res, 0.005, tt.sinks...)
+	// Duplicates can only be spans the front gave up on at the frozen
+	// backend (and re-routed) that the backend still delivered once
+	// thawed: never more than the front counted as failed there.
+	failed := tt.front.metricSum("otelcol_fanout_items_failed", `backend="`+victim.endpoint()+`"`)
+	t.Logf("front: %v items failed on %s; %d duplicates", failed, victim.name, d.duplicates())
+	if float64(d.duplicates()) > failed {
+		t.Errorf("%d duplicates, more than the %v items that failed on the frozen backend", d.duplicates(), failed)
+	}
+	if a, rf, _ := res.counts(); a < 30 || rf > 0 {
+		t.Errorf("%d batches accepted, %d refused: the front should have kept taking everything around the frozen backend; %s", a, rf, res)
 	}
 	tt.stopAll()
 }

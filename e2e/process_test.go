@@ -166,6 +166,19 @@ func (c *collector) kill() {
 	}
 }
 
+// signal sends sig to the current run (SIGSTOP freezes it: the kernel still
+// accepts connections and buffers requests, nothing answers; SIGCONT thaws it).
+func (c *collector) signal(sig syscall.Signal) {
+	c.t.Helper()
+	c.mu.Lock()
+	cmd := c.cmd
+	c.mu.Unlock()
+	fmt.Fprintf(c.out, "==== %s: %v\n", time.Now().Format("15:04:05.000"), sig)
+	if err := cmd.Process.Signal(sig); err != nil {
+		c.t.Fatalf("%s: %v: %v", c.name, sig, err)
+	}
+}
+
 // running says whether the current run has not exited.
 func (c *collector) running() bool {
 	c.mu.Lock()
