@@ -1,0 +1,166 @@
+// Copyright The otelcsp Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package breakerextension
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/extension/extensiontest"
+	"go.yaml.in/yaml/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/otelcsp/otelcsp/extension/breakerextension/internal/metadata"
+)
+
+// fuzzConf reads fuzz bytes the way the collector's file provider reads a
+// config (confmap.NewRetrievedFromYAML); anything that is not a mapping, or
+// not YAML, is not a component config and is skipped. An empty document is
+// the empty mapping, as `breaker:` with nothing under it is.
+func fuzzConf(data []byte) (*confmap.Conf, bool) {
+	r, err := confmap.NewRetrievedFromYAML(data)
+	if err != nil {
+		return nil, false
+	}
+	raw, err := r.AsRaw()
+	if err != nil {
+		return nil, false
+	}
+	if raw == nil {
+		return confmap.New(), true
+	}
+	m, ok := raw.(map[string]any)
+	if !ok {
+		return nil, false
+	}
+	return confmap.NewFromStringMap(m), true
+}
+
+// addConfigSeeds adds every entry of testdata/config.yaml, valid and
+// invalid, so the fuzzer starts from the shapes the config tests know.
+func addConfigSeeds(f *testing.F) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "config.yaml"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	var entries map[string]any
+	if err := yaml.Unmarshal(raw, &entries); err != nil {
+		f.Fatal(err)
+	}
+	for _, k := range slices.Sorted(maps.Keys(entries)) {
+		b, err := yaml.Marshal(entries[k])
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+}
+
+// FuzzConfig: whatever the config, unmarshalling and validation return
+// errors rather than panic, and a config that validates builds an extension
+// whose breakers, for keys matching every configured glob, take a run of
+// failures and successes and only ever refuse with ErrOpen (retryable).
+// The extension is started only when it serves no HTTP endpoint.
+func FuzzConfig(f *testing.F) {
+	addConfigSeeds(f)
+	for _, s := range []string{
+		// Wrong types.
+		"policies: [strict]",
+		"policies: {strict: 3}",
+		"keys: [a, b]",
+		"keys: {'*': {consecutive_failures: 1}}",
+		"manual: open",
+		"window: fast",
+		"http: 4317",
+		// Huge, negative and non-finite numbers.
+		"consecutive_failures: 9223372036854775807\nmin_calls: 9223372036854775807",
+		"window: 2562047h\nwindow_buckets: 2147483647",
+		"window: 1ns\nwindow_buckets: 1000000",
+		"open_duration: 2562047h\nmax_open_duration: 2562047h\nbackoff_multiplier: 1e308",
+		"open_duration: 1ns\nmax_open_duration: 1ns\nbackoff_multiplier: 1",
+		"failure_ratio: .nan\nslow_call_ratio: .nan\njitter: .nan\nbackoff_multiplier: .nan",
+		"failure_ratio: .inf\nbackoff_multiplier: .inf",
+		"failure_ratio: -0.0\nslow_call_ratio: 1e-300\nslow_call_duration: 1ns",
+		"half_open_permits: 2147483648\nsuccess_threshold: 9223372036854775807",
+		"ramp_up: 1ns\nidle_expiry: 1ns",
+		"ramp_up: 2562047h\nidle_expiry: -1s",
+		"policies: {p: {open_duration: -1s, window_buckets: -3}}\nkeys: {'*': p}",
+		// Hostile globs.
+		"keys: {'': p, '" + strings.Repeat("*?", 50) + "': p}\npolicies: {p: {}}",
+		"manual: {'*': forced_open, '?': disabled, '**': metrics_only}",
+		"manual: {'*': FORCED_OPEN}",
+		// Deep nesting.
+		"policies: " + strings.Repeat("{a: ", 100) + "b" + strings.Repeat("}", 100),
+		"keys: " + strings.Repeat("[", 200) + strings.Repeat("]", 200),
+	} {
+		f.Add([]byte(s))
+	}
+	failure := status.Error(codes.Unavailable, "backend down")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		conf, ok := fuzzConf(data)
+		if !ok {
+			return
+		}
+		cfg := NewFactory().CreateDefaultConfig()
+		if err := conf.Unmarshal(cfg); err != nil {
+			return
+		}
+		if err := confmap.Validate(cfg); err != nil {
+			return
+		}
+		ctx := context.Background()
+		ext, err := NewFactory().Create(ctx, extensiontest.NewNopSettings(metadata.Type), cfg)
+		if err != nil {
+			return
+		}
+		c := cfg.(*Config)
+		if !c.HTTP.HasValue() {
+			if err := ext.Start(ctx, componenttest.NewNopHost()); err != nil {
+				t.Fatalf("start with a valid config: %v", err)
+			}
+		}
+		p, ok := ext.(Provider)
+		if !ok {
+			t.Fatalf("%T is not a Provider", ext)
+		}
+		keys := []string{"backend:4317", ""}
+		for _, glob := range slices.Sorted(maps.Keys(c.Keys)) {
+			keys = append(keys, strings.NewReplacer("*", "x", "?", "y").Replace(glob))
+		}
+		for _, glob := range slices.Sorted(maps.Keys(c.Manual)) {
+			keys = append(keys, strings.NewReplacer("*", "", "?", "q").Replace(glob))
+		}
+		for _, k := range keys {
+			b := p.Breaker(k)
+			for i := range 40 {
+				permit, err := b.Allow()
+				if err != nil {
+					if !errors.Is(err, ErrOpen) || consumererror.IsPermanent(err) {
+						t.Fatalf("key %q: refused with %v, want retryable ErrOpen", k, err)
+					}
+					continue
+				}
+				if i < 25 {
+					permit.Done(failure)
+				} else {
+					permit.Done(nil)
+				}
+			}
+			_ = b.State().String()
+		}
+		if err := ext.Shutdown(ctx); err != nil {
+			t.Fatalf("shutdown: %v", err)
+		}
+	})
+}
