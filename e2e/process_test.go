@@ -60,11 +60,15 @@ type collector struct {
 	health  int // health_check port
 	metrics int // Prometheus port of the collector's own metrics
 
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan error // receives the exit of the current run, once
-	out  *syncBuffer
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	done   chan error // receives the exit of the current run, once
+	out    *syncBuffer
+	readys int // "Everything is ready" lines before the current run
 }
+
+// readyLine is what the collector logs once every component has started.
+const readyLine = "Everything is ready. Begin running and processing data."
 
 // newCollector writes the config (a YAML text with %d-free placeholders
 // already filled in) and returns the process, not started.
@@ -85,6 +89,7 @@ func (c *collector) start() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	fmt.Fprintf(c.out, "==== %s: start %s\n", time.Now().Format("15:04:05.000"), c.name)
+	c.readys = strings.Count(c.out.String(), readyLine)
 	cmd := exec.Command(c.bin, "--config", c.conf)
 	cmd.Stdout, cmd.Stderr = c.out, c.out
 	if err := cmd.Start(); err != nil {
@@ -95,18 +100,27 @@ func (c *collector) start() {
 	c.cmd, c.done = cmd, done
 }
 
-// waitHealthy waits until health_check answers 200, failing the test if the
-// process exits first or the time runs out.
+// waitHealthy waits until health_check answers 200 and the collector has
+// logged that it is ready, failing the test if the process exits first or
+// the time runs out.
+//
+// The collector (otelcol v0.165.0, Collector.Run) installs its SIGTERM
+// handler only after every component has started, so health_check answers
+// 200 a moment before a SIGTERM would be handled: one then kills the
+// process with the default action ("signal: terminated", not status 0).
+// Waiting for the ready line and a little more closes that window.
 func (c *collector) waitHealthy(timeout time.Duration) {
 	c.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		if code, _ := httpGet(fmt.Sprintf("http://127.0.0.1:%d/", c.health)); code == http.StatusOK {
+		c.mu.Lock()
+		done, readys := c.done, c.readys
+		c.mu.Unlock()
+		if code, _ := httpGet(fmt.Sprintf("http://127.0.0.1:%d/", c.health)); code == http.StatusOK &&
+			strings.Count(c.out.String(), readyLine) > readys {
+			time.Sleep(200 * time.Millisecond)
 			return
 		}
-		c.mu.Lock()
-		done := c.done
-		c.mu.Unlock()
 		select {
 		case err := <-done:
 			done <- err // keep it for stop/cleanup

@@ -18,18 +18,30 @@ func (f *front) otlpEndpoint() string { return fmt.Sprintf("127.0.0.1:%d", f.grp
 
 // frontBreaker is the breaker policy of the front tier, tuned so a dead or
 // stalled backend is cut off well within 2 s: three failures in a row, or
-// three calls stalled past 300ms, trip it; it probes again after 500ms (up
+// three calls stalled past 500ms, trip it; it probes again after 500ms (up
 // to 2s with backoff) and closes after two good probes.
+//
+// Stall detection, not the call timeout, is what cuts off a backend that
+// never answers, so the fanout's timeout can stay at 2s: with 1s, a machine
+// hiccup of a second (two shared cores, the race-enabled test process,
+// four collectors) timed out calls to healthy backends that had in fact
+// delivered, and their re-sending showed up as duplicates.
 const frontBreaker = `
     consecutive_failures: 3
     failure_ratio: 0
-    slow_call_duration: 300ms
+    slow_call_duration: 500ms
     slow_call_ratio: 0
     open_duration: 500ms
     max_open_duration: 2s
     success_threshold: 2`
 
-func newFront(t *testing.T, backends []string) *front {
+// newFront configures the front over the backends. retryFor is the
+// fanout's retry budget (retry_on_failure.max_elapsed_time): what no backend
+// took within it is refused to the client. Its internal retries resend only
+// the part that failed, whereas a refused client re-sends its whole batch,
+// parts already delivered included; so the fault tests give it room
+// (10s), and only the test of all backends down keeps it short.
+func newFront(t *testing.T, backends []string, retryFor time.Duration) *front {
 	t.Helper()
 	f := &front{grpc: freePort(t), http: freePort(t), breakers: freePort(t)}
 	health, metrics := freePort(t), freePort(t)
@@ -57,14 +69,14 @@ exporters:
         endpoints: [%s]
     protocol:
       otlp:
-        timeout: 1s
+        timeout: 2s
         tls:
           insecure: true
     breaker: breaker
     retry_on_failure:
       initial_interval: 100ms
       max_interval: 500ms
-      max_elapsed_time: 3s
+      max_elapsed_time: %s
 service:
   extensions: [health_check, breaker]
   pipelines:
@@ -79,7 +91,7 @@ service:
               prometheus:
                 host: 127.0.0.1
                 port: %d
-`, health, frontBreaker, f.breakers, f.grpc, f.http, strings.Join(backends, ", "), metrics)
+`, health, frontBreaker, f.breakers, f.grpc, f.http, strings.Join(backends, ", "), retryFor, metrics)
 	f.collector = newCollector(t, "front", config, health, metrics)
 	return f
 }
@@ -174,6 +186,11 @@ type twoTiers struct {
 
 func startTwoTiers(t *testing.T, processes int) *twoTiers {
 	t.Helper()
+	return startTopology(t, processes, 10*time.Second)
+}
+
+func startTopology(t *testing.T, processes int, retryFor time.Duration) *twoTiers {
+	t.Helper()
 	tt := &twoTiers{}
 	var endpoints []string
 	for i := range 3 {
@@ -187,7 +204,7 @@ func startTwoTiers(t *testing.T, processes int) *twoTiers {
 		tt.backends = append(tt.backends, b)
 		endpoints = append(endpoints, b.endpoint())
 	}
-	tt.front = newFront(t, endpoints)
+	tt.front = newFront(t, endpoints, retryFor)
 	for _, b := range tt.backends {
 		b.start()
 	}

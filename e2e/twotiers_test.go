@@ -12,8 +12,8 @@ import (
 // servers behind them.
 func TestE2ETwoTiers(t *testing.T) {
 	tt := startTwoTiers(t, 3)
-	l := load{run: 1, traces: 6000, spansPerTrace: 5, tracesPerBatch: 50, workers: 4,
-		interval: 40 * time.Millisecond, maxAttempts: 5, backoff: 200 * time.Millisecond, callTimeout: 10 * time.Second}
+	l := load{run: 1, traces: 6000, spansPerTrace: 5, tracesPerBatch: 10, workers: 4,
+		interval: 8 * time.Millisecond, maxAttempts: 5, backoff: 200 * time.Millisecond, callTimeout: 20 * time.Second}
 	res := sendLoad(t, tt.front.otlpEndpoint(), l).wait(time.Minute)
 	if a, _, _ := res.counts(); a != l.batches() {
 		t.Errorf("with no fault every batch must be accepted: %s", res)
