@@ -10,7 +10,7 @@ SOURCES := $(shell find . -name '*.go' -not -path './distribution/_build/*' -not
 BENCHTIME ?= 1s
 BENCHCOUNT ?= 6
 
-.PHONY: all build run test unit smoke bench lint generate tidy clean
+.PHONY: all build run test unit smoke bench fuzz lint generate tidy clean
 
 all: build
 
@@ -38,6 +38,19 @@ smoke: build
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) ./... | tee bench.out
 	$(TOOL) benchstat bench.out
+
+## fuzz: run every fuzz target of the module (func Fuzz* in *_test.go) for FUZZTIME each, one after the other
+# `make test` already replays the committed seed corpora (testdata/fuzz/);
+# this explores further. New inputs that fail land in testdata/fuzz/<Name>/.
+FUZZTIME ?= 30s
+fuzz:
+	@for f in $$(grep -rl --include='*_test.go' '^func Fuzz' . | grep -v -e '^./distribution/_build/' -e '^./bench/' -e '^./tools/' | sort); do \
+		d=./$$(dirname $${f#./}); \
+		for name in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+			echo "fuzz $$name $$d for $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$d || exit 1; \
+		done; \
+	done
 
 ## lint: golangci-lint over the module
 lint:
