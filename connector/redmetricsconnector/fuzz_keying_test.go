@@ -80,6 +80,11 @@ func FuzzKeying(f *testing.F) {
 		f.Add([]byte{}, v)
 	}
 	cfgs := keyingConfigs()
+	for i, cfg := range cfgs {
+		if err := cfg.Validate(); err != nil {
+			f.Fatalf("keying config %d: %v", i, err)
+		}
+	}
 	f.Fuzz(func(t *testing.T, payload []byte, variant uint8) {
 		td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(payload)
 		if err != nil {
