@@ -95,10 +95,10 @@ service:
 func TestE2EBadConfigs(t *testing.T) {
 	bin := binaryPath(t)
 	t.Run("valid base starts", func(t *testing.T) {
-		health, metrics := freePort(t), freePort(t)
-		c := newCollector(t, "all", allComponentsConfig(validBlocks, health, metrics, freePort(t)), health, metrics)
-		c.start()
-		c.waitHealthy(30 * time.Second)
+		c := startWithFreshPorts(t, func() *collector {
+			health, metrics := freePort(t), freePort(t)
+			return newCollector(t, "all", allComponentsConfig(validBlocks, health, metrics, freePort(t)), health, metrics)
+		})
 		c.stop()
 	})
 

@@ -111,6 +111,16 @@ func (c *collector) start() {
 // Waiting for the ready line and a little more closes that window.
 func (c *collector) waitHealthy(timeout time.Duration) {
 	c.t.Helper()
+	if err := c.healthy(timeout); err != nil {
+		c.t.Fatalf("%s: %v\n%s", c.name, err, c.out.String())
+	}
+}
+
+// errPortTaken says the collector could not bind a port: another process
+// took it between freePort and the collector's listen.
+var errPortTaken = errors.New("a port was taken by another process")
+
+func (c *collector) healthy(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		c.mu.Lock()
@@ -119,20 +129,45 @@ func (c *collector) waitHealthy(timeout time.Duration) {
 		if code, _ := httpGet(fmt.Sprintf("http://127.0.0.1:%d/", c.health)); code == http.StatusOK &&
 			strings.Count(c.out.String(), readyLine) > readys {
 			time.Sleep(200 * time.Millisecond)
-			return
+			return nil
 		}
 		select {
 		case err := <-done:
 			done <- err // keep it for stop/cleanup
-			c.t.Fatalf("%s exited before it was healthy: %v\n%s", c.name, err, c.out.String())
+			if strings.Contains(c.out.String(), "address already in use") {
+				return fmt.Errorf("%w: exited %v", errPortTaken, err)
+			}
+			return fmt.Errorf("exited before it was healthy: %v", err)
 		default:
 		}
 		if time.Now().After(deadline) {
-			c.t.Fatalf("%s not healthy after %s\n%s", c.name, timeout, c.out.String())
+			return fmt.Errorf("not healthy after %s", timeout)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// startWithFreshPorts starts the collector that build makes and waits for
+// it to be healthy; when one of its ports was taken before it could bind
+// it (freePort cannot reserve a port), it tries again with new ports, a
+// few times.
+func startWithFreshPorts[C interface{ base() *collector }](t *testing.T, build func() C) C {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		c := build()
+		c.base().start()
+		err := c.base().healthy(30 * time.Second)
+		if err == nil {
+			return c
+		}
+		if !errors.Is(err, errPortTaken) || attempt == 3 {
+			t.Fatalf("%s: %v\n%s", c.base().name, err, c.base().output())
+		}
+		t.Logf("%s: %v; again with other ports", c.base().name, err)
+	}
+}
+
+func (c *collector) base() *collector { return c }
 
 // terminate sends SIGTERM and returns the exit error (nil for status 0), or
 // fails the test if the process is still running after timeout.

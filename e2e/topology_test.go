@@ -200,22 +200,14 @@ func startTopology(t *testing.T, processes int, retryFor time.Duration) *twoTier
 			endpoints = append(endpoints, sink.addr)
 			continue
 		}
-		b := newBackend(t, fmt.Sprintf("backend-%d", i), sink)
+		// The backends listen before the front starts: a front that finds
+		// its backends refusing connections opens their breakers and gRPC
+		// backs off reconnecting, which would blur what the tests measure.
+		b := startWithFreshPorts(t, func() *backend { return newBackend(t, fmt.Sprintf("backend-%d", i), sink) })
 		tt.backends = append(tt.backends, b)
 		endpoints = append(endpoints, b.endpoint())
 	}
-	tt.front = newFront(t, endpoints, retryFor)
-	for _, b := range tt.backends {
-		b.start()
-	}
-	// The backends listen before the front starts: a front that finds its
-	// backends refusing connections opens their breakers and gRPC backs off
-	// reconnecting, which would blur what the tests measure.
-	for _, b := range tt.backends {
-		b.waitHealthy(30 * time.Second)
-	}
-	tt.front.start()
-	tt.front.waitHealthy(30 * time.Second)
+	tt.front = startWithFreshPorts(t, func() *front { return newFront(t, endpoints, retryFor) })
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("front output:\n%s", tt.front.output())
