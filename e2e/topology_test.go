@@ -111,20 +111,23 @@ func newBackend(t *testing.T, name string, sink *countingServer) *backend {
 	t.Helper()
 	b := &backend{grpc: freePort(t), sink: sink}
 	health, metrics := freePort(t), freePort(t)
-	// The otlp_grpc exporter has no sending queue: the backend acknowledges a
+	// The traces exporter has no sending queue: the backend acknowledges a
 	// batch only once the counting server has it, so a SIGKILLed backend
-	// loses nothing the front was told was delivered. Every error span
+	// loses nothing the front was told was delivered. The derived metrics
+	// and logs go through their own exporter with the default queue: with
+	// no queue they would be exported under the front's request context
+	// and lost whenever the front gave up on a call. Every error span
 	// makes one log record (no rate limit) so records can be matched to
 	// spans.
 	config := fmt.Sprintf(`
 extensions:
   health_check:
-    endpoint: 127.0.0.1:%d
+    endpoint: 127.0.0.1:%[1]d
 receivers:
   otlp:
     protocols:
       grpc:
-        endpoint: 127.0.0.1:%d
+        endpoint: 127.0.0.1:%[2]d
 connectors:
   redmetrics:
     dimensions:
@@ -137,7 +140,7 @@ connectors:
         rate_per_fingerprint: 0
 exporters:
   otlp_grpc:
-    endpoint: %s
+    endpoint: %[3]s
     tls:
       insecure: true
     timeout: 5s
@@ -148,6 +151,10 @@ exporters:
       initial_interval: 100ms
       max_interval: 1s
       max_elapsed_time: 5s
+  otlp_grpc/derived:
+    endpoint: %[3]s
+    tls:
+      insecure: true
 service:
   extensions: [health_check]
   pipelines:
@@ -156,10 +163,10 @@ service:
       exporters: [otlp_grpc, redmetrics, spanlogs]
     metrics:
       receivers: [redmetrics]
-      exporters: [otlp_grpc]
+      exporters: [otlp_grpc/derived]
     logs:
       receivers: [spanlogs]
-      exporters: [otlp_grpc]
+      exporters: [otlp_grpc/derived]
   telemetry:
     metrics:
       readers:
@@ -167,7 +174,7 @@ service:
             exporter:
               prometheus:
                 host: 127.0.0.1
-                port: %d
+                port: %[4]d
 `, health, b.grpc, sink.addr, metrics)
 	b.collector = newCollector(t, name, config, health, metrics)
 	return b
