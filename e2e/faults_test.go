@@ -124,6 +124,9 @@ func TestE2EBackendStalled(t *testing.T) {
 	checkStateMetric(t, tt.front, staller.addr, 1, 2)
 
 	time.Sleep(3 * time.Second)
+	if s, ok := breaker(tt.front.breakers, staller.addr); ok {
+		t.Logf("before release: breaker %s, %d trips, last reason %s", s.State, s.Trips, s.LastReason)
+	}
 	staller.setMode(modeOK)
 	closed := waitBreaker(t, tt.front.breakers, staller.addr, 20*time.Second, "closed")
 	t.Logf("breaker for the stalled backend closed %v after release", closed.Round(time.Millisecond))
@@ -169,6 +172,9 @@ func TestE2EBackendProcessFrozen(t *testing.T) {
 	}
 
 	time.Sleep(3 * time.Second)
+	if s, ok := breaker(tt.front.breakers, victim.endpoint()); ok {
+		t.Logf("before SIGCONT: breaker %s, %d trips, last reason %s", s.State, s.Trips, s.LastReason)
+	}
 	victim.signal(syscall.SIGCONT)
 	closed := waitBreaker(t, tt.front.breakers, victim.endpoint(), 20*time.Second, "closed")
 	t.Logf("breaker for %s closed %v after SIGCONT", victim.name, closed.Round(time.Millisecond))
