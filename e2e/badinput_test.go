@@ -183,7 +183,7 @@ func TestE2EBadPayloads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 
 	rng := rand.New(rand.NewPCG(8, 8))
 	random := func(n int) []byte {

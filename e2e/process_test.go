@@ -88,7 +88,7 @@ func (c *collector) start() {
 	c.t.Helper()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	fmt.Fprintf(c.out, "==== %s: start %s\n", time.Now().Format("15:04:05.000"), c.name)
+	c.mark("start " + c.name)
 	c.readys = strings.Count(c.out.String(), readyLine)
 	cmd := exec.Command(c.bin, "--config", c.conf)
 	cmd.Stdout, cmd.Stderr = c.out, c.out
@@ -135,9 +135,9 @@ func (c *collector) healthy(timeout time.Duration) error {
 		case err := <-done:
 			done <- err // keep it for stop/cleanup
 			if strings.Contains(c.out.String(), "address already in use") {
-				return fmt.Errorf("%w: exited %v", errPortTaken, err)
+				return fmt.Errorf("%w: exited: %w", errPortTaken, err)
 			}
-			return fmt.Errorf("exited before it was healthy: %v", err)
+			return fmt.Errorf("exited before it was healthy: %w", err)
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -176,7 +176,7 @@ func (c *collector) terminate(timeout time.Duration) error {
 	c.mu.Lock()
 	cmd, done := c.cmd, c.done
 	c.mu.Unlock()
-	fmt.Fprintf(c.out, "==== %s: SIGTERM\n", time.Now().Format("15:04:05.000"))
+	c.mark("SIGTERM")
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		c.t.Fatalf("%s: SIGTERM: %v", c.name, err)
 	}
@@ -205,7 +205,7 @@ func (c *collector) kill() {
 	c.mu.Lock()
 	cmd, done := c.cmd, c.done
 	c.mu.Unlock()
-	fmt.Fprintf(c.out, "==== %s: SIGKILL\n", time.Now().Format("15:04:05.000"))
+	c.mark("SIGKILL")
 	_ = cmd.Process.Kill()
 	select {
 	case err := <-done:
@@ -222,7 +222,7 @@ func (c *collector) signal(sig syscall.Signal) {
 	c.mu.Lock()
 	cmd := c.cmd
 	c.mu.Unlock()
-	fmt.Fprintf(c.out, "==== %s: %v\n", time.Now().Format("15:04:05.000"), sig)
+	c.mark(sig.String())
 	if err := cmd.Process.Signal(sig); err != nil {
 		c.t.Fatalf("%s: %v: %v", c.name, sig, err)
 	}
@@ -260,9 +260,16 @@ func (c *collector) cleanup() {
 	}
 	_ = cmd.Process.Kill()
 	select {
-	case <-done:
+	case err := <-done:
+		done <- err
 	case <-time.After(10 * time.Second):
 	}
+}
+
+// mark writes a test event into the process's output, so failure messages
+// show the faults in line with what the collector logged.
+func (c *collector) mark(event string) {
+	_, _ = fmt.Fprintf(c.out, "==== %s: %s\n", time.Now().Format("15:04:05.000"), event)
 }
 
 // output is everything the process wrote, all runs.
