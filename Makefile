@@ -89,3 +89,5 @@ bench-compare:
 	done
 	$(TOOL) benchstat -col /impl bench/results/spanmetrics.txt
 	$(TOOL) benchstat -col /impl bench/results/breaker.txt
+	cd bench && $(GO) run ./cmd/benchchart -key impl -unit spans/s -title "redmetrics vs contrib spanmetrics v0.165.0" -o ../docs/img/redmetrics-vs-spanmetrics.png results/spanmetrics.txt
+	cd bench && $(GO) run ./cmd/benchchart -key impl -unit ns/op -title "breaker Allow+Done vs gobreaker and failsafe-go (lower is better)" -o ../docs/img/breaker-vs-peers.png results/breaker.txt
