@@ -114,8 +114,10 @@ var _ confmap.Unmarshaler = (*Config)(nil)
 // Unmarshal decodes the default policy first, then each named policy over a
 // copy of it, so a named policy only lists what differs.
 func (cfg *Config) Unmarshal(conf *confmap.Conf) error {
-	type plain Config // drops the Unmarshal method: no recursion
-	if err := conf.Unmarshal((*plain)(cfg)); err != nil {
+	// breakerConfig drops the Unmarshal method (no recursion); its name is
+	// what decoding errors show ("breakerextension.breakerConfig has invalid keys").
+	type breakerConfig Config
+	if err := conf.Unmarshal((*breakerConfig)(cfg)); err != nil {
 		return err
 	}
 	if len(cfg.Policies) == 0 {
