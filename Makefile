@@ -34,10 +34,14 @@ unit:
 smoke: build
 	OTELCSP_BINARY=$(CURDIR)/$(BIN) $(GO) test -count=1 -run 'TestSmoke|TestE2E' ./distribution/ ./e2e/
 
-## bench: run every benchmark in the module (BENCHTIME, BENCHCOUNT), summarised by benchstat
+## bench: every benchmark of the module (BENCHTIME, BENCHCOUNT) summarised by benchstat, then the side-by-side comparisons (bench-compare)
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) ./... | tee bench.out
-	$(TOOL) benchstat bench.out
+	mkdir -p bench/results
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) ./... | tee bench/results/module.txt
+	$(TOOL) benchstat bench/results/module.txt
+	$(TOOL) benchstat -col /impl -filter '.name:EndToEnd' bench/results/module.txt
+	cd bench && $(GO) run ./cmd/benchchart -key impl -unit spans/s -title "fanout to 3 servers vs core otlp exporter to 1, loopback gRPC" -o ../docs/img/fanout-vs-otlp.png results/module.txt
+	$(MAKE) bench-compare
 
 ## fuzz: run every fuzz target of the module (func Fuzz* in *_test.go) for FUZZTIME each, one after the other
 # `make test` already replays the committed seed corpora (testdata/fuzz/);
@@ -69,7 +73,7 @@ tidy:
 
 ## clean: remove build output
 clean:
-	rm -rf distribution/_build bench.out
+	rm -rf distribution/_build bench/results
 
 ## bench-compare: side-by-side benchmarks against peers (the bench/ module), results in bench/results/, compared by benchstat
 # The test binary runs BENCHCOUNT rounds of every sub-benchmark (-count 1 each)
