@@ -123,7 +123,7 @@ func startDNSServer(t *testing.T) *dnsServer {
 	require.NoError(t, err)
 	s := &dnsServer{conn: conn, a: map[string][]net.IP{}, srv: map[string][]net.SRV{}, done: make(chan struct{})}
 	go s.serve()
-	t.Cleanup(func() { conn.Close(); <-s.done })
+	t.Cleanup(func() { _ = conn.Close(); <-s.done })
 	return s
 }
 
