@@ -2,62 +2,15 @@ package fanoutexporter
 
 import (
 	"context"
-	"maps"
-	"os"
-	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/exporter/exportertest"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/otelcsp/otelcsp/exporter/fanoutexporter/internal/metadata"
+	"github.com/otelcsp/otelcsp/internal/fuzzconfig"
 )
-
-// fuzzConf reads fuzz bytes the way the collector's file provider reads a
-// config (confmap.NewRetrievedFromYAML); anything that is not a mapping, or
-// not YAML, is not a component config and is skipped. An empty document is
-// the empty mapping, as `fanout:` with nothing under it is.
-func fuzzConf(data []byte) (*confmap.Conf, bool) {
-	r, err := confmap.NewRetrievedFromYAML(data)
-	if err != nil {
-		return nil, false
-	}
-	raw, err := r.AsRaw()
-	if err != nil {
-		return nil, false
-	}
-	if raw == nil {
-		return confmap.New(), true
-	}
-	m, ok := raw.(map[string]any)
-	if !ok {
-		return nil, false
-	}
-	return confmap.NewFromStringMap(m), true
-}
-
-// addConfigSeeds adds every entry of testdata/config.yaml, valid and
-// invalid, so the fuzzer starts from the shapes the config tests know.
-func addConfigSeeds(f *testing.F) {
-	raw, err := os.ReadFile(filepath.Join("testdata", "config.yaml"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	var entries map[string]any
-	if err := yaml.Unmarshal(raw, &entries); err != nil {
-		f.Fatal(err)
-	}
-	for _, k := range slices.Sorted(maps.Keys(entries)) {
-		b, err := yaml.Marshal(entries[k])
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
-}
 
 // FuzzConfig: whatever the config, unmarshalling and validation return
 // errors rather than panic, and a config that validates creates the traces,
@@ -66,7 +19,7 @@ func addConfigSeeds(f *testing.F) {
 // starting would resolve and dial the backends. The ring of a static
 // backend list is built too, since its weights come from the config.
 func FuzzConfig(f *testing.F) {
-	addConfigSeeds(f)
+	fuzzconfig.AddSeeds(f)
 	for _, s := range []string{
 		// Wrong types.
 		"routing_key: [traceID]",
@@ -102,7 +55,7 @@ func FuzzConfig(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		conf, ok := fuzzConf(data)
+		conf, ok := fuzzconfig.Conf(data)
 		if !ok {
 			return
 		}

@@ -7,8 +7,6 @@ import (
 	"context"
 	"errors"
 	"maps"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -17,55 +15,12 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/extension/extensiontest"
-	"go.yaml.in/yaml/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/otelcsp/otelcsp/extension/breakerextension/internal/metadata"
+	"github.com/otelcsp/otelcsp/internal/fuzzconfig"
 )
-
-// fuzzConf reads fuzz bytes the way the collector's file provider reads a
-// config (confmap.NewRetrievedFromYAML); anything that is not a mapping, or
-// not YAML, is not a component config and is skipped. An empty document is
-// the empty mapping, as `breaker:` with nothing under it is.
-func fuzzConf(data []byte) (*confmap.Conf, bool) {
-	r, err := confmap.NewRetrievedFromYAML(data)
-	if err != nil {
-		return nil, false
-	}
-	raw, err := r.AsRaw()
-	if err != nil {
-		return nil, false
-	}
-	if raw == nil {
-		return confmap.New(), true
-	}
-	m, ok := raw.(map[string]any)
-	if !ok {
-		return nil, false
-	}
-	return confmap.NewFromStringMap(m), true
-}
-
-// addConfigSeeds adds every entry of testdata/config.yaml, valid and
-// invalid, so the fuzzer starts from the shapes the config tests know.
-func addConfigSeeds(f *testing.F) {
-	raw, err := os.ReadFile(filepath.Join("testdata", "config.yaml"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	var entries map[string]any
-	if err := yaml.Unmarshal(raw, &entries); err != nil {
-		f.Fatal(err)
-	}
-	for _, k := range slices.Sorted(maps.Keys(entries)) {
-		b, err := yaml.Marshal(entries[k])
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
-}
 
 // FuzzConfig: whatever the config, unmarshalling and validation return
 // errors rather than panic, and a config that validates builds an extension
@@ -73,7 +28,7 @@ func addConfigSeeds(f *testing.F) {
 // failures and successes and only ever refuse with ErrOpen (retryable).
 // The extension is started only when it serves no HTTP endpoint.
 func FuzzConfig(f *testing.F) {
-	addConfigSeeds(f)
+	fuzzconfig.AddSeeds(f)
 	for _, s := range []string{
 		// Wrong types.
 		"policies: [strict]",
@@ -108,7 +63,7 @@ func FuzzConfig(f *testing.F) {
 	}
 	failure := status.Error(codes.Unavailable, "backend down")
 	f.Fuzz(func(t *testing.T, data []byte) {
-		conf, ok := fuzzConf(data)
+		conf, ok := fuzzconfig.Conf(data)
 		if !ok {
 			return
 		}

@@ -2,10 +2,6 @@ package syntheticreceiver
 
 import (
 	"context"
-	"maps"
-	"os"
-	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,53 +9,10 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/receiver/receivertest"
-	"go.yaml.in/yaml/v3"
 
+	"github.com/otelcsp/otelcsp/internal/fuzzconfig"
 	"github.com/otelcsp/otelcsp/receiver/syntheticreceiver/internal/metadata"
 )
-
-// fuzzConf reads fuzz bytes the way the collector's file provider reads a
-// config (confmap.NewRetrievedFromYAML); anything that is not a mapping, or
-// not YAML, is not a component config and is skipped. An empty document is
-// the empty mapping, as `synthetic:` with nothing under it is.
-func fuzzConf(data []byte) (*confmap.Conf, bool) {
-	r, err := confmap.NewRetrievedFromYAML(data)
-	if err != nil {
-		return nil, false
-	}
-	raw, err := r.AsRaw()
-	if err != nil {
-		return nil, false
-	}
-	if raw == nil {
-		return confmap.New(), true
-	}
-	m, ok := raw.(map[string]any)
-	if !ok {
-		return nil, false
-	}
-	return confmap.NewFromStringMap(m), true
-}
-
-// addConfigSeeds adds every entry of testdata/config.yaml, valid and
-// invalid, so the fuzzer starts from the shapes the config tests know.
-func addConfigSeeds(f *testing.F) {
-	raw, err := os.ReadFile(filepath.Join("testdata", "config.yaml"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	var entries map[string]any
-	if err := yaml.Unmarshal(raw, &entries); err != nil {
-		f.Fatal(err)
-	}
-	for _, k := range slices.Sorted(maps.Keys(entries)) {
-		b, err := yaml.Marshal(entries[k])
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
-}
 
 // FuzzConfig: whatever the config, unmarshalling and validation return
 // errors rather than panic, and a config that validates creates the traces
@@ -67,7 +20,7 @@ func addConfigSeeds(f *testing.F) {
 // of traces, and their logs, without panicking. The receiver is not
 // started: its generating goroutine would only repeat that at a rate.
 func FuzzConfig(f *testing.F) {
-	addConfigSeeds(f)
+	fuzzconfig.AddSeeds(f)
 	for _, s := range []string{
 		// Wrong types.
 		"rate: fast",
@@ -104,7 +57,7 @@ func FuzzConfig(f *testing.F) {
 	}
 	now := time.Unix(1_700_000_000, 0)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		conf, ok := fuzzConf(data)
+		conf, ok := fuzzconfig.Conf(data)
 		if !ok {
 			return
 		}
