@@ -10,11 +10,7 @@ package distribution_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -23,25 +19,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/otelcsp/otelcsp/internal/collectortest"
+
 	"go.yaml.in/yaml/v3"
 )
-
-func binary(t *testing.T) string {
-	t.Helper()
-	bin := os.Getenv("OTELCSP_BINARY")
-	if bin == "" {
-		t.Skip("OTELCSP_BINARY not set; run `make smoke` to build the distribution and smoke-test it")
-	}
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("OTELCSP_BINARY: %v", err)
-	}
-	return bin
-}
 
 func run(t *testing.T, bin string, args ...string) (string, error) {
 	t.Helper()
@@ -80,7 +65,7 @@ func validConfigs(t *testing.T) []string {
 }
 
 func TestSmokeValidConfigs(t *testing.T) {
-	bin := binary(t)
+	bin := collectortest.Binary(t)
 	for _, f := range validConfigs(t) {
 		t.Run(f, func(t *testing.T) {
 			if out, err := run(t, bin, "validate", "--config", f); err != nil {
@@ -94,7 +79,7 @@ func TestSmokeValidConfigs(t *testing.T) {
 // must refuse the config and its message must contain <text> (the bad key or
 // value), so a user can tell what to fix.
 func TestSmokeInvalidConfigsAreRefused(t *testing.T) {
-	bin := binary(t)
+	bin := collectortest.Binary(t)
 	files, err := filepath.Glob("../testdata/invalid/*.yaml")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no invalid configs found: %v", err)
@@ -161,7 +146,7 @@ func (l componentList) modules() map[string][]string {
 // TestSmokeComponents checks that `otelcsp components` lists exactly the
 // modules builder-config.yaml names, kind by kind.
 func TestSmokeComponents(t *testing.T) {
-	bin := binary(t)
+	bin := collectortest.Binary(t)
 	raw, err := os.ReadFile("../builder-config.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -192,7 +177,7 @@ func TestSmokeComponents(t *testing.T) {
 // through every component the demo wires (their own metrics count it), then
 // sends SIGINT as Ctrl-C would and expects exit status 0.
 func TestSmokeDemoRunsAndStops(t *testing.T) {
-	bin := binary(t)
+	bin := collectortest.Binary(t)
 	raw, err := os.ReadFile("config.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -203,7 +188,7 @@ func TestSmokeDemoRunsAndStops(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var output syncBuffer
+	var output collectortest.SyncBuffer
 	cmd := exec.Command(bin, "--config", path)
 	cmd.Stdout, cmd.Stderr = &output, &output
 	if err := cmd.Start(); err != nil {
@@ -216,7 +201,7 @@ func TestSmokeDemoRunsAndStops(t *testing.T) {
 	})
 
 	waitFor(t, done, &output, 30*time.Second, "health_check answers 200", func() bool {
-		code, _ := get("http://127.0.0.1:" + ports["13133"] + "/")
+		code, _ := collectortest.HTTPGet("http://127.0.0.1:" + ports["13133"] + "/")
 		return code == http.StatusOK
 	})
 
@@ -236,8 +221,9 @@ func TestSmokeDemoRunsAndStops(t *testing.T) {
 	metricsURL := "http://127.0.0.1:" + ports["8888"] + "/metrics"
 	for _, name := range demoCounters {
 		waitFor(t, done, &output, 30*time.Second, name+" > 0", func() bool {
-			_, body := get(metricsURL)
-			return counterPositive(body, name)
+			_, body := collectortest.HTTPGet(metricsURL)
+			sum, _ := collectortest.PromSum(body, name)
+			return sum > 0
 		})
 	}
 
@@ -277,7 +263,7 @@ func remapPorts(t *testing.T, text string) (string, map[string]string) {
 	ports := map[string]string{}
 	remap := func(port string) string {
 		if _, ok := ports[port]; !ok {
-			ports[port] = freePort(t)
+			ports[port] = strconv.Itoa(collectortest.FreePort(t))
 		}
 		return ports[port]
 	}
@@ -295,7 +281,7 @@ var (
 	portKey      = regexp.MustCompile(`port: [0-9]+`)
 )
 
-func waitFor(t *testing.T, done <-chan error, output *syncBuffer, timeout time.Duration, what string, ok func() bool) {
+func waitFor(t *testing.T, done <-chan error, output *collectortest.SyncBuffer, timeout time.Duration, what string, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !ok() {
@@ -309,64 +295,4 @@ func waitFor(t *testing.T, done <-chan error, output *syncBuffer, timeout time.D
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-func get(url string) (int, string) {
-	resp, err := http.Get(url)
-	if err != nil {
-		return 0, ""
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
-}
-
-// counterPositive says whether any series of the named metric has a value
-// above zero in a Prometheus text exposition.
-func counterPositive(exposition, name string) bool {
-	for _, line := range strings.Split(exposition, "\n") {
-		if !strings.HasPrefix(line, name) {
-			continue
-		}
-		rest := line[len(name):]
-		if rest == "" || (rest[0] != ' ' && rest[0] != '{') {
-			continue // a longer metric name
-		}
-		fields := strings.Fields(rest[strings.LastIndex(rest, "}")+1:])
-		if len(fields) > 0 {
-			if v, err := strconv.ParseFloat(fields[0], 64); err == nil && v > 0 {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// syncBuffer is a bytes.Buffer safe for the collector's output goroutines
-// and the test reading it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otelcsp/otelcsp/internal/collectortest"
+
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
@@ -93,11 +95,11 @@ service:
 // exit non-zero, with a message naming the key. The valid base config must
 // start, so the failures are the bad keys' doing.
 func TestE2EBadConfigs(t *testing.T) {
-	bin := binaryPath(t)
+	bin := collectortest.Binary(t)
 	t.Run("valid base starts", func(t *testing.T) {
 		c := startWithFreshPorts(t, func() *collector {
-			health, metrics := freePort(t), freePort(t)
-			return newCollector(t, "all", allComponentsConfig(validBlocks, health, metrics, freePort(t)), health, metrics)
+			health, metrics := collectortest.FreePort(t), collectortest.FreePort(t)
+			return newCollector(t, "all", allComponentsConfig(validBlocks, health, metrics, collectortest.FreePort(t)), health, metrics)
 		})
 		c.stop()
 	})
@@ -141,8 +143,8 @@ func TestE2EBadConfigs(t *testing.T) {
 			case "synthetic":
 				b.synthetic = tc.block
 			}
-			health, metrics := freePort(t), freePort(t)
-			c := newCollector(t, "bad", allComponentsConfig(b, health, metrics, freePort(t)), health, metrics)
+			health, metrics := collectortest.FreePort(t), collectortest.FreePort(t)
+			c := newCollector(t, "bad", allComponentsConfig(b, health, metrics, collectortest.FreePort(t)), health, metrics)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			out, err := exec.CommandContext(ctx, bin, "--config", c.conf).CombinedOutput()
@@ -278,7 +280,7 @@ func TestE2EBadPayloads(t *testing.T) {
 	})
 
 	// Still serving: healthy, and a valid request goes through to a backend.
-	if code, _ := httpGet(fmt.Sprintf("http://127.0.0.1:%d/", tt.front.health)); code != http.StatusOK {
+	if code, _ := collectortest.HTTPGet(fmt.Sprintf("http://127.0.0.1:%d/", tt.front.health)); code != http.StatusOK {
 		t.Errorf("health after bad payloads: %d, want 200", code)
 	}
 	l := load{run: 9, traces: 100, spansPerTrace: 5, tracesPerBatch: 50, workers: 1,

@@ -6,47 +6,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/otelcsp/otelcsp/internal/collectortest"
 )
-
-// binary is the built distribution under test. Without OTELCSP_BINARY the
-// test is skipped: the suite needs `make build` first (`make smoke` does it).
-func binaryPath(t *testing.T) string {
-	t.Helper()
-	bin := os.Getenv("OTELCSP_BINARY")
-	if bin == "" {
-		t.Skip("OTELCSP_BINARY not set; run `make smoke` to build the distribution and run the e2e suite")
-	}
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("OTELCSP_BINARY: %v", err)
-	}
-	return bin
-}
-
-// freePort returns a 127.0.0.1 port nobody listens on right now. The
-// collector binds it a moment later; another process could take it in
-// between, which on a test machine is rare enough to accept (the smoke
-// tests do the same).
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // collector is one otelcsp process run by a test. Its config is written by
 // the test; every port in it is a free loopback port. The output of every
@@ -63,7 +35,7 @@ type collector struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	done   chan error // receives the exit of the current run, once
-	out    *syncBuffer
+	out    *collectortest.SyncBuffer
 	readys int // "Everything is ready" lines before the current run
 }
 
@@ -78,7 +50,7 @@ func newCollector(t *testing.T, name, config string, health, metrics int) *colle
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c := &collector{t: t, name: name, bin: binaryPath(t), conf: path, health: health, metrics: metrics, out: &syncBuffer{}}
+	c := &collector{t: t, name: name, bin: collectortest.Binary(t), conf: path, health: health, metrics: metrics, out: &collectortest.SyncBuffer{}}
 	t.Cleanup(c.cleanup)
 	return c
 }
@@ -126,7 +98,7 @@ func (c *collector) healthy(timeout time.Duration) error {
 		c.mu.Lock()
 		done, readys := c.done, c.readys
 		c.mu.Unlock()
-		if code, _ := httpGet(fmt.Sprintf("http://127.0.0.1:%d/", c.health)); code == http.StatusOK &&
+		if code, _ := collectortest.HTTPGet(fmt.Sprintf("http://127.0.0.1:%d/", c.health)); code == http.StatusOK &&
 			strings.Count(c.out.String(), readyLine) > readys {
 			time.Sleep(200 * time.Millisecond)
 			return nil
@@ -285,38 +257,8 @@ func (c *collector) metricSum(name string, labels ...string) float64 {
 
 // metric is metricSum that also says whether any series matched.
 func (c *collector) metric(name string, labels ...string) (float64, bool) {
-	_, body := httpGet(fmt.Sprintf("http://127.0.0.1:%d/metrics", c.metrics))
-	return promSum(body, name, labels...)
-}
-
-func promSum(exposition, name string, labels ...string) (float64, bool) {
-	sum, found := 0.0, false
-	for _, line := range strings.Split(exposition, "\n") {
-		if !strings.HasPrefix(line, name) {
-			continue
-		}
-		rest := line[len(name):]
-		if rest == "" || (rest[0] != ' ' && rest[0] != '{') {
-			continue // a longer metric name
-		}
-		matched := true
-		for _, l := range labels {
-			if !strings.Contains(rest, l) {
-				matched = false
-			}
-		}
-		if !matched {
-			continue
-		}
-		fields := strings.Fields(rest[strings.LastIndex(rest, "}")+1:])
-		if len(fields) > 0 {
-			if v, err := strconv.ParseFloat(fields[0], 64); err == nil {
-				sum += v
-				found = true
-			}
-		}
-	}
-	return sum, found
+	_, body := collectortest.HTTPGet(fmt.Sprintf("http://127.0.0.1:%d/metrics", c.metrics))
+	return collectortest.PromSum(body, name, labels...)
 }
 
 // breakerState is one key's entry of the breaker extension's /breakers
@@ -333,7 +275,7 @@ type breakerState struct {
 // breaker reads one key's state from the breaker extension's HTTP endpoint;
 // ok is false when the key is unknown or the endpoint does not answer.
 func breaker(port int, key string) (breakerState, bool) {
-	code, body := httpGet(fmt.Sprintf("http://127.0.0.1:%d/breakers?key=%s", port, url.QueryEscape(key)))
+	code, body := collectortest.HTTPGet(fmt.Sprintf("http://127.0.0.1:%d/breakers?key=%s", port, url.QueryEscape(key)))
 	if code != http.StatusOK {
 		return breakerState{}, false
 	}
@@ -367,45 +309,16 @@ func waitBreaker(t *testing.T, port int, key string, timeout time.Duration, stat
 	return 0
 }
 
-var httpClient = &http.Client{Timeout: 2 * time.Second}
-
-func httpGet(u string) (int, string) {
-	resp, err := httpClient.Get(u)
-	if err != nil {
-		return 0, ""
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
-}
+var postClient = &http.Client{Timeout: 2 * time.Second}
 
 func httpPost(u, contentType string, body []byte) (int, string, error) {
-	resp, err := httpClient.Post(u, contentType, bytes.NewReader(body))
+	resp, err := postClient.Post(u, contentType, bytes.NewReader(body))
 	if err != nil {
 		return 0, "", err
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b), nil
-}
-
-// syncBuffer is a bytes.Buffer safe for a process's output goroutines and
-// the test reading it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // exitCode is the process's exit status, -1 when it did not exit normally.

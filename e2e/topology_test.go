@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/otelcsp/otelcsp/internal/collectortest"
 )
 
 // front is the first tier: otlp receiver → fanout (traceID routing, breaker
@@ -43,8 +45,8 @@ const frontBreaker = `
 // (10s), and only the test of all backends down keeps it short.
 func newFront(t *testing.T, backends []string, retryFor time.Duration) *front {
 	t.Helper()
-	f := &front{grpc: freePort(t), http: freePort(t), breakers: freePort(t)}
-	health, metrics := freePort(t), freePort(t)
+	f := &front{grpc: collectortest.FreePort(t), http: collectortest.FreePort(t), breakers: collectortest.FreePort(t)}
+	health, metrics := collectortest.FreePort(t), collectortest.FreePort(t)
 	config := fmt.Sprintf(`
 extensions:
   health_check:
@@ -109,8 +111,8 @@ func (b *backend) endpoint() string { return fmt.Sprintf("127.0.0.1:%d", b.grpc)
 
 func newBackend(t *testing.T, name string, sink *countingServer) *backend {
 	t.Helper()
-	b := &backend{grpc: freePort(t), sink: sink}
-	health, metrics := freePort(t), freePort(t)
+	b := &backend{grpc: collectortest.FreePort(t), sink: sink}
+	health, metrics := collectortest.FreePort(t), collectortest.FreePort(t)
 	// The traces exporter has no sending queue: the backend acknowledges a
 	// batch only once the counting server has it, so a SIGKILLed backend
 	// loses nothing the front was told was delivered. The derived metrics
