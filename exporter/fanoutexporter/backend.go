@@ -27,6 +27,9 @@ type backend[T any] struct {
 	breaker  breakerextension.Breaker // nil without a breaker extension
 	attrs    metric.MeasurementOption
 
+	// failures rate-limits the log of failed sends (re-routed or handed back).
+	failures logLimiter
+
 	// sent counts items accepted since the backend set last changed, for
 	// the load imbalance gauge.
 	sent atomic.Int64
@@ -44,6 +47,7 @@ func newBackend[T any](endpoint string, weight float64, exp component.Component,
 		exp:      exp,
 		send:     send,
 		attrs:    metric.WithAttributeSet(attribute.NewSet(attribute.String("backend", endpoint))),
+		failures: logLimiter{every: logEvery},
 	}
 }
 

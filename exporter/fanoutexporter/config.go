@@ -59,9 +59,19 @@ type Config struct {
 	// routing, so what it holds is routed when it is sent, to the backends
 	// healthy then.
 	QueueConfig configoptional.Optional[exporterhelper.QueueBatchConfig] `mapstructure:"sending_queue"`
-	// RetryConfig retries, with backoff, the part of a batch that no
-	// backend took; the part already delivered is never resent.
+	// RetryConfig paces the retries of the part of a batch that no backend
+	// took; the part already delivered is never resent. Without a queue,
+	// max_elapsed_time bounds how long the caller waits.
 	RetryConfig configretry.BackOffConfig `mapstructure:"retry_on_failure"`
+	// MaxWait, with a queue, bounds how long a batch taken from the queue
+	// waits for a backend before it is dropped (and counted); 0 is no
+	// limit: the queue's size bounds what waits.
+	MaxWait time.Duration `mapstructure:"max_wait"`
+	// DrainTimeout bounds the drain at shutdown: queued and in-flight data
+	// keeps going to the backends (open breakers no longer stop it) until
+	// then; what is left is counted, logged once, and kept on disk by a
+	// persistent queue. Keep it below the orchestrator's grace period.
+	DrainTimeout time.Duration `mapstructure:"drain_timeout"`
 
 	_ struct{}
 }
@@ -143,6 +153,15 @@ func (cfg *Config) Validate() error {
 	}
 	if o := cfg.Protocol.OTLPHTTP.Get(); o != nil && o.Endpoint != "" {
 		errs = append(errs, fmt.Errorf(`"protocol.otlphttp.endpoint": the resolver sets each backend's endpoint; remove %q`, o.Endpoint))
+	}
+	if cfg.MaxWait < 0 {
+		errs = append(errs, fmt.Errorf(`"max_wait": must be >= 0, got %s`, cfg.MaxWait))
+	}
+	if cfg.MaxWait > 0 && !cfg.QueueConfig.HasValue() {
+		errs = append(errs, fmt.Errorf(`"max_wait": only applies with "sending_queue" (without one, "retry_on_failure.max_elapsed_time" bounds the wait), got %s`, cfg.MaxWait))
+	}
+	if cfg.DrainTimeout <= 0 {
+		errs = append(errs, fmt.Errorf(`"drain_timeout": must be > 0, got %s`, cfg.DrainTimeout))
 	}
 	if cfg.MaxEjectedPercent < 0 || cfg.MaxEjectedPercent > 100 {
 		errs = append(errs, fmt.Errorf(`"max_ejected_percent": must be between 0 and 100, got %d`, cfg.MaxEjectedPercent))

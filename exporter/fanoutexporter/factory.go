@@ -49,13 +49,23 @@ func createDefaultConfig() component.Config {
 		},
 		// Off unless configured: without a queue the sender learns at once
 		// when no backend could take its data.
-		QueueConfig: configoptional.Default(exporterhelper.NewDefaultQueueConfig()),
-		RetryConfig: retry,
+		QueueConfig:  configoptional.Default(exporterhelper.NewDefaultQueueConfig()),
+		RetryConfig:  retry,
+		DrainTimeout: 25 * time.Second,
 	}
 }
 
-// helperOptions wraps a fanout in exporterhelper's queue and retry.
+// helperOptions wraps a fanout in exporterhelper's queue. The fanout retries
+// itself (push); exporterhelper's retry sender is kept, with a queue, only
+// for what it does at shutdown: it turns the fanout's drain_timeout error
+// into a shutdown error, which a persistent queue keeps for the next start.
 func helperOptions[T any](cfg *Config, f *fanout[T]) []exporterhelper.Option {
+	retry := configretry.BackOffConfig{Enabled: false}
+	if cfg.QueueConfig.HasValue() {
+		retry = cfg.RetryConfig
+		retry.Enabled = true
+		retry.MaxElapsedTime = 0
+	}
 	return []exporterhelper.Option{
 		exporterhelper.WithStart(f.start),
 		exporterhelper.WithShutdown(f.shutdown),
@@ -65,7 +75,7 @@ func helperOptions[T any](cfg *Config, f *fanout[T]) []exporterhelper.Option {
 		// one for the whole fan-out would cut failover short.
 		exporterhelper.WithTimeout(exporterhelper.TimeoutConfig{}),
 		exporterhelper.WithQueue(cfg.QueueConfig),
-		exporterhelper.WithRetry(cfg.RetryConfig),
+		exporterhelper.WithRetry(retry),
 	}
 }
 
@@ -87,7 +97,11 @@ func createTraces(ctx context.Context, set exporter.Settings, c component.Config
 	if err != nil {
 		return nil, err
 	}
-	return exporterhelper.NewTraces(ctx, set, cfg, f.push, helperOptions(cfg, f)...)
+	exp, err := exporterhelper.NewTraces(ctx, quietSettings(set), cfg, f.push, helperOptions(cfg, f)...)
+	if err != nil {
+		return nil, err
+	}
+	return drainingTraces{exp, f.beginDrain}, nil
 }
 
 func createMetrics(ctx context.Context, set exporter.Settings, c component.Config) (exporter.Metrics, error) {
@@ -96,7 +110,11 @@ func createMetrics(ctx context.Context, set exporter.Settings, c component.Confi
 	if err != nil {
 		return nil, err
 	}
-	return exporterhelper.NewMetrics(ctx, set, cfg, f.push, helperOptions(cfg, f)...)
+	exp, err := exporterhelper.NewMetrics(ctx, quietSettings(set), cfg, f.push, helperOptions(cfg, f)...)
+	if err != nil {
+		return nil, err
+	}
+	return drainingMetrics{exp, f.beginDrain}, nil
 }
 
 func createLogs(ctx context.Context, set exporter.Settings, c component.Config) (exporter.Logs, error) {
@@ -105,5 +123,34 @@ func createLogs(ctx context.Context, set exporter.Settings, c component.Config) 
 	if err != nil {
 		return nil, err
 	}
-	return exporterhelper.NewLogs(ctx, set, cfg, f.push, helperOptions(cfg, f)...)
+	exp, err := exporterhelper.NewLogs(ctx, quietSettings(set), cfg, f.push, helperOptions(cfg, f)...)
+	if err != nil {
+		return nil, err
+	}
+	return drainingLogs{exp, f.beginDrain}, nil
 }
+
+// The collector shuts an exporter down in one call, in which exporterhelper
+// first drains its queue; these wrappers tell the fanout that shutdown has
+// begun before that drain, so it can stop honouring open breakers and start
+// its drain_timeout.
+type drainingTraces struct {
+	exporter.Traces
+	begin func()
+}
+
+func (e drainingTraces) Shutdown(ctx context.Context) error { e.begin(); return e.Traces.Shutdown(ctx) }
+
+type drainingMetrics struct {
+	exporter.Metrics
+	begin func()
+}
+
+func (e drainingMetrics) Shutdown(ctx context.Context) error { e.begin(); return e.Metrics.Shutdown(ctx) }
+
+type drainingLogs struct {
+	exporter.Logs
+	begin func()
+}
+
+func (e drainingLogs) Shutdown(ctx context.Context) error { e.begin(); return e.Logs.Shutdown(ctx) }

@@ -18,11 +18,6 @@ import (
 	"github.com/otelcsp/otelcsp/extension/breakerextension"
 )
 
-// errNoBackend is returned, with the items concerned, when no backend could
-// take them. It is retryable: the caller (the queue, or the receiver's
-// client) may send them again.
-var errNoBackend = errors.New("fanout: no backend could take the data")
-
 var (
 	outcomeSuccess = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", "success")))
 	outcomeFailure = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", "failure")))
@@ -75,6 +70,9 @@ type fanout[T any] struct {
 
 	state atomic.Pointer[routingState[T]]
 
+	drain   *drainState
+	waitLog logLimiter // waiting for, or giving up on, a backend
+
 	mu       sync.Mutex // serialises changes to the backend set
 	host     component.Host
 	breakers breakerextension.Provider
@@ -87,7 +85,10 @@ func newFanout[T any](set exporter.Settings, cfg *Config, ops signalOps[T]) (*fa
 	if err != nil {
 		return nil, err
 	}
-	f := &fanout[T]{cfg: cfg, set: set, ops: ops, telemetry: tb, logger: set.Logger}
+	f := &fanout[T]{
+		cfg: cfg, set: set, ops: ops, telemetry: tb, logger: set.Logger,
+		drain: newDrainState(), waitLog: logLimiter{every: logEvery},
+	}
 	f.state.Store(&routingState[T]{ring: newRing(nil)})
 	return f, nil
 }
@@ -169,9 +170,23 @@ func imbalance[T any](backends []*backend[T]) (float64, bool) {
 	return float64(busiest) * float64(len(backends)) / float64(total), true
 }
 
+// beginDrain is called when the collector starts shutting the exporter
+// down, before its queue drains: from then on open breakers no longer keep
+// data from its owners, and drain_timeout later what is left is given up.
+func (f *fanout[T]) beginDrain() { f.drain.begin(f.cfg.DrainTimeout) }
+
 func (f *fanout[T]) shutdown(ctx context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.drain.stop()
+	if n := f.drain.leftover.Load(); n > 0 {
+		where := "dropped (in-memory queue)"
+		if q := f.cfg.QueueConfig.Get(); q != nil && q.StorageID != nil {
+			where = "kept in the persistent queue for the next start"
+		}
+		f.logger.Error("drain_timeout ran out at shutdown; items were not delivered",
+			zap.Int64("items", n), zap.String("outcome", where), zap.Duration("drain_timeout", f.cfg.DrainTimeout))
+	}
 	var errs []error
 	if f.resolver != nil {
 		errs = append(errs, f.resolver.shutdown(ctx))
@@ -245,6 +260,7 @@ func (f *fanout[T]) newBackend(ctx context.Context, s backendSpec) (*backend[T],
 	set := f.set
 	set.ID = component.NewIDWithName(set.ID.Type(), set.ID.Name()+"_"+s.endpoint)
 	set.Logger = f.logger.With(zap.String("backend", s.endpoint))
+	set = backendSettings(set)
 	exp, send, err := f.ops.newSub(ctx, set, s.endpoint)
 	if err != nil {
 		return nil, err
@@ -259,20 +275,21 @@ func (f *fanout[T]) newBackend(ctx context.Context, s backendSpec) (*backend[T],
 	return b, nil
 }
 
-// push routes data: it splits it into one batch per backend, sends the
-// batches in parallel, and re-routes what a backend failed to take to the
-// next backend in each key's preference order, until every item is
-// delivered or no backend is left for it. Only the items no backend took
-// come back in the error, so a retry never duplicates delivered data.
-func (f *fanout[T]) push(ctx context.Context, data T) error {
+// route makes one routing pass: it splits data into one batch per backend,
+// sends the batches in parallel, and re-routes what a backend failed to take
+// to the next backend in each key's preference order, until every item is
+// delivered or no backend is left for it. It returns the items no backend
+// took (left, when n > 0) and, for items the backends refused as invalid, a
+// permanent error. While draining, open breakers do not keep data from its
+// owners.
+func (f *fanout[T]) route(ctx context.Context, data T) (left T, n int, perr error) {
 	st := f.state.Load()
-	n := len(st.backends)
-	if n == 0 {
-		f.telemetry.FanoutItemsRefused.Add(ctx, int64(f.ops.count(data)))
-		return f.ops.withData(fmt.Errorf("%w: the backend set is empty", errNoBackend), data)
+	nb := len(st.backends)
+	if nb == 0 {
+		return data, f.ops.count(data), nil
 	}
 
-	excluded := make([]bool, n)
+	excluded := make([]bool, nb)
 	ejected := 0
 	for i, b := range st.backends {
 		if b.ejected() {
@@ -281,12 +298,14 @@ func (f *fanout[T]) push(ctx context.Context, data T) error {
 		}
 	}
 	// Panic mode: with too many backends ejected, send to the owners anyway.
-	force := ejected > 0 && ejected*100 > n*f.cfg.MaxEjectedPercent
+	// While draining at shutdown, too: breakers opened because every backend
+	// is merely slow must not turn the drain into a drop.
+	force := f.drain.started() || (ejected > 0 && ejected*100 > nb*f.cfg.MaxEjectedPercent)
 	if force {
 		clear(excluded)
 	}
 
-	rerouted := make([]int64, n)
+	rerouted := make([]int64, nb)
 	allowed := func(i int) bool { return !excluded[i] }
 	choose := func(h uint64) int {
 		slot := st.ring.slot(h)
@@ -304,11 +323,11 @@ func (f *fanout[T]) push(ctx context.Context, data T) error {
 		leftover  T
 		hasLeft   bool
 		permanent []error
-		errs      = make([]error, n)
+		errs      = make([]error, nb)
 		sources   = []T{data}
 	)
-	// Each round excludes at least one more backend, so there are at most n+1.
-	for round := 0; len(sources) > 0 && round <= n; round++ {
+	// Each round excludes at least one more backend, so there are at most nb+1.
+	for round := 0; len(sources) > 0 && round <= nb; round++ {
 		sp := st.split(&f.ops)
 		for _, src := range sources {
 			sp.add(src, choose)
@@ -317,7 +336,7 @@ func (f *fanout[T]) push(ctx context.Context, data T) error {
 		sources = sources[:0]
 
 		var wg sync.WaitGroup
-		for i := range n {
+		for i := range nb {
 			errs[i] = nil
 			if f.ops.count(parts[i]) == 0 {
 				continue
@@ -349,15 +368,15 @@ func (f *fanout[T]) push(ctx context.Context, data T) error {
 				permanent = append(permanent, fmt.Errorf("backend %s: %w", b.endpoint, errs[i]))
 				continue
 			}
-			f.logger.Debug("Backend failed; re-routing its items", zap.String("backend", b.endpoint),
-				zap.Int64("items", items), zap.Error(errs[i]))
+			b.failures.note(f.logger, "Backend failed; its items go to the next backend of each key", items,
+				zap.String("backend", b.endpoint), zap.Error(errs[i]))
 			excluded[i] = true
 			failed := f.ops.empty()
 			f.ops.moveAll(parts[i], failed)
 			sources = append(sources, failed)
 		}
 		clear(rerouted)
-		if last := parts[n]; f.ops.count(last) > 0 {
+		if last := parts[nb]; f.ops.count(last) > 0 {
 			if !hasLeft {
 				leftover, hasLeft = f.ops.empty(), true
 			}
@@ -372,15 +391,17 @@ func (f *fanout[T]) push(ctx context.Context, data T) error {
 		f.ops.moveAll(src, leftover)
 	}
 
-	if hasLeft && f.ops.count(leftover) > 0 {
-		f.telemetry.FanoutItemsRefused.Add(ctx, int64(f.ops.count(leftover)))
-		if len(permanent) > 0 {
-			f.logger.Warn("Backends refused data as invalid", zap.Error(errors.Join(permanent...)))
-		}
-		return f.ops.withData(errNoBackend, leftover)
-	}
+	var perrs error
 	if len(permanent) > 0 {
-		return consumererror.NewPermanent(errors.Join(permanent...))
+		perrs = consumererror.NewPermanent(errors.Join(permanent...))
 	}
-	return nil
+	if hasLeft {
+		if n := f.ops.count(leftover); n > 0 {
+			if perrs != nil {
+				f.logger.Warn("Backends refused data as invalid", zap.Error(perrs))
+			}
+			return leftover, n, nil
+		}
+	}
+	return left, 0, perrs
 }

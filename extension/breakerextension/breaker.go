@@ -153,7 +153,11 @@ type breaker struct {
 	// stallFloor and the ancient calls present at the close (ancientBase,
 	// lowered as those finish), so calls hung since an old incident cannot
 	// trip a recovered breaker again and again.
-	stallFloor  atomic.Int64
+	stallFloor atomic.Int64
+	// lastDone is when a call last finished (to a cohort width), so that a
+	// stalled call with nothing finishing beside it reads as a frozen
+	// backend at once, however few calls are in flight.
+	lastDone    atomic.Int64
 	ancientBase atomic.Int64
 
 	mu sync.Mutex
@@ -166,6 +170,7 @@ type breaker struct {
 	openUntil      int64 // clock reading when the open state ends
 	lastReason     string
 	timer          stopper
+	stopped        bool // the provider stopped: arm no timer
 	rampAcc        float64
 	trips          uint64
 	lastActive     int64 // clock reading when the sweeper last saw it used
@@ -406,6 +411,9 @@ func (b *breaker) done(p Permit, err error) {
 		now = b.core.clk.Now()
 		b.exit(p)
 		slow = now-p.start >= b.p.slowDur
+		if now-b.lastDone.Load() >= b.p.cohortWidth {
+			b.lastDone.Store(now)
+		}
 	}
 	if p.kind == permitShadow {
 		return
@@ -518,9 +526,11 @@ func (b *breaker) evaluate(now int64, gen uint32) {
 }
 
 // checkStall runs from the provider's ticker: a black-holed backend sends
-// back no outcomes, so only the clock can notice it. As many calls stuck
-// past slow_call_duration as consecutive_failures is as strong a sign as that
-// many failures in a row; fewer still weigh in the slow-call ratio.
+// back no outcomes, so only the clock can notice it. A call stuck past
+// slow_call_duration while no call at all finished for that long is a
+// frozen backend; as many stuck calls as consecutive_failures is as strong a
+// sign as that many failures in a row; fewer still weigh in the slow-call
+// ratio.
 func (b *breaker) checkStall(now int64) {
 	w := b.word.Load()
 	if b.p.slowDur == 0 {
@@ -535,6 +545,10 @@ func (b *breaker) checkStall(now int64) {
 	}
 	st := b.stalled(now)
 	if st == 0 {
+		return
+	}
+	if now-b.lastDone.Load() >= b.p.slowDur {
+		b.trip(wordGen(w), "stall", 0)
 		return
 	}
 	if b.p.consecutive > 0 && st >= b.p.consecutive {
@@ -646,7 +660,17 @@ func (b *breaker) toOpenLocked(now, hold int64, reason string) {
 	if b.timer != nil {
 		b.timer.Stop()
 	}
-	b.timer = b.core.clk.AfterFunc(time.Duration(d), func() { b.openElapsed(gen) })
+	b.armLocked(time.Duration(d), func() { b.openElapsed(gen) })
+}
+
+// armLocked sets the breaker's one timer, unless the provider stopped: a
+// timer firing during shutdown must not leave a new one behind.
+func (b *breaker) armLocked(d time.Duration, f func()) {
+	if b.stopped {
+		b.timer = nil
+		return
+	}
+	b.timer = b.core.clk.AfterFunc(d, f)
 }
 
 func (b *breaker) openElapsed(gen uint32) {
@@ -665,7 +689,7 @@ func (b *breaker) openElapsed(gen uint32) {
 	// deadline) would hold its slot forever and leave the breaker half-open
 	// for good. If the generation has not moved on after max_open_duration,
 	// give up on those probes and open again.
-	b.timer = b.core.clk.AfterFunc(time.Duration(b.p.maxOpen), func() { b.halfOpenExpired(hgen) })
+	b.armLocked(time.Duration(b.p.maxOpen), func() { b.halfOpenExpired(hgen) })
 	b.mu.Unlock()
 	b.core.deliver()
 }
@@ -755,6 +779,7 @@ func (b *breaker) setManual(m ManualState) {
 // stop cancels the open timer (shutdown).
 func (b *breaker) stop() {
 	b.mu.Lock()
+	b.stopped = true
 	if b.timer != nil {
 		b.timer.Stop()
 		b.timer = nil

@@ -284,18 +284,27 @@ func TestStallDetection(t *testing.T) {
 	h.c.start()
 	defer h.c.stop()
 	b := h.br("blackhole")
+	// advance moves the clock while other calls keep finishing: the backend
+	// is alive, so only the number of stuck calls can trip it.
+	advance := func(d time.Duration) {
+		for step := 20 * time.Millisecond; d > 0; d -= step {
+			h.clk.Advance(min(step, d))
+			if pm, err := b.Allow(); err == nil {
+				pm.Done(nil)
+			}
+		}
+	}
 	// Two calls hang: fewer than consecutive_failures, no trip.
 	p1, _ := b.Allow()
 	p2, _ := b.Allow()
-	h.clk.Advance(time.Second)
+	advance(time.Second)
 	require.Equal(t, StateClosed, b.State())
 	assert.Equal(t, int64(2), b.stalled(h.clk.Now()))
-	// A third one: as soon as it is in flight past slow_call_duration, trip,
-	// without any call finishing.
+	// A third one: as soon as it is in flight past slow_call_duration, trip.
 	p3, _ := b.Allow()
-	h.clk.Advance(100 * time.Millisecond)
+	advance(100 * time.Millisecond)
 	require.Equal(t, StateClosed, b.State(), "100ms is not yet past 100ms at cohort precision")
-	h.clk.Advance(60 * time.Millisecond)
+	advance(60 * time.Millisecond)
 	require.Equal(t, StateOpen, b.State())
 	assert.Equal(t, []string{"closed>open:stall"}, h.transitions())
 	// They finish late: in-flight accounting returns to zero.
@@ -304,6 +313,28 @@ func TestStallDetection(t *testing.T) {
 	p3.Done(context.DeadlineExceeded)
 	assert.Equal(t, int64(0), b.stalled(h.clk.Now()))
 	assert.Equal(t, int64(0), b.ancient.Load())
+}
+
+// A frozen backend finishes nothing: one call stuck past slow_call_duration
+// is enough, however few calls are in flight (a queue sending one batch at
+// a time never has consecutive_failures of them).
+func TestStallOfFrozenBackend(t *testing.T) {
+	p := testPolicy()
+	p.SlowCallDuration = 100 * time.Millisecond
+	p.ConsecutiveFailures = 5
+	h := newHarness(t, p)
+	h.c.start()
+	defer h.c.stop()
+	b := h.br("frozen")
+	call(t, b, nil)
+	h.clk.Advance(time.Second)
+	stuck, _ := b.Allow()
+	h.clk.Advance(100 * time.Millisecond)
+	require.Equal(t, StateClosed, b.State(), "not yet past slow_call_duration at cohort precision")
+	h.clk.Advance(60 * time.Millisecond)
+	require.Equal(t, StateOpen, b.State())
+	assert.Equal(t, []string{"closed>open:stall"}, h.transitions())
+	stuck.Done(context.DeadlineExceeded)
 }
 
 func TestStalledCallsWeighInSlowRatio(t *testing.T) {

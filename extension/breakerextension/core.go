@@ -295,6 +295,13 @@ func (c *core) start() {
 		return
 	}
 	c.running = true
+	c.breakers.Range(func(_, v any) bool {
+		b := v.(*breaker)
+		b.mu.Lock()
+		b.stopped = false
+		b.mu.Unlock()
+		return true
+	})
 	c.coarseNow.Store(c.clk.Now())
 	c.ticking.Store(true)
 	c.scheduleLocked("coarse", c.coarseTick, func(now int64) { c.coarseNow.Store(now) })

@@ -30,6 +30,7 @@ type TelemetryBuilder struct {
 	registrations         []metric.Registration
 	FanoutBackends        metric.Int64ObservableGauge
 	FanoutBackendsEjected metric.Int64ObservableGauge
+	FanoutItemsDropped    metric.Int64Counter
 	FanoutItemsFailed     metric.Int64Counter
 	FanoutItemsRefused    metric.Int64Counter
 	FanoutItemsRerouted   metric.Int64Counter
@@ -144,6 +145,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		metric.WithUnit("{backend}"),
 	)
 	errs = errors.Join(errs, err)
+	builder.FanoutItemsDropped, err = builder.meter.Int64Counter(
+		"otelcol_fanout_items_dropped",
+		metric.WithDescription("Items taken from the sending queue that were never delivered, because they waited longer than max_wait for a backend or were still undelivered when drain_timeout ran out at shutdown (with a persistent queue these stay on disk for the next start). [Alpha]"),
+		metric.WithUnit("{item}"),
+	)
+	errs = errors.Join(errs, err)
 	builder.FanoutItemsFailed, err = builder.meter.Int64Counter(
 		"otelcol_fanout_items_failed",
 		metric.WithDescription("Items a backend failed to take (error, open breaker or removal); each is re-routed or returned to the caller. [Alpha]"),
@@ -152,7 +159,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.FanoutItemsRefused, err = builder.meter.Int64Counter(
 		"otelcol_fanout_items_refused",
-		metric.WithDescription("Items no backend could take, returned to the caller with a retryable error. [Alpha]"),
+		metric.WithDescription("Items no backend could take, returned to the caller with a retryable error (without a sending queue; counted once, after the retries). [Alpha]"),
 		metric.WithUnit("{item}"),
 	)
 	errs = errors.Join(errs, err)

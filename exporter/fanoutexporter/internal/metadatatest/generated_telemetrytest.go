@@ -49,6 +49,22 @@ func AssertEqualFanoutBackendsEjected(t *testing.T, tt *componenttest.Telemetry,
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }
 
+func AssertEqualFanoutItemsDropped(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_fanout_items_dropped",
+		Description: "Items taken from the sending queue that were never delivered, because they waited longer than max_wait for a backend or were still undelivered when drain_timeout ran out at shutdown (with a persistent queue these stay on disk for the next start). [Alpha]",
+		Unit:        "{item}",
+		Data: metricdata.Sum[int64]{
+			Temporality: metricdata.CumulativeTemporality,
+			IsMonotonic: true,
+			DataPoints:  dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_fanout_items_dropped")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
 func AssertEqualFanoutItemsFailed(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_fanout_items_failed",
@@ -68,7 +84,7 @@ func AssertEqualFanoutItemsFailed(t *testing.T, tt *componenttest.Telemetry, dps
 func AssertEqualFanoutItemsRefused(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_fanout_items_refused",
-		Description: "Items no backend could take, returned to the caller with a retryable error. [Alpha]",
+		Description: "Items no backend could take, returned to the caller with a retryable error (without a sending queue; counted once, after the retries). [Alpha]",
 		Unit:        "{item}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,

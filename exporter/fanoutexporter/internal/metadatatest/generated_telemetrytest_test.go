@@ -32,6 +32,7 @@ func TestSetupTelemetry(t *testing.T) {
 		observer.Observe(1)
 		return nil
 	}))
+	tb.FanoutItemsDropped.Add(context.Background(), 1)
 	tb.FanoutItemsFailed.Add(context.Background(), 1)
 	tb.FanoutItemsRefused.Add(context.Background(), 1)
 	tb.FanoutItemsRerouted.Add(context.Background(), 1)
@@ -41,6 +42,9 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualFanoutBackendsEjected(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualFanoutItemsDropped(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualFanoutItemsFailed(t, testTel,
