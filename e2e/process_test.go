@@ -27,7 +27,8 @@ type collector struct {
 	t    *testing.T
 	name string
 	bin  string
-	conf string // config file path
+	conf string   // config file path
+	env  []string // KEY=value added to the test's environment
 
 	health  int // health_check port
 	metrics int // Prometheus port of the collector's own metrics
@@ -63,6 +64,7 @@ func (c *collector) start() {
 	c.mark("start " + c.name)
 	c.readys = strings.Count(c.out.String(), readyLine)
 	cmd := exec.Command(c.bin, "--config", c.conf)
+	cmd.Env = append(os.Environ(), c.env...)
 	cmd.Stdout, cmd.Stderr = c.out, c.out
 	if err := cmd.Start(); err != nil {
 		c.t.Fatalf("%s: %v", c.name, err)

@@ -14,7 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.uber.org/zap"
-	"golang.org/x/net/dns/dnsmessage"
+
+	"github.com/otelcsp/otelcsp/internal/collectortest"
 )
 
 // recorder collects what a resolver reports.
@@ -107,109 +108,11 @@ func TestFileResolverFollowsChangesAndKeepsLastGoodSet(t *testing.T) {
 	assert.Equal(t, []string{"a:4317", "c:4317"}, rec.last())
 }
 
-// dnsServer answers A and SRV questions on loopback UDP from a table the
-// test can change.
-type dnsServer struct {
-	conn *net.UDPConn
-	mu   sync.Mutex
-	a    map[string][]net.IP
-	srv  map[string][]net.SRV
-	fail bool
-	done chan struct{}
-}
-
-func startDNSServer(t *testing.T) *dnsServer {
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	require.NoError(t, err)
-	s := &dnsServer{conn: conn, a: map[string][]net.IP{}, srv: map[string][]net.SRV{}, done: make(chan struct{})}
-	go s.serve()
-	t.Cleanup(func() { _ = conn.Close(); <-s.done })
-	return s
-}
-
-func (s *dnsServer) addr() string { return s.conn.LocalAddr().String() }
-
-func (s *dnsServer) set(fn func(s *dnsServer)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	fn(s)
-}
-
-func (s *dnsServer) serve() {
-	defer close(s.done)
-	buf := make([]byte, 1500)
-	for {
-		n, from, err := s.conn.ReadFromUDP(buf)
-		if err != nil {
-			return
-		}
-		var p dnsmessage.Parser
-		hdr, err := p.Start(buf[:n])
-		if err != nil {
-			continue
-		}
-		q, err := p.Question()
-		if err != nil {
-			continue
-		}
-		if resp, err := s.answer(hdr, q); err == nil {
-			_, _ = s.conn.WriteToUDP(resp, from)
-		}
-	}
-}
-
-func (s *dnsServer) answer(hdr dnsmessage.Header, q dnsmessage.Question) ([]byte, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	name := strings.TrimSuffix(q.Name.String(), ".")
-	rcode := dnsmessage.RCodeSuccess
-	if s.fail {
-		rcode = dnsmessage.RCodeServerFailure
-	} else if _, ok := s.a[name]; !ok {
-		if _, ok := s.srv[name]; !ok {
-			rcode = dnsmessage.RCodeNameError
-		}
-	}
-	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: hdr.ID, Response: true, Authoritative: true, RCode: rcode})
-	b.EnableCompression()
-	if err := b.StartQuestions(); err != nil {
-		return nil, err
-	}
-	if err := b.Question(q); err != nil {
-		return nil, err
-	}
-	if err := b.StartAnswers(); err != nil {
-		return nil, err
-	}
-	rh := dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 1}
-	switch q.Type {
-	case dnsmessage.TypeA:
-		for _, ip := range s.a[name] {
-			var a [4]byte
-			copy(a[:], ip.To4())
-			if err := b.AResource(rh, dnsmessage.AResource{A: a}); err != nil {
-				return nil, err
-			}
-		}
-	case dnsmessage.TypeSRV:
-		for _, rec := range s.srv[name] {
-			target, err := dnsmessage.NewName(rec.Target)
-			if err != nil {
-				return nil, err
-			}
-			if err := b.SRVResource(rh, dnsmessage.SRVResource{Priority: rec.Priority, Weight: rec.Weight, Port: rec.Port, Target: target}); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return b.Finish()
-}
-
 func TestDNSResolverARecords(t *testing.T) {
-	dns := startDNSServer(t)
-	dns.set(func(s *dnsServer) { s.a["collectors.test"] = []net.IP{net.IPv4(127, 0, 0, 2), net.IPv4(127, 0, 0, 3)} })
+	dns := collectortest.StartDNSServer(t)
+	dns.Set(func(s *collectortest.DNSServer) { s.A["collectors.test"] = []net.IP{net.IPv4(127, 0, 0, 2), net.IPv4(127, 0, 0, 3)} })
 	rec := &recorder{}
-	cfg := DNSResolverConfig{Hostname: "collectors.test", Port: "4317", Interval: 20 * time.Millisecond, Timeout: time.Second, Server: dns.addr()}
+	cfg := DNSResolverConfig{Hostname: "collectors.test", Port: "4317", Interval: 20 * time.Millisecond, Timeout: time.Second, Server: dns.Addr()}
 	r, err := newResolver(ResolverConfig{DNS: someDNS(cfg)}, rec.hooks())
 	require.NoError(t, err)
 	require.NoError(t, r.start(context.Background()))
@@ -217,12 +120,12 @@ func TestDNSResolverARecords(t *testing.T) {
 	assert.Equal(t, []string{"127.0.0.2:4317", "127.0.0.3:4317"}, rec.last())
 
 	// A scale-up shows within an interval or two.
-	dns.set(func(s *dnsServer) { s.a["collectors.test"] = append(s.a["collectors.test"], net.IPv4(127, 0, 0, 4)) })
+	dns.Set(func(s *collectortest.DNSServer) { s.A["collectors.test"] = append(s.A["collectors.test"], net.IPv4(127, 0, 0, 4)) })
 	require.Eventually(t, func() bool { return len(rec.last()) == 3 }, 5*time.Second, 5*time.Millisecond)
 
 	// A failing server keeps the last good set and counts failures.
 	sets, _, _ := rec.counts()
-	dns.set(func(s *dnsServer) { s.fail = true })
+	dns.Set(func(s *collectortest.DNSServer) { s.Fail = true })
 	require.Eventually(t, func() bool { _, _, f := rec.counts(); return f >= 2 }, 5*time.Second, 5*time.Millisecond)
 	n, _, _ := rec.counts()
 	assert.Equal(t, sets, n)
@@ -230,15 +133,15 @@ func TestDNSResolverARecords(t *testing.T) {
 }
 
 func TestDNSResolverSRVRecords(t *testing.T) {
-	dns := startDNSServer(t)
-	dns.set(func(s *dnsServer) {
-		s.srv["_otlp._tcp.collectors.test"] = []net.SRV{
+	dns := collectortest.StartDNSServer(t)
+	dns.Set(func(s *collectortest.DNSServer) {
+		s.SRV["_otlp._tcp.collectors.test"] = []net.SRV{
 			{Target: "gw-0.collectors.test.", Port: 14317},
 			{Target: "gw-1.collectors.test.", Port: 24317},
 		}
 	})
 	rec := &recorder{}
-	cfg := DNSResolverConfig{Hostname: "_otlp._tcp.collectors.test", SRV: true, Interval: time.Hour, Timeout: time.Second, Server: dns.addr()}
+	cfg := DNSResolverConfig{Hostname: "_otlp._tcp.collectors.test", SRV: true, Interval: time.Hour, Timeout: time.Second, Server: dns.Addr()}
 	r, err := newResolver(ResolverConfig{DNS: someDNS(cfg)}, rec.hooks())
 	require.NoError(t, err)
 	require.NoError(t, r.start(context.Background()))
@@ -247,9 +150,9 @@ func TestDNSResolverSRVRecords(t *testing.T) {
 }
 
 func TestDNSResolverUnknownNameIsNotFatal(t *testing.T) {
-	dns := startDNSServer(t)
+	dns := collectortest.StartDNSServer(t)
 	rec := &recorder{}
-	cfg := DNSResolverConfig{Hostname: "nobody.test", Port: "4317", Interval: time.Hour, Timeout: time.Second, Server: dns.addr()}
+	cfg := DNSResolverConfig{Hostname: "nobody.test", Port: "4317", Interval: time.Hour, Timeout: time.Second, Server: dns.Addr()}
 	r, err := newResolver(ResolverConfig{DNS: someDNS(cfg)}, rec.hooks())
 	require.NoError(t, err)
 	require.NoError(t, r.start(context.Background()))

@@ -1,0 +1,118 @@
+package e2e_test
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/otelcsp/otelcsp/internal/collectortest"
+)
+
+// The configs we ship run here exactly as shipped: they take every listen
+// address, port, peer and directory from OTELCSP_* environment variables
+// with defaults, and the tests set only those.
+
+// shippedConfig is the text of a config file of the repository.
+func shippedConfig(t *testing.T, rel string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// listenEnv is the environment that puts a shipped config's own endpoints
+// on the given loopback ports.
+func listenEnv(grpc, http, health, metrics int) []string {
+	return []string{
+		"OTELCSP_LISTEN_HOST=127.0.0.1",
+		fmt.Sprintf("OTELCSP_OTLP_GRPC_PORT=%d", grpc),
+		fmt.Sprintf("OTELCSP_OTLP_HTTP_PORT=%d", http),
+		fmt.Sprintf("OTELCSP_HEALTH_PORT=%d", health),
+		fmt.Sprintf("OTELCSP_METRICS_PORT=%d", metrics),
+	}
+}
+
+// gatewaysSRV is the SRV name the agent asks the test's DNS server for, as
+// it would ask for a headless Service's named port in Kubernetes.
+const gatewaysSRV = "_otlp-grpc._tcp.gateways.e2e.test"
+
+// gatewayDNS is the test's DNS server for the agent: SetGateways changes the
+// gateway set the agent's fanout resolves (it re-resolves every 5s).
+type gatewayDNS struct{ *collectortest.DNSServer }
+
+func startGatewayDNS(t *testing.T, endpoints ...string) gatewayDNS {
+	d := gatewayDNS{collectortest.StartDNSServer(t)}
+	d.setGateways(t, endpoints...)
+	return d
+}
+
+func (d gatewayDNS) setGateways(t *testing.T, endpoints ...string) {
+	t.Helper()
+	records := make([]net.SRV, 0, len(endpoints))
+	for _, e := range endpoints {
+		host, port, err := net.SplitHostPort(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p uint16
+		if _, err := fmt.Sscan(port, &p); err != nil {
+			t.Fatal(err)
+		}
+		records = append(records, net.SRV{Target: host + ".", Port: p, Weight: 1})
+	}
+	d.Set(func(s *collectortest.DNSServer) { s.SRV[gatewaysSRV] = records })
+}
+
+// agent is testdata/deploy/agent.yaml: otlp → memory_limiter → fanout
+// (traceID, breaker, persistent queue on file_storage) to the gateways the
+// DNS server names.
+type agent struct {
+	*collector
+	grpc, http, breakers int
+	queueDir             string
+}
+
+func (a *agent) otlpEndpoint() string { return fmt.Sprintf("127.0.0.1:%d", a.grpc) }
+
+// newAgent configures an agent; queueDir is its persistent queue (reuse it
+// across restarts to test persistence).
+func newAgent(t *testing.T, dns gatewayDNS, queueDir string) *agent {
+	t.Helper()
+	a := &agent{grpc: collectortest.FreePort(t), http: collectortest.FreePort(t), breakers: collectortest.FreePort(t), queueDir: queueDir}
+	health, metrics := collectortest.FreePort(t), collectortest.FreePort(t)
+	a.collector = newCollector(t, "agent", shippedConfig(t, "testdata/deploy/agent.yaml"), health, metrics)
+	a.env = append(listenEnv(a.grpc, a.http, health, metrics),
+		fmt.Sprintf("OTELCSP_BREAKER_PORT=%d", a.breakers),
+		"OTELCSP_GATEWAYS="+gatewaysSRV,
+		"OTELCSP_DNS_SERVER="+dns.Addr(),
+		"OTELCSP_QUEUE_DIR="+queueDir,
+	)
+	return a
+}
+
+// gateway is testdata/deploy/gateway.yaml, sending sampled traces, RED
+// metrics (remote write) and span logs (OTLP/HTTP) to the test's sinks.
+type gateway struct {
+	*collector
+	grpc, http int
+}
+
+func (g *gateway) endpoint() string { return fmt.Sprintf("127.0.0.1:%d", g.grpc) }
+
+func newGateway(t *testing.T, name, traceStore, remoteWriteURL, logStoreURL string) *gateway {
+	t.Helper()
+	g := &gateway{grpc: collectortest.FreePort(t), http: collectortest.FreePort(t)}
+	health, metrics := collectortest.FreePort(t), collectortest.FreePort(t)
+	g.collector = newCollector(t, name, shippedConfig(t, "testdata/deploy/gateway.yaml"), health, metrics)
+	g.env = append(listenEnv(g.grpc, g.http, health, metrics),
+		"OTELCSP_TRACE_STORE="+traceStore,
+		"OTELCSP_REMOTE_WRITE="+remoteWriteURL,
+		"OTELCSP_LOG_STORE="+logStoreURL,
+		"HOSTNAME="+name,
+	)
+	return g
+}
