@@ -146,7 +146,10 @@ type drainingMetrics struct {
 	begin func()
 }
 
-func (e drainingMetrics) Shutdown(ctx context.Context) error { e.begin(); return e.Metrics.Shutdown(ctx) }
+func (e drainingMetrics) Shutdown(ctx context.Context) error {
+	e.begin()
+	return e.Metrics.Shutdown(ctx)
+}
 
 type drainingLogs struct {
 	exporter.Logs

@@ -110,7 +110,9 @@ func TestFileResolverFollowsChangesAndKeepsLastGoodSet(t *testing.T) {
 
 func TestDNSResolverARecords(t *testing.T) {
 	dns := collectortest.StartDNSServer(t)
-	dns.Set(func(s *collectortest.DNSServer) { s.A["collectors.test"] = []net.IP{net.IPv4(127, 0, 0, 2), net.IPv4(127, 0, 0, 3)} })
+	dns.Set(func(s *collectortest.DNSServer) {
+		s.A["collectors.test"] = []net.IP{net.IPv4(127, 0, 0, 2), net.IPv4(127, 0, 0, 3)}
+	})
 	rec := &recorder{}
 	cfg := DNSResolverConfig{Hostname: "collectors.test", Port: "4317", Interval: 20 * time.Millisecond, Timeout: time.Second, Server: dns.Addr()}
 	r, err := newResolver(ResolverConfig{DNS: someDNS(cfg)}, rec.hooks())
@@ -120,7 +122,9 @@ func TestDNSResolverARecords(t *testing.T) {
 	assert.Equal(t, []string{"127.0.0.2:4317", "127.0.0.3:4317"}, rec.last())
 
 	// A scale-up shows within an interval or two.
-	dns.Set(func(s *collectortest.DNSServer) { s.A["collectors.test"] = append(s.A["collectors.test"], net.IPv4(127, 0, 0, 4)) })
+	dns.Set(func(s *collectortest.DNSServer) {
+		s.A["collectors.test"] = append(s.A["collectors.test"], net.IPv4(127, 0, 0, 4))
+	})
 	require.Eventually(t, func() bool { return len(rec.last()) == 3 }, 5*time.Second, 5*time.Millisecond)
 
 	// A failing server keeps the last good set and counts failures.
