@@ -54,6 +54,8 @@ func TestConfigMinimal(t *testing.T) {
 	assert.Equal(t, []string{"127.0.0.1:4317"}, cfg.Resolver.Static.Get().Endpoints)
 	assert.False(t, cfg.Protocol.OTLP.HasValue())
 	assert.False(t, cfg.Protocol.OTLPHTTP.HasValue())
+	assert.Zero(t, cfg.MaxWait)
+	assert.Equal(t, 25*time.Second, cfg.DrainTimeout)
 }
 
 func TestConfigEveryKey(t *testing.T) {
@@ -74,6 +76,8 @@ func TestConfigEveryKey(t *testing.T) {
 	require.True(t, cfg.QueueConfig.HasValue())
 	assert.Equal(t, int64(5000), cfg.QueueConfig.Get().QueueSize)
 	assert.Equal(t, 30*time.Second, cfg.RetryConfig.MaxElapsedTime)
+	assert.Equal(t, 10*time.Minute, cfg.MaxWait)
+	assert.Equal(t, 20*time.Second, cfg.DrainTimeout)
 
 	specs := staticSpecs(*static)
 	assert.Equal(t, []backendSpec{{"backend-1:4317", 1}, {"backend-2:4317", 1}, {"backend-3:4317", 2}}, specs)
@@ -122,6 +126,9 @@ func TestConfigInvalid(t *testing.T) {
 		{"dns_bad_port", `"resolver.dns.port": must be a port number, got "http"`},
 		{"dns_bad_interval", `"resolver.dns.interval": must be > 0, got -1s`},
 		{"template_queue", "sending_queue"},
+		{"negative_max_wait", `"max_wait": must be >= 0, got -1s`},
+		{"max_wait_without_queue", `"max_wait": only applies with "sending_queue"`},
+		{"zero_drain_timeout", `"drain_timeout": must be > 0, got 0s`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
