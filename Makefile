@@ -4,7 +4,6 @@
 GO      ?= go
 TOOL    := $(GO) tool -modfile=$(CURDIR)/tools/go.mod
 BIN     := distribution/_build/otelcsp
-CONFIG  ?= distribution/config.yaml
 SOURCES := $(shell find . -name '*.go' -not -path './distribution/_build/*' -not -path './bench/*' -not -path './tools/*') \
            go.mod go.sum builder-config.yaml
 BENCHTIME ?= 1s
@@ -23,9 +22,9 @@ build: $(BIN)
 $(BIN): $(SOURCES)
 	$(TOOL) builder --config builder-config.yaml
 
-## run: build, then run the collector on distribution/config.yaml (Ctrl-C stops it)
+## run: build, then run the demo: distribution/demo.sh starts the backends (distribution/backends.yaml) and the front (distribution/config.yaml); Ctrl-C stops the front, which drains, then the backends
 run: build
-	$(BIN) --config $(CONFIG)
+	distribution/demo.sh $(BIN)
 
 ## test: vet and race-test the module, then smoke-test the built binary
 test: unit smoke

@@ -171,42 +171,55 @@ func TestSmokeComponents(t *testing.T) {
 	}
 }
 
-// TestSmokeDemoRunsAndStops runs the demo config with every loopback port
-// moved to a free one (so it does not collide with anything already
-// listening), waits for health_check to answer, checks that data flows
-// through every component the demo wires (their own metrics count it), then
-// sends SIGINT as Ctrl-C would and expects exit status 0.
+// TestSmokeDemoRunsAndStops runs the demo as `make run` does
+// (distribution/demo.sh with the shipped configs), every port moved to a
+// free one through the OTELCSP_* variables the configs read. It checks that
+// data flows through every component the demo wires (their own metrics
+// count it, RED metrics show on the Prometheus endpoint), then sends SIGINT
+// to the script's process group, as Ctrl-C in a terminal does: the front
+// drains into the backends, the backends stop, the script exits 0, and
+// neither process logged a warning or an error from start to end.
 func TestSmokeDemoRunsAndStops(t *testing.T) {
 	bin := collectortest.Binary(t)
-	raw, err := os.ReadFile("config.yaml")
-	if err != nil {
-		t.Fatal(err)
+	port := func() string { return strconv.Itoa(collectortest.FreePort(t)) }
+	ports := map[string]string{}
+	for _, name := range []string{
+		"OTLP_GRPC_PORT", "OTLP_HTTP_PORT", "HEALTH_PORT", "BREAKER_PORT", "METRICS_PORT",
+		"BACKEND_A_PORT", "BACKEND_B_PORT", "BACKEND_C_PORT",
+		"BACKENDS_HEALTH_PORT", "BACKENDS_METRICS_PORT", "RED_PROMETHEUS_PORT",
+	} {
+		ports[name] = port()
 	}
-	text, ports := remapPorts(t, string(raw))
-	path := filepath.Join(t.TempDir(), "config.yaml")
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-
 	var output collectortest.SyncBuffer
-	cmd := exec.Command(bin, "--config", path)
+	cmd := exec.Command("./demo.sh", bin)
+	cmd.Env = append(os.Environ(), "OTELCSP_LISTEN_HOST=127.0.0.1")
+	for name, p := range ports {
+		cmd.Env = append(cmd.Env, "OTELCSP_"+name+"="+p)
+	}
 	cmd.Stdout, cmd.Stderr = &output, &output
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // a terminal's foreground group
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		// The backends run in their own session: find them by their health port.
+		if code, _ := collectortest.HTTPGet("http://127.0.0.1:" + ports["BACKENDS_HEALTH_PORT"] + "/"); code == http.StatusOK {
+			_ = exec.Command("pkill", "-KILL", "-f", bin+" --config "+filepath.Join(mustAbs(t, "."), "backends.yaml")).Run()
+		}
 	})
 
-	waitFor(t, done, &output, 30*time.Second, "health_check answers 200", func() bool {
-		code, _ := collectortest.HTTPGet("http://127.0.0.1:" + ports["13133"] + "/")
-		return code == http.StatusOK
-	})
+	for _, health := range []string{ports["BACKENDS_HEALTH_PORT"], ports["HEALTH_PORT"]} {
+		waitFor(t, done, &output, 30*time.Second, "health_check on "+health+" answers 200", func() bool {
+			code, _ := collectortest.HTTPGet("http://127.0.0.1:" + health + "/")
+			return code == http.StatusOK
+		})
+	}
 
 	// A span from an outside OTLP client goes through too.
-	resp, err := http.Post("http://127.0.0.1:"+ports["4318"]+"/v1/traces", "application/json", strings.NewReader(demoSpan))
+	resp, err := http.Post("http://127.0.0.1:"+ports["OTLP_HTTP_PORT"]+"/v1/traces", "application/json", strings.NewReader(demoSpan))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,69 +230,62 @@ func TestSmokeDemoRunsAndStops(t *testing.T) {
 
 	// Every counter the demo's components keep must move: traffic flows
 	// through fanout to the backends, and from there through the
-	// span-derived pipelines.
-	metricsURL := "http://127.0.0.1:" + ports["8888"] + "/metrics"
-	for _, name := range demoCounters {
-		waitFor(t, done, &output, 30*time.Second, name+" > 0", func() bool {
-			_, body := collectortest.HTTPGet(metricsURL)
-			sum, _ := collectortest.PromSum(body, name)
-			return sum > 0
-		})
+	// span-derived pipelines; RED metrics show on the Prometheus endpoint.
+	counters := map[string][]string{
+		ports["METRICS_PORT"]:          {"otelcol_synthetic_spans_generated", "otelcol_fanout_items_sent", "otelcol_breaker_calls"},
+		ports["BACKENDS_METRICS_PORT"]: {"otelcol_redmetrics_series_created", "otelcol_spanlogs_records_emitted"},
+		ports["RED_PROMETHEUS_PORT"]:   {"traces_span_metrics_calls_total"},
+	}
+	for p, names := range counters {
+		for _, name := range names {
+			waitFor(t, done, &output, 30*time.Second, name+" > 0", func() bool {
+				_, body := collectortest.HTTPGet("http://127.0.0.1:" + p + "/metrics")
+				sum, _ := collectortest.PromSum(body, name)
+				return sum > 0
+			})
+		}
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Fatalf("collector exited with %v after SIGINT, want status 0\n%s", err, output.String())
+			t.Fatalf("demo exited with %v after SIGINT, want status 0\n%s", err, output.String())
 		}
 	case <-time.After(30 * time.Second):
-		t.Fatalf("collector still running 30s after SIGINT\n%s", output.String())
+		t.Fatalf("demo still running 30s after SIGINT\n%s", output.String())
+	}
+	if code, _ := collectortest.HTTPGet("http://127.0.0.1:" + ports["BACKENDS_HEALTH_PORT"] + "/"); code != 0 {
+		t.Errorf("the backends still answer after the demo exited")
+	}
+	if n := strings.Count(output.String(), "Shutdown complete."); n != 2 {
+		t.Errorf("%d of 2 collectors logged \"Shutdown complete.\"\n%s", n, output.String())
+	}
+	for _, line := range strings.Split(output.String(), "\n") {
+		if warnOrError.MatchString(line) {
+			t.Errorf("the demo logged: %s", line)
+		}
 	}
 }
 
-// demoCounters are own metrics of the demo's components that must grow
-// while it runs (names as the Prometheus endpoint shows them).
-var demoCounters = []string{
-	"otelcol_synthetic_spans_generated",
-	"otelcol_fanout_items_sent",
-	"otelcol_breaker_calls",
-	"otelcol_redmetrics_series_created",
-	"otelcol_spanlogs_records_emitted",
+// warnOrError matches a collector log line at WARN level or above.
+var warnOrError = regexp.MustCompile(`\t(warn|error|dpanic|panic|fatal)\t`)
+
+func mustAbs(t *testing.T, p string) string {
+	t.Helper()
+	a, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }
 
 const demoSpan = `{"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "smoke"}}]},
   "scopeSpans": [{"spans": [{"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
     "name": "hello", "kind": 2, "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000000100000000",
     "status": {"code": 2, "message": "smoke test error"}}]}]}]}`
-
-// remapPorts gives every 127.0.0.1:<port> and `port: <port>` in a config a
-// free port, the same one for each occurrence of a port, and returns the
-// mapping.
-func remapPorts(t *testing.T, text string) (string, map[string]string) {
-	t.Helper()
-	ports := map[string]string{}
-	remap := func(port string) string {
-		if _, ok := ports[port]; !ok {
-			ports[port] = strconv.Itoa(collectortest.FreePort(t))
-		}
-		return ports[port]
-	}
-	text = loopbackPort.ReplaceAllStringFunc(text, func(m string) string {
-		return "127.0.0.1:" + remap(strings.TrimPrefix(m, "127.0.0.1:"))
-	})
-	text = portKey.ReplaceAllStringFunc(text, func(m string) string {
-		return "port: " + remap(strings.TrimPrefix(m, "port: "))
-	})
-	return text, ports
-}
-
-var (
-	loopbackPort = regexp.MustCompile(`127\.0\.0\.1:[0-9]+`)
-	portKey      = regexp.MustCompile(`port: [0-9]+`)
-)
 
 func waitFor(t *testing.T, done <-chan error, output *collectortest.SyncBuffer, timeout time.Duration, what string, ok func() bool) {
 	t.Helper()
