@@ -85,7 +85,7 @@ func TestSeriesKeyNoCollisions(t *testing.T) {
 }
 
 func TestHashSeparatesPresence(t *testing.T) {
-	seed := newResources(maphashSeedForTest(), nil).seed
+	seed := newResources(maphashSeedForTest(), nil, 0).seed
 	a := []dimVal{{t: vStr, s: "v"}, {}}
 	b := []dimVal{{}, {t: vStr, s: "v"}}
 	e := []dimVal{{t: vStr, s: ""}, {}}

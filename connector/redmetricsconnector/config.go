@@ -17,6 +17,7 @@ const (
 	spanNameKey             = "span.name"
 	spanKindKey             = "span.kind"
 	statusCodeKey           = "status.code"
+	collectorInstanceKey    = "collector.instance.id"
 	scopeNameKey            = "span.instrumentation.scope.name"
 	scopeVersionKey         = "span.instrumentation.scope.version"
 	overflowKey             = "otel.metric.overflow"
@@ -138,7 +139,10 @@ func createDefaultConfig() *Config {
 	}
 }
 
-var reservedDimensions = []string{serviceNameKey, spanNameKey, spanKindKey, statusCodeKey}
+// reservedDimensions are the default dimensions: they can be excluded, not
+// configured again. collector.instance.id is reserved as in contrib (whose
+// feature gate adding it is on by default at v0.161.0).
+var reservedDimensions = []string{serviceNameKey, spanNameKey, spanKindKey, statusCodeKey, collectorInstanceKey}
 
 // Validate rejects configurations that would run half-configured.
 func (c *Config) Validate() error {

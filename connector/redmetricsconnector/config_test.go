@@ -43,6 +43,9 @@ func TestLoadConfig(t *testing.T) {
 	contrib.MetricsExpiration = time.Hour
 	contrib.AggregationCardinalityLimit = 2000
 
+	noInstance := createDefaultConfig()
+	noInstance.ExcludeDimensions = []string{"collector.instance.id"}
+
 	tests := []struct {
 		id           string
 		want         *Config
@@ -54,6 +57,8 @@ func TestLoadConfig(t *testing.T) {
 		{id: "exponential", want: expo},
 		{id: "disabled_histogram", want: noHist},
 		{id: "contrib", want: contrib},
+		{id: "exclude_instance", want: noInstance},
+		{id: "instance_dimension", validateErr: `"dimensions[0]": duplicate dimension name "collector.instance.id"`},
 		{id: "typo", unmarshalErr: "dimension"},
 		{id: "typo_nested", unmarshalErr: "bucket"},
 		{id: "bad_unit", validateErr: `"histogram.unit": must be "ms" or "s", got "us"`},
@@ -68,7 +73,7 @@ func TestLoadConfig(t *testing.T) {
 		{id: "duplicate_dimension", validateErr: `"dimensions[0]": duplicate dimension name "span.kind"`},
 		{id: "duplicate_dimension2", validateErr: `"dimensions[1]": duplicate dimension name "a"`},
 		{id: "empty_dimension", validateErr: `"dimensions[0]": name must not be empty`},
-		{id: "bad_exclude", validateErr: `"exclude_dimensions[0]": "no.such.dimension" is neither a default dimension`},
+		{id: "bad_exclude", validateErr: `"exclude_dimensions[0]": "no.such.dimension" is neither a default dimension (service.name, span.name, span.kind, status.code, collector.instance.id) nor a configured dimension`},
 		{id: "events_without_dimensions", validateErr: `"events.dimensions": must name at least one dimension when events.enabled is true`},
 		{id: "events_duplicate", validateErr: `"events.dimensions[0]": duplicate dimension name "a"`},
 	}

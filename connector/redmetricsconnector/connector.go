@@ -39,7 +39,13 @@ type connectorImp struct {
 	delta      bool
 	maxEx      int
 	limit      int64
-	expiration int64 // ns; 0 = never
+	expiration int64 // ns of monotonic time; 0 = never
+
+	// instanceID is the value of collector.instance.id on every point
+	// (see collectorInstanceID). It is constant for the connector, so it
+	// is part of every series' identity without being hashed: one
+	// connector's table only ever holds series of one writer.
+	instanceID string
 
 	// testHash replaces hashVals in tests that force every series onto
 	// one hash to prove lookups compare dimension values, not just hashes.
@@ -56,7 +62,7 @@ type connectorImp struct {
 	scratch sync.Pool
 
 	flushMu     sync.Mutex
-	lastFlush   int64 // unix ns, start time of the next delta points
+	lastFlush   int64 // unix ns (wall), start time of the next delta points
 	lastSnaps   int   // sizes of the previous flush's snapshot: capacity hints
 	lastSnapU64 int
 
@@ -66,6 +72,20 @@ type connectorImp struct {
 	ticker   Ticker
 	done     chan struct{}
 	loopDone chan struct{}
+
+	// refusals paces the log of flushes the metrics pipeline refused.
+	refusals refusalLog
+}
+
+// stamp is one reading of the clock: wall time for data point timestamps,
+// monotonic time for series ages.
+type stamp struct {
+	wall int64 // unix ns
+	mono int64 // ns since the clock's monotonic origin
+}
+
+func (c *connectorImp) stamp() stamp {
+	return stamp{wall: c.clock.Now().UnixNano(), mono: int64(c.clock.Monotonic())}
 }
 
 type scratch struct {
@@ -95,6 +115,7 @@ func newConnector(set connector.Settings, cfg *Config, next consumer.Metrics, cl
 		limit:        int64(cfg.cardinalityLimit()),
 		expiration:   int64(cfg.expiration()),
 		lastFlush:    clock.Now().UnixNano(),
+		instanceID:   collectorInstanceID(set.Resource),
 	}
 	if cfg.Exemplars.Enabled {
 		c.maxEx = cfg.Exemplars.MaxPerDataPoint
@@ -108,7 +129,10 @@ func newConnector(set connector.Settings, cfg *Config, next consumer.Metrics, cl
 			c.scopes[s] = struct{}{}
 		}
 	}
-	c.res = newResources(c.seed, cfg.ResourceMetricsKeyAttributes)
+	// Each resource holding a series holds at least one, so live series
+	// bound the resources worth keeping: the table (and its cache) is
+	// bounded by the same limit, at every moment, not only after a flush.
+	c.res = newResources(c.seed, cfg.ResourceMetricsKeyAttributes, cfg.cardinalityLimit())
 
 	// Enough shards that concurrent callers rarely share one: 8 per core,
 	// rounded up to a power of two so the top hash bits pick the shard.
@@ -180,9 +204,12 @@ func (c *connectorImp) Shutdown(ctx context.Context) error {
 }
 
 // ConsumeTraces aggregates spans into series. It never fails: aggregation
-// cannot go wrong for well-formed pdata, and the metrics are sent at flush.
+// cannot go wrong for well-formed pdata, and the metrics are sent at flush,
+// where a refusal by the metrics pipeline is counted and logged but never
+// reaches the traces pipeline (failing the spans would make the sender
+// retry them, delivering the traces twice and counting them twice).
 func (c *connectorImp) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
-	now := c.clock.Now().UnixNano()
+	now := c.stamp()
 	sc := c.scratch.Get().(*scratch)
 	var skipped, overflowed, created int64
 	var last *resource
@@ -202,7 +229,8 @@ func (c *connectorImp) ConsumeTraces(ctx context.Context, td ptrace.Traces) erro
 		// Consecutive ResourceSpans often carry the same resource (a batch
 		// split by trace keeps each service's spans apart): compare with the
 		// previous one before hashing. A resource swept meanwhile is
-		// replaced by acquire when a series is created.
+		// replaced by acquire when a series is created. A nil resource
+		// (the table is full) sends the spans to the overflow series.
 		if last == nil || !c.res.sameIdentity(last, rattrs) {
 			last = c.res.get(rattrs)
 		}
@@ -266,7 +294,12 @@ func (c *connectorImp) ConsumeTraces(ctx context.Context, td ptrace.Traces) erro
 // returns the resource to use for the next spans (a new one if res was
 // removed meanwhile), 1 if the span went to the overflow series, and 1 if a
 // series was created.
-func (c *connectorImp) record(res *resource, family uint8, vals []dimVal, w uint64, dur float64, ex bool, span ptrace.Span, now int64) (*resource, int64, int64) {
+func (c *connectorImp) record(res *resource, family uint8, vals []dimVal, w uint64, dur float64, ex bool, span ptrace.Span, now stamp) (*resource, int64, int64) {
+	if res == nil {
+		// The resource table is full: like a series past the limit.
+		c.recordOverflow(family, w, dur, ex, span, now)
+		return nil, 1, 0
+	}
 	h := hashVals(c.seed, res.hash, family, vals)
 	if c.testHash != nil {
 		h = c.testHash(res.hash, family, vals)
@@ -279,14 +312,7 @@ func (c *connectorImp) record(res *resource, family uint8, vals []dimVal, w uint
 		s, created = c.create(sh, h, res, family, vals, now)
 		if s == nil {
 			sh.mu.Unlock()
-			c.overflowMu.Lock()
-			o := c.overflow[family]
-			if o == nil {
-				o = c.newSeries(nil, family, nil, now)
-				c.overflow[family] = o
-			}
-			c.update(o, w, dur, ex, span, now)
-			c.overflowMu.Unlock()
+			c.recordOverflow(family, w, dur, ex, span, now)
 			return res, 1, 0
 		}
 		res = s.res
@@ -296,9 +322,21 @@ func (c *connectorImp) record(res *resource, family uint8, vals []dimVal, w uint
 	return res, 0, created
 }
 
+// recordOverflow adds one span to the family's overflow series.
+func (c *connectorImp) recordOverflow(family uint8, w uint64, dur float64, ex bool, span ptrace.Span, now stamp) {
+	c.overflowMu.Lock()
+	o := c.overflow[family]
+	if o == nil {
+		o = c.newSeries(nil, family, nil, now)
+		c.overflow[family] = o
+	}
+	c.update(o, w, dur, ex, span, now)
+	c.overflowMu.Unlock()
+}
+
 // create makes a new series under the shard lock, or returns nil when the
 // cardinality limit is reached.
-func (c *connectorImp) create(sh *shard, h uint64, res *resource, family uint8, vals []dimVal, now int64) (*series, int64) {
+func (c *connectorImp) create(sh *shard, h uint64, res *resource, family uint8, vals []dimVal, now stamp) (*series, int64) {
 	// Under a flood at the limit, the plain load keeps overflowing spans
 	// from bouncing the shared counter's cache line with two writes each.
 	if c.limit > 0 && c.live.Load() >= c.limit {
@@ -310,7 +348,11 @@ func (c *connectorImp) create(sh *shard, h uint64, res *resource, family uint8, 
 	}
 	if r := c.res.acquire(res); r != res {
 		// The resource was swept between lookup and now; the live one may
-		// already hold this series.
+		// already hold this series, or the table may have filled up.
+		if r == nil {
+			c.live.Add(-1)
+			return nil, 0
+		}
 		if s := sh.find(h, r, family, vals); s != nil {
 			c.res.release(r)
 			c.live.Add(-1)
@@ -323,8 +365,8 @@ func (c *connectorImp) create(sh *shard, h uint64, res *resource, family uint8, 
 	return s, 1
 }
 
-func (c *connectorImp) newSeries(res *resource, family uint8, vals []dimVal, now int64) *series {
-	s := &series{res: res, family: family, vals: vals, start: now, lastSeen: now}
+func (c *connectorImp) newSeries(res *resource, family uint8, vals []dimVal, now stamp) *series {
+	s := &series{res: res, family: family, vals: vals, start: now.wall, lastSeen: now.mono}
 	if family == familySpan && !c.histDisabled {
 		if c.expo {
 			s.expo = newExpoHist()
@@ -336,8 +378,8 @@ func (c *connectorImp) newSeries(res *resource, family uint8, vals []dimVal, now
 }
 
 // update adds one span (standing for w spans) to s. Caller holds s's lock.
-func (c *connectorImp) update(s *series, w uint64, dur float64, ex bool, span ptrace.Span, now int64) {
-	s.lastSeen = now
+func (c *connectorImp) update(s *series, w uint64, dur float64, ex bool, span ptrace.Span, now stamp) {
+	s.lastSeen = now.mono
 	s.dirty = true
 	s.count += w
 	if s.family == familySpan {

@@ -57,7 +57,9 @@ func TestDefaultsCumulativeExplicit(t *testing.T) {
 		st, _ := dp.Attributes().Get("status.code")
 		kind, _ := dp.Attributes().Get("span.kind")
 		assert.Equal(t, "SPAN_KIND_SERVER", kind.Str())
-		assert.Equal(t, 4, dp.Attributes().Len())
+		assert.Equal(t, 5, dp.Attributes().Len())
+		id, _ := dp.Attributes().Get("collector.instance.id")
+		assert.Equal(t, testInstanceID, id.Str(), "the collector's service.instance.id")
 		if st.Str() == "STATUS_CODE_ERROR" {
 			sawErr = true
 			assert.Equal(t, int64(1), dp.IntValue())

@@ -60,6 +60,12 @@ func (a dimVal) equal(b dimVal) bool { return a.t == b.t && a.n == b.n && a.s ==
 type plan struct {
 	slots []slot
 	scope bool // any slot reads the instrumentation scope
+	// instAt is where collector.instance.id goes among the emitted
+	// attributes (after the default dimensions, as contrib places it), or
+	// -1 when it is excluded. It is not a slot: it is the same for every
+	// series of a connector, so it is written at flush and never read,
+	// hashed or compared per span.
+	instAt int
 }
 
 // newSpanPlan builds the dimensions of calls/duration: the four defaults (less
@@ -79,7 +85,7 @@ func buildPlan(cfg *Config, extra []Dimension) *plan {
 	for _, e := range cfg.ExcludeDimensions {
 		excluded[e] = true
 	}
-	p := &plan{}
+	p := &plan{instAt: -1}
 	add := func(s slot) {
 		if !excluded[s.name] {
 			p.slots = append(p.slots, s)
@@ -89,6 +95,9 @@ func buildPlan(cfg *Config, extra []Dimension) *plan {
 	add(slot{kind: slotSpanName, name: spanNameKey})
 	add(slot{kind: slotSpanKind, name: spanKindKey})
 	add(slot{kind: slotStatus, name: statusCodeKey})
+	if !excluded[collectorInstanceKey] {
+		p.instAt = len(p.slots)
+	}
 	if len(cfg.IncludeInstrumentationScope) > 0 {
 		p.scope = true
 		p.slots = append(p.slots, slot{kind: slotScopeName, name: scopeNameKey}, slot{kind: slotScopeVersion, name: scopeVersionKey})

@@ -82,7 +82,7 @@ func TestExcludeDimensions(t *testing.T) {
 	pts := sumPoints(findMetric(t, allMetrics(sink), "a", "traces.span.metrics.calls"))
 	require.Len(t, pts, 1, "excluded dimensions no longer split series")
 	assert.Equal(t, int64(2), pts[0].IntValue())
-	assert.Equal(t, map[string]any{"service.name": "a", "span.name": "op", "span.kind": "SPAN_KIND_UNSPECIFIED"}, pts[0].Attributes().AsRaw())
+	assert.Equal(t, map[string]any{"service.name": "a", "span.name": "op", "span.kind": "SPAN_KIND_UNSPECIFIED", "collector.instance.id": testInstanceID}, pts[0].Attributes().AsRaw())
 }
 
 func TestResourceMetricsKeyAttributes(t *testing.T) {
@@ -418,7 +418,7 @@ func TestCardinalityLimitOverflow(t *testing.T) {
 			for _, p := range sumPoints(m) {
 				if v, ok := p.Attributes().Get(overflowKey); ok {
 					assert.True(t, v.Bool())
-					assert.Equal(t, 1, p.Attributes().Len())
+					assert.Equal(t, map[string]any{overflowKey: true, "collector.instance.id": testInstanceID}, p.Attributes().AsRaw())
 					assert.Equal(t, 0, rm.Resource().Attributes().Len())
 					overflow += p.IntValue()
 					overflowPoints++

@@ -6,7 +6,6 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
-	"go.uber.org/zap"
 
 	"github.com/otelcsp/otelcsp/connector/redmetricsconnector/internal/metadata"
 )
@@ -21,13 +20,20 @@ const (
 // locked only while its series are copied into a flat snapshot (a few tens
 // of nanoseconds per series); the pmetric data is built and handed on after
 // every lock is released, so ingestion never waits for encoding or export.
-// Expired series are dropped here.
+// Expired series are dropped here; age is measured on the monotonic clock.
+//
+// A refusal by the next consumer is counted (points_refused) and logged,
+// rate-limited; nothing is retried and nothing propagates: flushes run on
+// the connector's own timer (and at Shutdown), never inside ConsumeTraces.
+// Cumulative points lost that way are covered by the next flush's totals;
+// delta points are lost.
 func (c *connectorImp) flush(ctx context.Context) {
 	c.flushMu.Lock()
 	defer c.flushMu.Unlock()
 	began := time.Now()
 
-	now := c.clock.Now().UnixNano()
+	at := c.stamp()
+	now, mono := at.wall, at.mono
 	prev := c.lastFlush
 	c.lastFlush = now
 
@@ -44,7 +50,7 @@ func (c *connectorImp) flush(ctx context.Context) {
 			for s := head; s != nil; {
 				next := s.next
 				s.next = nil
-				if c.expiration > 0 && now-s.lastSeen >= c.expiration {
+				if c.expiration > 0 && mono-s.lastSeen >= c.expiration {
 					// A series updated since the last flush (possible when a
 					// batch's clock reading predates a long flush gap) is
 					// reported once more so no span is lost.
@@ -80,7 +86,7 @@ func (c *connectorImp) flush(ctx context.Context) {
 		if o == nil {
 			continue
 		}
-		if c.expiration > 0 && now-o.lastSeen >= c.expiration {
+		if c.expiration > 0 && mono-o.lastSeen >= c.expiration {
 			if o.dirty {
 				sn.take(o)
 			}
@@ -104,9 +110,10 @@ func (c *connectorImp) flush(ctx context.Context) {
 	}
 	c.tb.RedmetricsSeriesActive.Record(ctx, c.live.Load())
 
-	if b.md.DataPointCount() > 0 {
+	if n := b.md.DataPointCount(); n > 0 {
 		if err := c.next.ConsumeMetrics(ctx, b.md); err != nil {
-			c.logger.Error("Failed to send RED metrics", zap.Error(err), zap.Int("data_points", b.md.DataPointCount()))
+			c.tb.RedmetricsPointsRefused.Add(ctx, int64(n))
+			c.refusals.note(c.logger, c.clock.Monotonic(), n, err)
 		}
 	}
 	c.tb.RedmetricsFlushDuration.Record(ctx, time.Since(began).Seconds())
@@ -235,13 +242,25 @@ func (b *builder) emit(sn *snapshot, p *snap) {
 	b.attrs.Clear()
 	if s.res == nil && s.vals == nil {
 		b.attrs.PutBool(overflowKey, true)
+		// Overflow series carry the writer identity too (contrib's carry
+		// only the overflow flag): several gateways' overflow series
+		// would otherwise be one stream written by many.
+		if b.c.spanPlan.instAt >= 0 {
+			b.attrs.PutStr(collectorInstanceKey, b.c.instanceID)
+		}
 	} else {
 		p := b.c.spanPlan
 		if s.family == familyEvent {
 			p = b.c.eventPlan
 		}
 		for i := range p.slots {
+			if i == p.instAt {
+				b.attrs.PutStr(collectorInstanceKey, b.c.instanceID)
+			}
 			putValue(b.attrs, p.slots[i].name, s.vals[i])
+		}
+		if p.instAt == len(p.slots) {
+			b.attrs.PutStr(collectorInstanceKey, b.c.instanceID)
 		}
 	}
 	start := pcommon.Timestamp(s.start)

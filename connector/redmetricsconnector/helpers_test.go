@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/connector"
 	"go.opentelemetry.io/collector/connector/connectortest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -28,17 +29,19 @@ var update = flag.Bool("update", false, "rewrite golden files under testdata/gol
 // t0 is the fake clock's start: fixed so golden files hold fixed timestamps.
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
-// manualClock is a Clock driven by Advance.
+// manualClock is a Clock driven by Advance (both clocks move) and StepWall
+// (only the wall clock moves, as when NTP steps it).
 type manualClock struct {
 	mu      sync.Mutex
 	now     time.Time
+	mono    time.Duration
 	tickers []*manualTicker
 }
 
 type manualTicker struct {
 	c      chan time.Time
 	period time.Duration
-	next   time.Time
+	next   time.Duration // monotonic time of the next tick
 	clock  *manualClock
 	stop   bool
 }
@@ -51,10 +54,24 @@ func (m *manualClock) Now() time.Time {
 	return m.now
 }
 
+func (m *manualClock) Monotonic() time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.mono
+}
+
+// StepWall moves the wall clock only; tickers, like time.Ticker, follow
+// the monotonic clock and do not fire.
+func (m *manualClock) StepWall(d time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.now = m.now.Add(d)
+}
+
 func (m *manualClock) NewTicker(d time.Duration) Ticker {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	t := &manualTicker{c: make(chan time.Time, 1), period: d, next: m.now.Add(d), clock: m}
+	t := &manualTicker{c: make(chan time.Time, 1), period: d, next: m.mono + d, clock: m}
 	m.tickers = append(m.tickers, t)
 	return t
 }
@@ -65,13 +82,14 @@ func (m *manualClock) Advance(d time.Duration) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.now = m.now.Add(d)
+	m.mono += d
 	for _, t := range m.tickers {
-		for !t.stop && !t.next.After(m.now) {
+		for !t.stop && t.next <= m.mono {
 			select {
-			case t.c <- t.next:
+			case t.c <- m.now:
 			default:
 			}
-			t.next = t.next.Add(t.period)
+			t.next += t.period
 		}
 	}
 }
@@ -84,13 +102,27 @@ func (t *manualTicker) Stop() {
 	t.stop = true
 }
 
+// testInstanceID is the collector's service.instance.id in tests, so golden
+// files hold a fixed collector.instance.id.
+const testInstanceID = "00000000-0000-4000-8000-000000000001"
+
+// testSettings are connectortest's settings with a collector resource
+// carrying service.instance.id, as the collector's service sets it.
+func testSettings() connector.Settings {
+	set := connectortest.NewNopSettings(metadata.Type)
+	set.Resource = pcommon.NewResource()
+	set.Resource.Attributes().PutStr("service.name", "otelcsp")
+	set.Resource.Attributes().PutStr("service.instance.id", testInstanceID)
+	return set
+}
+
 // newTestConnector builds a connector on a manual clock writing to a sink.
 func newTestConnector(t testing.TB, cfg *Config) (*connectorImp, *consumertest.MetricsSink, *manualClock) {
 	t.Helper()
 	require.NoError(t, cfg.Validate())
 	sink := new(consumertest.MetricsSink)
 	clk := newManualClock()
-	c, err := newConnector(connectortest.NewNopSettings(metadata.Type), cfg, sink, clk)
+	c, err := newConnector(testSettings(), cfg, sink, clk)
 	require.NoError(t, err)
 	return c, sink, clk
 }

@@ -27,20 +27,34 @@ type resource struct {
 // resources interns resources by identity: all resource attributes, or only
 // resource_metrics_key_attributes when configured (so attributes that change
 // across restarts do not split counters).
+//
+// With max > 0 the table never holds more than max resources, and its cache
+// no more than max entries, at any moment: a resource that finds the table
+// full is not interned and get returns nil, which sends its spans to the
+// overflow series, as a series past cardinality_limit is. Every resource
+// holding a series holds at least one, so a full table means the series
+// limit is reached too (resources holding none are only kept from a span's
+// lookup to the next sweep, and exist only because their spans overflowed):
+// the bound never overflows a span that the series limit would have let in.
 type resources struct {
 	seed    maphash.Seed
 	keyAttr []string
+	max     int // most resources (and cache entries); 0 = unbounded
 	mu      sync.RWMutex
 	m       map[uint64]*resource // by identityHash, chained
+	n       int                  // resources in m, chains included
 	// fast caches fastHash → resource. It is only a shortcut (a hit is
 	// verified with sameIdentity, a miss takes the canonical path), so it
 	// needs no chains and can be cleared at any time.
 	fast map[uint64]*resource
 }
 
-func newResources(seed maphash.Seed, keyAttrs []string) *resources {
-	return &resources{seed: seed, keyAttr: keyAttrs, m: map[uint64]*resource{}, fast: map[uint64]*resource{}}
+func newResources(seed maphash.Seed, keyAttrs []string, max int) *resources {
+	return &resources{seed: seed, keyAttr: keyAttrs, max: max, m: map[uint64]*resource{}, fast: map[uint64]*resource{}}
 }
+
+// full reports that no resource may be added. Caller holds mu.
+func (r *resources) full() bool { return r.max > 0 && r.n >= r.max }
 
 // fastHash hashes the attribute values in their order (keys contribute
 // only their length), several times cheaper than identityHash's hash per
@@ -112,7 +126,8 @@ func (r *resources) sameIdentity(e *resource, b pcommon.Map) bool {
 	return true
 }
 
-// get returns the interned resource for attrs, creating it on first sight.
+// get returns the interned resource for attrs, creating it on first sight,
+// or nil when it is new and the table is full.
 func (r *resources) get(attrs pcommon.Map) *resource {
 	if len(r.keyAttr) > 0 {
 		// Few identifying attributes: the canonical path is already cheap.
@@ -126,15 +141,25 @@ func (r *resources) get(attrs pcommon.Map) *resource {
 	}
 	r.mu.RUnlock()
 	e := r.getCanonical(attrs)
+	if e == nil {
+		return nil
+	}
 	r.mu.Lock()
 	if !e.dead {
+		// Many orderings of the same attributes are many entries: start
+		// afresh rather than grow past the bound (amortized: one clear
+		// per max insertions).
+		if r.max > 0 && len(r.fast) >= r.max {
+			clear(r.fast)
+		}
 		r.fast[fh] = e
 	}
 	r.mu.Unlock()
 	return e
 }
 
-// getCanonical looks attrs up by their order-independent identity hash.
+// getCanonical looks attrs up by their order-independent identity hash. It
+// returns nil for a new resource when the table is full.
 func (r *resources) getCanonical(attrs pcommon.Map) *resource {
 	h := r.identityHash(attrs)
 	r.mu.RLock()
@@ -144,7 +169,13 @@ func (r *resources) getCanonical(attrs pcommon.Map) *resource {
 			return e
 		}
 	}
+	// Under a flood of new resources past the bound, refuse under the read
+	// lock: no write lock per span.
+	full := r.full()
 	r.mu.RUnlock()
+	if full {
+		return nil
+	}
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -153,6 +184,10 @@ func (r *resources) getCanonical(attrs pcommon.Map) *resource {
 			return e
 		}
 	}
+	if r.full() {
+		return nil
+	}
+	r.n++
 	e := &resource{hash: h, attrs: pcommon.NewMap()}
 	attrs.CopyTo(e.attrs)
 	for k, v := range e.attrs.All() {
@@ -165,7 +200,8 @@ func (r *resources) getCanonical(attrs pcommon.Map) *resource {
 }
 
 // acquire counts one more series on e, unless e was removed meanwhile: then
-// it returns the live resource of the same identity, counted. Holding the
+// it returns the live resource of the same identity, counted, or nil if
+// that identity no longer fits in the table. Holding the
 // read lock while counting orders this against sweep, which removes only
 // resources with no series under the write lock, so a resource that holds a
 // series is never removed and no identity ever has two live resources.
@@ -178,7 +214,9 @@ func (r *resources) acquire(e *resource) *resource {
 			return e
 		}
 		r.mu.RUnlock()
-		e = r.get(e.attrs)
+		if e = r.get(e.attrs); e == nil {
+			return nil
+		}
 	}
 }
 
@@ -204,6 +242,7 @@ func (r *resources) sweep() {
 				last = e
 			} else {
 				e.dead = true
+				r.n--
 			}
 			e = next
 		}
@@ -225,6 +264,8 @@ func (r *resources) sweep() {
 	}
 }
 
+// len counts the interned resources by walking the table (tests check it
+// against n).
 func (r *resources) len() int {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -235,4 +276,11 @@ func (r *resources) len() int {
 		}
 	}
 	return n
+}
+
+// cacheLen is the number of cache entries.
+func (r *resources) cacheLen() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.fast)
 }

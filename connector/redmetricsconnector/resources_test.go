@@ -16,7 +16,7 @@ func attrs(kv map[string]any) pcommon.Map {
 }
 
 func TestResourcesIdentity(t *testing.T) {
-	r := newResources(maphash.MakeSeed(), nil)
+	r := newResources(maphash.MakeSeed(), nil, 0)
 	a := r.get(attrs(map[string]any{"service.name": "a", "host.name": "h1"}))
 	// Same attributes in another order: same resource.
 	m := pcommon.NewMap()
@@ -27,7 +27,7 @@ func TestResourcesIdentity(t *testing.T) {
 	assert.NotSame(t, a, r.get(attrs(map[string]any{"service.name": "a"})), "a missing attribute is a different resource")
 	assert.NotSame(t, a, r.get(attrs(map[string]any{"service.name": "a", "host.name": int64(1)})))
 
-	keyed := newResources(maphash.MakeSeed(), []string{"service.name"})
+	keyed := newResources(maphash.MakeSeed(), []string{"service.name"}, 0)
 	k := keyed.get(attrs(map[string]any{"service.name": "a", "process.pid": int64(1)}))
 	assert.Same(t, k, keyed.get(attrs(map[string]any{"service.name": "a", "process.pid": int64(2)})))
 	assert.NotSame(t, k, keyed.get(attrs(map[string]any{"service.name": "b", "process.pid": int64(1)})))
@@ -37,7 +37,7 @@ func TestResourcesIdentity(t *testing.T) {
 // A resource swept between lookup and series creation is never revived as a
 // second live copy: acquire hands out the live resource of that identity.
 func TestResourcesAcquireAfterSweep(t *testing.T) {
-	r := newResources(maphash.MakeSeed(), nil)
+	r := newResources(maphash.MakeSeed(), nil, 0)
 	a := r.get(attrs(map[string]any{"service.name": "a"}))
 	r.sweep() // a holds no series: removed
 	assert.Equal(t, 0, r.len())
@@ -57,7 +57,7 @@ func TestResourcesAcquireAfterSweep(t *testing.T) {
 // The fast cache ignores key contents, so two resources with equal values
 // under different keys share a fast hash: they must still be told apart.
 func TestResourcesFastCacheCollision(t *testing.T) {
-	r := newResources(maphash.MakeSeed(), nil)
+	r := newResources(maphash.MakeSeed(), nil, 0)
 	m1, m2 := pcommon.NewMap(), pcommon.NewMap()
 	m1.PutStr("service.name", "a")
 	m1.PutStr("aaaa", "x")

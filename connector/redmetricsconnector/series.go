@@ -33,8 +33,8 @@ type series struct {
 	dirty  bool  // updated since the last flush
 	exNext int32 // next exemplar slot to overwrite once the ring is full
 
-	start    int64 // unix ns the series was created (cumulative start time)
-	lastSeen int64 // unix ns of the batch that last updated it
+	start    int64 // unix ns (wall) the series was created (cumulative start time)
+	lastSeen int64 // monotonic ns of the batch that last updated it (expiry)
 
 	count uint64  // calls (span series) or events (event series), adjusted
 	sum   float64 // sum of durations, weighted by adjusted count

@@ -27,6 +27,7 @@ type TelemetryBuilder struct {
 	mu                        sync.Mutex
 	registrations             []metric.Registration
 	RedmetricsFlushDuration   metric.Float64Histogram
+	RedmetricsPointsRefused   metric.Int64Counter
 	RedmetricsSeriesActive    metric.Int64Gauge
 	RedmetricsSeriesCreated   metric.Int64Counter
 	RedmetricsSeriesExpired   metric.Int64Counter
@@ -70,6 +71,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		metric.WithExplicitBucketBoundaries([]float64{0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5}...),
 	)
 	errs = errors.Join(errs, err)
+	builder.RedmetricsPointsRefused, err = builder.meter.Int64Counter(
+		"otelcol_redmetrics_points_refused",
+		metric.WithDescription("Data points of a flush that the next (metrics) consumer refused. They are dropped, not retried; the spans they came from were not failed. [Alpha]"),
+		metric.WithUnit("{point}"),
+	)
+	errs = errors.Join(errs, err)
 	builder.RedmetricsSeriesActive, err = builder.meter.Int64Gauge(
 		"otelcol_redmetrics_series_active",
 		metric.WithDescription("Live series held in memory after the last flush (overflow series excluded). [Alpha]"),
@@ -90,7 +97,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.RedmetricsSpansOverflowed, err = builder.meter.Int64Counter(
 		"otelcol_redmetrics_spans_overflowed",
-		metric.WithDescription("Spans (and span events, for the events metric) aggregated into the otel.metric.overflow=true series because cardinality_limit live series already existed. [Alpha]"),
+		metric.WithDescription("Spans (and span events, for the events metric) aggregated into the otel.metric.overflow=true series because cardinality_limit live series (or as many resources) already existed. [Alpha]"),
 		metric.WithUnit("{span}"),
 	)
 	errs = errors.Join(errs, err)

@@ -36,6 +36,22 @@ func AssertEqualRedmetricsFlushDuration(t *testing.T, tt *componenttest.Telemetr
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }
 
+func AssertEqualRedmetricsPointsRefused(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_redmetrics_points_refused",
+		Description: "Data points of a flush that the next (metrics) consumer refused. They are dropped, not retried; the spans they came from were not failed. [Alpha]",
+		Unit:        "{point}",
+		Data: metricdata.Sum[int64]{
+			Temporality: metricdata.CumulativeTemporality,
+			IsMonotonic: true,
+			DataPoints:  dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_redmetrics_points_refused")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
 func AssertEqualRedmetricsSeriesActive(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_redmetrics_series_active",
@@ -85,7 +101,7 @@ func AssertEqualRedmetricsSeriesExpired(t *testing.T, tt *componenttest.Telemetr
 func AssertEqualRedmetricsSpansOverflowed(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_redmetrics_spans_overflowed",
-		Description: "Spans (and span events, for the events metric) aggregated into the otel.metric.overflow=true series because cardinality_limit live series already existed. [Alpha]",
+		Description: "Spans (and span events, for the events metric) aggregated into the otel.metric.overflow=true series because cardinality_limit live series (or as many resources) already existed. [Alpha]",
 		Unit:        "{span}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
