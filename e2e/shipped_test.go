@@ -62,6 +62,14 @@ func (d gatewayDNS) setGateways(t *testing.T, endpoints ...string) {
 		if _, err := fmt.Sscan(port, &p); err != nil {
 			t.Fatal(err)
 		}
+		// An SRV target must be a host name: Go's resolver rejects the
+		// whole answer when one is an IP address ("DNS response contained
+		// records which contain invalid names"). The fanout then dials the
+		// target through the system's resolver, not this server, so
+		// loopback is named "localhost" (/etc/hosts).
+		if host == "127.0.0.1" {
+			host = "localhost"
+		}
 		records = append(records, net.SRV{Target: host + ".", Port: p, Weight: 1})
 	}
 	d.Set(func(s *collectortest.DNSServer) { s.SRV[gatewaysSRV] = records })
