@@ -37,7 +37,15 @@ type spanLogs struct {
 	telemetry *metadata.TelemetryBuilder
 	limiter   *limiter
 	fp        fingerprinter
-	now       func() time.Time // injected in tests
+	// now is the wall clock (observed timestamps); mono is the monotonic
+	// clock (token bucket refills, the refusal log's pace), so a wall-clock
+	// step neither stops refilling nor refills every bucket at once. Both
+	// are injected in tests.
+	now  func() time.Time
+	mono func() time.Duration
+
+	// refusals paces the log of batches the logs pipeline refused.
+	refusals refusalLog
 
 	// ruleOpts holds one pre-built option slice per rule: passing a slice
 	// with ... does not allocate, building the option per call would.
@@ -77,6 +85,7 @@ func newSpanLogs(set component.TelemetrySettings, cfg *compiled, next consumer.L
 		limiter:   newLimiter(cfg.maxFingerprints),
 		fp:        newFingerprinter(),
 		now:       time.Now,
+		mono:      monotonic,
 	}
 	for _, r := range cfg.rules {
 		c.ruleOpts = append(c.ruleOpts, []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("rule", r.name)))})
@@ -114,6 +123,13 @@ func (c *spanLogs) Capabilities() consumer.Capabilities {
 // passes for the span's resource, and builds the records in place in one
 // plog.Logs grouped like the input: one ResourceLogs per ResourceSpans and
 // one ScopeLogs per ScopeSpans that produced at least one record.
+//
+// It never fails. A refusal by the logs pipeline is counted
+// (records_refused) and logged, rate-limited, and the records are dropped:
+// the spans have been, or are being, delivered to the traces pipeline's
+// other consumers, and failing them would make the sender retry the whole
+// batch (elsewhere, behind a fanout): traces stored twice, RED counted
+// twice, for the sake of derived records.
 func (c *spanLogs) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 	sc := c.scratch.Get().(*scratch)
 	defer c.putScratch(sc)
@@ -123,7 +139,7 @@ func (c *spanLogs) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 	clear(sc.suppressed)
 	sc.evicted = 0
 
-	b := batch{c: c, sc: sc, now: c.now().UnixNano()}
+	b := batch{c: c, sc: sc, now: c.now().UnixNano(), mono: int64(c.mono())}
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
 		rs := rss.At(i)
@@ -154,7 +170,21 @@ func (c *spanLogs) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 		}
 		clear(sc.pending) // drop references to the records before pooling
 	}
-	return c.next.ConsumeLogs(ctx, b.logs)
+	if err := c.next.ConsumeLogs(ctx, b.logs); err != nil {
+		c.refused(ctx, sc, b.logs.LogRecordCount(), err)
+	}
+	return nil
+}
+
+// refused counts a refused batch by rule (every record of the batch was
+// refused: the batch's emitted counts are its records) and logs it.
+func (c *spanLogs) refused(ctx context.Context, sc *scratch, records int, err error) {
+	for i, n := range sc.emitted {
+		if n > 0 {
+			c.telemetry.SpanlogsRecordsRefused.Add(ctx, n, c.ruleOpts[i]...)
+		}
+	}
+	c.refusals.note(c.logger, c.mono(), records, err)
 }
 
 // maxPooledBody bounds the body buffer kept for reuse, so one huge batch
@@ -171,7 +201,8 @@ func (c *spanLogs) putScratch(sc *scratch) {
 
 // flushMetrics adds the batch's counts once per rule rather than once per
 // record. Records count as emitted when built, whether or not the next
-// consumer then accepts them.
+// consumer then accepts them (those it refuses are counted again in
+// records_refused).
 func (c *spanLogs) flushMetrics(ctx context.Context, sc *scratch) {
 	for i := range sc.emitted {
 		if n := sc.emitted[i]; n > 0 {
@@ -190,9 +221,10 @@ func (c *spanLogs) flushMetrics(ctx context.Context, sc *scratch) {
 // and which output containers exist so far (created lazily, so spans that
 // match nothing cost no allocation).
 type batch struct {
-	c   *spanLogs
-	sc  *scratch
-	now int64
+	c    *spanLogs
+	sc   *scratch
+	now  int64 // unix ns (wall): observed timestamps
+	mono int64 // monotonic ns: token buckets
 
 	logs    plog.Logs
 	created bool
@@ -264,7 +296,7 @@ func (b *batch) span(span ptrace.Span) {
 
 func (b *batch) emitSpan(r *rule, span ptrace.Span, th time.Duration) {
 	if r.rate != 0 {
-		d := b.c.limiter.allow(b.c.fp.spanFP(b.service, r, span.Name()), r.rate, r.burst, b.now)
+		d := b.c.limiter.allow(b.c.fp.spanFP(b.service, r, span.Name()), r.rate, r.burst, b.mono)
 		if !b.count(r, d) {
 			return
 		}
@@ -282,7 +314,7 @@ func (b *batch) emitException(r *rule, span ptrace.Span, ev ptrace.SpanEvent) {
 	var suppressed int64
 	if r.rate != 0 {
 		stack := strAttr(attrs, attrExceptionStack)
-		d := b.c.limiter.allow(b.c.fp.exceptionFP(b.service, r, excType, stack, span.Name()), r.rate, r.burst, b.now)
+		d := b.c.limiter.allow(b.c.fp.exceptionFP(b.service, r, excType, stack, span.Name()), r.rate, r.burst, b.mono)
 		if !b.count(r, d) {
 			return
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -19,6 +20,9 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
@@ -564,14 +568,89 @@ func TestConcurrentConsume(t *testing.T) {
 	assert.Equal(t, int(total*3+h.counter(t, "otelcol_spanlogs_records_emitted", "errors")+h.counter(t, "otelcol_spanlogs_records_emitted", "exceptions")), len(h.records()))
 }
 
-func TestNextConsumerErrorIsReturned(t *testing.T) {
-	boom := errors.New("backend down")
+// A logs pipeline that refuses must not fail the spans: the traces were
+// delivered to the pipeline's other consumers, and an error would make the
+// sender retry the batch elsewhere (traces twice, RED counted twice). The
+// refusal is counted by rule in records_refused and logged at most once per
+// 10 s of monotonic time, with what the quiet period added up to.
+func TestRefusedRecordsCountedAndLoggedNotFailed(t *testing.T) {
+	refused := errors.New("logs pipeline is full")
 	comp, err := compileConfig(createDefaultConfig())
 	require.NoError(t, err)
-	c, err := newSpanLogs(componenttest.NewNopTelemetrySettings(), comp, consumertest.NewErr(boom))
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
+	core, logs := observer.New(zapcore.InfoLevel)
+	set := tel.NewTelemetrySettings()
+	set.Logger = zap.New(core)
+	c, err := newSpanLogs(set, comp, consumertest.NewErr(refused))
 	require.NoError(t, err)
-	assert.ErrorIs(t, c.ConsumeTraces(context.Background(), traces("svc", errSpan("op"))), boom)
+	clock := newFakeClock()
+	c.now, c.mono = clock.Now, clock.Mono
+	h := &harness{c: c, tel: tel, clock: clock}
+
+	// Each batch: two error spans (two fingerprints), one with an
+	// exception: three records, two by the errors rule, one by exceptions.
+	batch := func(i int) ptrace.Traces {
+		n := fmt.Sprint(i)
+		return traces("svc", errSpan("op-a"+n), excSpan("op-b"+n, "E", "at x"))
+	}
+	for i := range 3 {
+		require.NoError(t, c.ConsumeTraces(context.Background(), batch(i)))
+		clock.Advance(time.Second)
+	}
+	assert.EqualValues(t, 6, h.counter(t, "otelcol_spanlogs_records_refused", "errors"))
+	assert.EqualValues(t, 3, h.counter(t, "otelcol_spanlogs_records_refused", "exceptions"))
+	assert.EqualValues(t, 9, h.counter(t, "otelcol_spanlogs_records_emitted", ""), "built, then refused")
+	require.Equal(t, 1, logs.Len(), "one line for three refusals within 10s")
+	first := logs.All()[0]
+	assert.Equal(t, zapcore.ErrorLevel, first.Level)
+	assert.Equal(t, map[string]any{
+		"error": refused.Error(), "refusals": int64(1), "records": int64(3), "log_period": refusalLogEvery,
+	}, first.ContextMap())
+
+	// Ten seconds after the first line (a wall-clock step does not count).
+	clock.StepWall(time.Hour)
+	require.NoError(t, c.ConsumeTraces(context.Background(), batch(3)))
+	assert.Equal(t, 1, logs.Len(), "a wall-clock step is no time for the log's pace")
+	clock.Advance(7 * time.Second)
+	require.NoError(t, c.ConsumeTraces(context.Background(), batch(4)))
+	require.Equal(t, 2, logs.Len())
+	assert.Equal(t, int64(4), logs.All()[1].ContextMap()["refusals"])
+	assert.Equal(t, int64(12), logs.All()[1].ContextMap()["records"])
+
+	// A batch without records sends nothing, so nothing is refused.
+	require.NoError(t, c.ConsumeTraces(context.Background(), traces("svc", spanSpec{name: "fine", dur: time.Millisecond})))
+	assert.EqualValues(t, 15, h.counter(t, "otelcol_spanlogs_records_refused", ""))
 	assert.NoError(t, c.Shutdown(context.Background()))
+}
+
+// Token buckets refill on the monotonic clock: a wall-clock step back does
+// not stop the refill until the wall clock catches up, and a step forward
+// does not refill every bucket at once.
+func TestWallClockStepDoesNotStopRefill(t *testing.T) {
+	cfg := createDefaultConfig()
+	cfg.RatePerFingerprint = 1
+	cfg.Burst = 1
+	h := newHarness(t, cfg)
+	h.consume(t, traces("svc", errSpan("op")))
+	h.consume(t, traces("svc", errSpan("op")))
+	require.Len(t, h.records(), 1, "the burst is spent")
+
+	// The wall clock jumps an hour back; a second later a token is back.
+	h.clock.StepWall(-time.Hour)
+	h.clock.Advance(time.Second)
+	h.consume(t, traces("svc", errSpan("op")))
+	recs := h.records()
+	require.Len(t, recs, 2, "a wall-clock step back stopped the refill")
+	v, ok := recs[1].Attributes().Get(attrSuppressedCount)
+	require.True(t, ok)
+	assert.EqualValues(t, 1, v.Int())
+	assert.Equal(t, baseTime.Add(time.Minute-time.Hour+time.Second).UnixNano(), int64(recs[1].ObservedTimestamp()), "observed timestamps are wall time")
+
+	// The wall clock jumps a day ahead: no time has passed for the bucket.
+	h.clock.StepWall(24 * time.Hour)
+	h.consume(t, traces("svc", errSpan("op")))
+	assert.Len(t, h.records(), 2, "a wall-clock step forward refilled the bucket")
 }
 
 func TestLifecycle(t *testing.T) {

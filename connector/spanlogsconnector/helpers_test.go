@@ -21,9 +21,12 @@ import (
 // too so observed timestamps are reproducible in golden files.
 var baseTime = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
+// fakeClock drives both of the connector's clocks: Advance moves the wall
+// and the monotonic clock, StepWall only the wall clock (as NTP does).
 type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu   sync.Mutex
+	t    time.Time
+	mono time.Duration
 }
 
 func newFakeClock() *fakeClock { return &fakeClock{t: baseTime.Add(time.Minute)} }
@@ -34,7 +37,20 @@ func (c *fakeClock) Now() time.Time {
 	return c.t
 }
 
+func (c *fakeClock) Mono() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mono
+}
+
 func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+	c.mono += d
+}
+
+func (c *fakeClock) StepWall(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.t = c.t.Add(d)
@@ -58,6 +74,7 @@ func newHarness(t testing.TB, cfg *Config) *harness {
 	require.NoError(t, err)
 	clock := newFakeClock()
 	c.now = clock.Now
+	c.mono = clock.Mono
 	require.NoError(t, c.Start(context.Background(), componenttest.NewNopHost()))
 	t.Cleanup(func() { require.NoError(t, c.Shutdown(context.Background())) })
 	return &harness{c: c, sink: sink, tel: tel, clock: clock}

@@ -20,7 +20,7 @@ type limiter struct {
 type fpEntry struct {
 	fp         uint64
 	tokens     float64
-	last       int64 // unix nanoseconds of the last refill
+	last       int64 // monotonic nanoseconds of the last refill
 	suppressed int64 // records dropped since the last emitted one
 	prev, next int32
 }
@@ -52,7 +52,8 @@ func newLimiter(maxFingerprints int) *limiter {
 }
 
 // allow consumes a token of fp's bucket (rate tokens a second, at most
-// burst) at time now (unix nanoseconds).
+// burst) at time now, in nanoseconds of the monotonic clock (a wall-clock
+// step back would otherwise stop every refill until the clock caught up).
 func (l *limiter) allow(fp uint64, rate float64, burst int, now int64) decision {
 	l.mu.Lock()
 	defer l.mu.Unlock()

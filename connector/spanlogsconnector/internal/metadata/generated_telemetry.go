@@ -28,6 +28,7 @@ type TelemetryBuilder struct {
 	registrations               []metric.Registration
 	SpanlogsFingerprintsEvicted metric.Int64Counter
 	SpanlogsRecordsEmitted      metric.Int64Counter
+	SpanlogsRecordsRefused      metric.Int64Counter
 	SpanlogsRecordsSuppressed   metric.Int64Counter
 }
 
@@ -69,6 +70,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	builder.SpanlogsRecordsEmitted, err = builder.meter.Int64Counter(
 		"otelcol_spanlogs_records_emitted",
 		metric.WithDescription("Log records emitted, by rule. [Alpha]"),
+		metric.WithUnit("{record}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.SpanlogsRecordsRefused, err = builder.meter.Int64Counter(
+		"otelcol_spanlogs_records_refused",
+		metric.WithDescription("Log records, by rule, that the next (logs) consumer refused. They are dropped, not retried; the spans they came from were not failed. [Alpha]"),
 		metric.WithUnit("{record}"),
 	)
 	errs = errors.Join(errs, err)

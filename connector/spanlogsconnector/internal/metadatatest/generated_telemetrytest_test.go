@@ -21,11 +21,15 @@ func TestSetupTelemetry(t *testing.T) {
 	defer tb.Shutdown()
 	tb.SpanlogsFingerprintsEvicted.Add(context.Background(), 1)
 	tb.SpanlogsRecordsEmitted.Add(context.Background(), 1)
+	tb.SpanlogsRecordsRefused.Add(context.Background(), 1)
 	tb.SpanlogsRecordsSuppressed.Add(context.Background(), 1)
 	AssertEqualSpanlogsFingerprintsEvicted(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualSpanlogsRecordsEmitted(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualSpanlogsRecordsRefused(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualSpanlogsRecordsSuppressed(t, testTel,
