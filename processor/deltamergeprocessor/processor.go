@@ -1,0 +1,183 @@
+package deltamergeprocessor // import "github.com/otelcsp/otelcsp/processor/deltamergeprocessor"
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/processor"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
+
+	"github.com/otelcsp/otelcsp/processor/deltamergeprocessor/internal/merge"
+	"github.com/otelcsp/otelcsp/processor/deltamergeprocessor/internal/metadata"
+)
+
+var (
+	reasonBoundsMismatch = metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "bounds_mismatch")))
+	reasonInvalid        = metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "invalid")))
+	reasonOverflowFull   = metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "overflow_full")))
+)
+
+type deltaMerge struct {
+	cfg    *Config
+	logger *zap.Logger
+	tb     *metadata.TelemetryBuilder
+	next   consumer.Metrics
+	clock  Clock
+
+	// mu serialises the engine: one ConsumeMetrics or one flush at a time
+	// (held for the whole batch, not per point).
+	mu      sync.Mutex
+	table   *merge.Table
+	streams atomic.Int64
+
+	lifeMu   sync.Mutex
+	started  bool
+	stopped  bool
+	ticker   Ticker
+	done     chan struct{}
+	loopDone chan struct{}
+}
+
+var _ processor.Metrics = (*deltaMerge)(nil)
+
+func newProcessor(set processor.Settings, cfg *Config, next consumer.Metrics, clock Clock) (*deltaMerge, error) {
+	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
+	if err != nil {
+		return nil, err
+	}
+	p := &deltaMerge{
+		cfg:    cfg,
+		logger: set.Logger,
+		tb:     tb,
+		next:   next,
+		clock:  clock,
+		table: merge.New(merge.Config{
+			WriterAttribute:     cfg.WriterAttribute,
+			MaxStreams:          cfg.MaxStreams,
+			MaxWritersPerStream: cfg.MaxWritersPerStream,
+			Expiration:          cfg.StreamExpiration,
+		}),
+	}
+	if err := tb.RegisterDeltamergeStreamsCallback(func(_ context.Context, o metric.Int64Observer) error {
+		o.Observe(p.streams.Load())
+		return nil
+	}); err != nil {
+		tb.Shutdown()
+		return nil, err
+	}
+	return p, nil
+}
+
+// Capabilities: the processor removes the delta metrics it merges from
+// the data it is given.
+func (*deltaMerge) Capabilities() consumer.Capabilities {
+	return consumer.Capabilities{MutatesData: true}
+}
+
+// Start begins the flush loop.
+func (p *deltaMerge) Start(context.Context, component.Host) error {
+	p.lifeMu.Lock()
+	defer p.lifeMu.Unlock()
+	if p.started || p.stopped {
+		return nil
+	}
+	p.started = true
+	p.ticker = p.clock.NewTicker(p.cfg.Interval)
+	p.done = make(chan struct{})
+	p.loopDone = make(chan struct{})
+	go p.loop(p.ticker, p.done, p.loopDone)
+	return nil
+}
+
+func (p *deltaMerge) loop(t Ticker, done, loopDone chan struct{}) {
+	defer close(loopDone)
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.Chan():
+			p.flush(context.Background())
+		}
+	}
+}
+
+// Shutdown stops the flush loop and emits every stream once more, so the
+// deltas merged since the last tick reach the exporter. Safe to call twice
+// or without Start.
+func (p *deltaMerge) Shutdown(ctx context.Context) error {
+	p.lifeMu.Lock()
+	defer p.lifeMu.Unlock()
+	if p.stopped {
+		return nil
+	}
+	p.stopped = true
+	if p.started {
+		close(p.done)
+		p.ticker.Stop()
+		<-p.loopDone
+		p.flush(ctx)
+	}
+	p.tb.Shutdown()
+	return nil
+}
+
+// ConsumeMetrics merges the delta sums and histograms of md and passes on
+// what is left (gauges, summaries, cumulative metrics), if anything. It
+// never fails on the merged part: merging well-formed pdata cannot go
+// wrong, and the cumulative points leave at the next flush.
+func (p *deltaMerge) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) error {
+	now := p.clock.Now()
+	p.mu.Lock()
+	r := p.table.Consume(md, now)
+	p.streams.Store(int64(p.table.Len()))
+	p.mu.Unlock()
+	p.record(ctx, r)
+	if md.ResourceMetrics().Len() == 0 {
+		return nil
+	}
+	return p.next.ConsumeMetrics(ctx, md)
+}
+
+func (p *deltaMerge) record(ctx context.Context, r merge.Result) {
+	add := func(c metric.Int64Counter, n int64, opts ...metric.AddOption) {
+		if n > 0 {
+			c.Add(ctx, n, opts...)
+		}
+	}
+	add(p.tb.DeltamergePointsMerged, r.Merged)
+	add(p.tb.DeltamergePointsOutOfOrder, r.OutOfOrder)
+	add(p.tb.DeltamergeDuplicatesDropped, r.Duplicates)
+	add(p.tb.DeltamergeOverflowed, r.Overflowed)
+	add(p.tb.DeltamergePointsDropped, r.DroppedBoundsMismatch, reasonBoundsMismatch)
+	add(p.tb.DeltamergePointsDropped, r.DroppedInvalid, reasonInvalid)
+	add(p.tb.DeltamergePointsDropped, r.DroppedOverflowFull, reasonOverflowFull)
+	add(p.tb.DeltamergeWritersEvicted, r.WritersEvicted)
+}
+
+// flush emits every stream's cumulative point and expires idle streams.
+// The output is built under the engine's lock (tens of nanoseconds a
+// stream) and handed to the next consumer after it is released. A failed
+// export loses nothing: the next flush carries the same totals, and more.
+func (p *deltaMerge) flush(ctx context.Context) {
+	now := p.clock.Now()
+	p.mu.Lock()
+	md, fr := p.table.Flush(now)
+	p.streams.Store(int64(p.table.Len()))
+	p.mu.Unlock()
+	if fr.Expired > 0 {
+		p.tb.DeltamergeExpired.Add(ctx, fr.Expired)
+	}
+	if fr.Points == 0 {
+		return
+	}
+	if err := p.next.ConsumeMetrics(ctx, md); err != nil {
+		p.logger.Warn("Exporting the cumulative streams failed; the next flush carries the same totals",
+			zap.Int("points", fr.Points), zap.Error(err))
+	}
+}
