@@ -107,6 +107,23 @@ func (hs *hasher) attrs(m pcommon.Map, skip string) (h uint64, n int) {
 	return mix(h ^ uint64(n)), n
 }
 
+// attrsAndWriter is attrs that also returns the value under skip, so that
+// a point's attributes are walked once for both.
+func (hs *hasher) attrsAndWriter(m pcommon.Map, skip string) (h uint64, w pcommon.Value, found bool) {
+	n := 0
+	for k, v := range m.All() {
+		if k == skip {
+			if !found {
+				w, found = v, true
+			}
+			continue
+		}
+		h += hs.pair(k, v)
+		n++
+	}
+	return mix(h ^ uint64(n)), w, found
+}
+
 // kv indexes a stored attribute map for positional comparison; v refers
 // into the stored map, which is never modified after it is indexed.
 type kv struct {

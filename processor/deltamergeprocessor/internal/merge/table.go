@@ -197,10 +197,10 @@ func (t *Table) Consume(md pmetric.Metrics, now time.Time) Result {
 	var r Result
 	ns := now.UnixNano()
 	md.ResourceMetrics().RemoveIf(func(rm pmetric.ResourceMetrics) bool {
-		var res *resEntry
+		removed := false
 		rattrs := rm.Resource().Attributes()
 		rw, rwOK := rattrs.Get(t.cfg.WriterAttribute)
-		removed := false
+		var res *resEntry
 		rm.ScopeMetrics().RemoveIf(func(sm pmetric.ScopeMetrics) bool {
 			var sc *scopeEntry
 			ms := sm.Metrics()
@@ -209,18 +209,7 @@ func (t *Table) Consume(md pmetric.Metrics, now time.Time) Result {
 				if !isDelta(m) {
 					return false
 				}
-				if res == nil {
-					res = t.resource(rattrs)
-				}
-				if sc == nil {
-					sc = t.scope(res, sm.Scope())
-				}
-				me := t.metric(sc, m)
-				t.consumeMetric(me, m, rw, rwOK, ns, &r)
-				if len(me.streams) == 0 && !me.pending {
-					me.pending = true
-					t.pendingEmpty = append(t.pendingEmpty, me)
-				}
+				t.mergeMetric(&res, &sc, rattrs, rw, rwOK, sm, m, ns, &r)
 				removedHere = true
 				return true
 			})
@@ -229,8 +218,55 @@ func (t *Table) Consume(md pmetric.Metrics, now time.Time) Result {
 		})
 		return removed && rm.ScopeMetrics().Len() == 0
 	})
-	// Entries created for points that all went elsewhere (duplicates,
-	// drops, overflow) hold no stream: forget them.
+	t.sweepEmpty()
+	return r
+}
+
+// Merge is Consume without removing anything from md: what benchmarks use
+// to feed the same batch again and again.
+func (t *Table) Merge(md pmetric.Metrics, now time.Time) Result {
+	var r Result
+	ns := now.UnixNano()
+	for _, rm := range md.ResourceMetrics().All() {
+		rattrs := rm.Resource().Attributes()
+		rw, rwOK := rattrs.Get(t.cfg.WriterAttribute)
+		var res *resEntry
+		for _, sm := range rm.ScopeMetrics().All() {
+			var sc *scopeEntry
+			for _, m := range sm.Metrics().All() {
+				if isDelta(m) {
+					t.mergeMetric(&res, &sc, rattrs, rw, rwOK, sm, m, ns, &r)
+				}
+			}
+		}
+	}
+	t.sweepEmpty()
+	return r
+}
+
+// mergeMetric merges the points of one delta metric, resolving its
+// resource and scope entries on first use (*res, *sc cache them for the
+// rest of the resource and scope).
+func (t *Table) mergeMetric(res **resEntry, sc **scopeEntry, rattrs pcommon.Map, rw pcommon.Value, rwOK bool, sm pmetric.ScopeMetrics, m pmetric.Metric, now int64, r *Result) {
+	if *res == nil {
+		*res = t.resource(rattrs)
+	}
+	if *sc == nil {
+		*sc = t.scope(*res, sm.Scope())
+	}
+	me := t.metric(*sc, m)
+	t.consumeMetric(me, m, rw, rwOK, now, r)
+	if len(me.streams) == 0 && !me.pending {
+		me.pending = true
+		t.pendingEmpty = append(t.pendingEmpty, me)
+	}
+}
+
+// sweepEmpty forgets the entries created for points that all went
+// elsewhere (duplicates, drops, overflow): they hold no stream. Entries
+// are only ever dropped here and in Flush, never while a batch is being
+// merged, so the entries a batch resolved stay valid for the whole batch.
+func (t *Table) sweepEmpty() {
 	for i, me := range t.pendingEmpty {
 		me.pending = false
 		if len(me.streams) == 0 && t.metrics[me.key] == me {
@@ -239,7 +275,6 @@ func (t *Table) Consume(md pmetric.Metrics, now time.Time) Result {
 		t.pendingEmpty[i] = nil
 	}
 	t.pendingEmpty = t.pendingEmpty[:0]
-	return r
 }
 
 func (t *Table) consumeMetric(me *metricEntry, m pmetric.Metric, rw pcommon.Value, rwOK bool, now int64, r *Result) {
@@ -333,7 +368,7 @@ func (t *Table) merged(s *stream, w *writerRec, overflowed bool, start, end pcom
 // tells that the point's own stream found no room.
 func (t *Table) locate(me *metricEntry, attrs pcommon.Map, rw pcommon.Value, rwOK bool, start, end pcommon.Timestamp, now int64, r *Result) (s *stream, w *writerRec, overflowed bool) {
 	key := t.cfg.WriterAttribute
-	ah, _ := t.hs.attrs(attrs, key)
+	ah, wv, wOK := t.hs.attrsAndWriter(attrs, key)
 	h := combine(me.id, ah)
 	if t.testHash != nil {
 		h = t.testHash(h)
@@ -359,11 +394,10 @@ func (t *Table) locate(me *metricEntry, attrs pcommon.Map, rw pcommon.Value, rwO
 	if s.overflow {
 		return s, nil, false
 	}
-	wv, ok := attrs.Get(key)
-	if !ok {
-		wv, ok = rw, rwOK
+	if !wOK {
+		wv, wOK = rw, rwOK
 	}
-	w = t.writer(s, t.writerID(wv, ok), r)
+	w = t.writer(s, t.writerID(wv, wOK), r)
 	if w.seen(window{start, end}) {
 		r.Duplicates++
 		return nil, nil, false

@@ -59,38 +59,45 @@ type stats struct {
 	noMin, noMax bool
 }
 
-type statPoint interface {
-	Count() uint64
-	HasSum() bool
-	Sum() float64
-	HasMin() bool
-	Min() float64
-	HasMax() bool
-	Max() float64
+// statPoint is what a histogram point carries besides its buckets, read
+// into a value (an interface here would box the point: one allocation a
+// point).
+type statPoint struct {
+	count          uint64
+	sum, min, max  float64
+	hasSum         bool
+	hasMin, hasMax bool
+}
+
+func histStats(dp pmetric.HistogramDataPoint) statPoint {
+	return statPoint{dp.Count(), dp.Sum(), dp.Min(), dp.Max(), dp.HasSum(), dp.HasMin(), dp.HasMax()}
+}
+
+func expoStats(dp pmetric.ExponentialHistogramDataPoint) statPoint {
+	return statPoint{dp.Count(), dp.Sum(), dp.Min(), dp.Max(), dp.HasSum(), dp.HasMin(), dp.HasMax()}
 }
 
 func (s *stats) add(dp statPoint) {
-	n := dp.Count()
-	s.count += n
-	if n == 0 {
+	s.count += dp.count
+	if dp.count == 0 {
 		return
 	}
-	if dp.HasSum() {
-		s.sum += dp.Sum()
+	if dp.hasSum {
+		s.sum += dp.sum
 	} else {
 		s.noSum = true
 	}
-	if dp.HasMin() {
-		if !s.minSeen || dp.Min() < s.min {
-			s.min = dp.Min()
+	if dp.hasMin {
+		if !s.minSeen || dp.min < s.min {
+			s.min = dp.min
 		}
 		s.minSeen = true
 	} else {
 		s.noMin = true
 	}
-	if dp.HasMax() {
-		if !s.maxSeen || dp.Max() > s.max {
-			s.max = dp.Max()
+	if dp.hasMax {
+		if !s.maxSeen || dp.max > s.max {
+			s.max = dp.max
 		}
 		s.maxSeen = true
 	} else {
@@ -159,7 +166,7 @@ func (h *histState) add(dp pmetric.HistogramDataPoint) bool {
 	for i := range h.counts {
 		h.counts[i] += c.At(i)
 	}
-	h.stats.add(dp)
+	h.stats.add(histStats(dp))
 	return true
 }
 
@@ -339,7 +346,7 @@ func (e *expoState) add(dp pmetric.ExponentialHistogramDataPoint, maxSize int32)
 	e.addSign(&e.pos, p, shift, zi, widen)
 	e.addSign(&e.neg, n, shift, zi, widen)
 	e.zeroCount += dp.ZeroCount()
-	e.stats.add(dp)
+	e.stats.add(expoStats(dp))
 }
 
 func (e *expoState) addSign(b *expoBuckets, v expoView, shift, zi int32, widen bool) {

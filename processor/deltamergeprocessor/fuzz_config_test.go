@@ -1,0 +1,77 @@
+package deltamergeprocessor
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/processor/processortest"
+
+	"github.com/otelcsp/otelcsp/internal/fuzzconfig"
+	"github.com/otelcsp/otelcsp/processor/deltamergeprocessor/internal/metadata"
+)
+
+// FuzzConfig: whatever the config, unmarshalling and validation return
+// errors rather than panic, and a config that validates builds a processor
+// that starts, merges a few points, flushes and shuts down.
+func FuzzConfig(f *testing.F) {
+	fuzzconfig.AddSeeds(f)
+	for _, s := range []string{
+		"writer_attribute: [a, b]",
+		"writer_attribute: {a: b}",
+		"writer_attribute: 3",
+		"interval: 1ns",
+		"interval: 2562047h",
+		"interval: 99999999999999999999h",
+		"max_streams: 9223372036854775807",
+		"max_streams: 99999999999999999999999",
+		"max_streams: 1\nmax_writers_per_stream: 1",
+		"stream_expiration: 1ns\ninterval: 1ns",
+		"stream_expiration: -9223372036854775808ns",
+		"max_writers_per_stream: -2147483648",
+		"writer_attribute: otel.metric.overflow",
+		"writer_attribute: service.name",
+		"writer_attribute: " + strings.Repeat("[", 200) + strings.Repeat("]", 200),
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		conf, ok := fuzzconfig.Conf(data)
+		if !ok {
+			return
+		}
+		cfg := NewFactory().CreateDefaultConfig()
+		if err := conf.Unmarshal(cfg); err != nil {
+			return
+		}
+		if err := confmap.Validate(cfg); err != nil {
+			return
+		}
+		ctx := context.Background()
+		sink := new(consumertest.MetricsSink)
+		p, err := NewFactory().CreateMetrics(ctx, processortest.NewNopSettings(metadata.Type), cfg, sink)
+		if err != nil {
+			t.Fatalf("create with a valid config: %v", err)
+		}
+		// Starting only runs the flush ticker: no port, no network.
+		if err := p.Start(ctx, componenttest.NewNopHost()); err != nil {
+			t.Fatalf("start with a valid config: %v", err)
+		}
+		for _, md := range []func() error{
+			func() error { return p.ConsumeMetrics(ctx, delta("a", 0, 10, 1)) },
+			func() error { return p.ConsumeMetrics(ctx, delta("b", 0, 10, 1)) },
+			func() error { return p.ConsumeMetrics(ctx, delta("a", 0, 10, 1)) },
+			func() error { return p.ConsumeMetrics(ctx, gauge()) },
+		} {
+			if err := md(); err != nil {
+				t.Fatalf("consume: %v", err)
+			}
+		}
+		if err := p.Shutdown(ctx); err != nil {
+			t.Fatalf("shutdown: %v", err)
+		}
+	})
+}
