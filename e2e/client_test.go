@@ -262,6 +262,23 @@ func (r loadResult) acceptedSpans() []int {
 	return out
 }
 
+// batchSpans is the number of spans in batch b.
+func (l load) batchSpans(b int) int {
+	return (min(l.traces, (b+1)*l.tracesPerBatch) - b*l.tracesPerBatch) * l.spansPerTrace
+}
+
+// sentSpans counts the spans of every batch the client sent at least once,
+// accepted or not.
+func (r loadResult) sentSpans() int {
+	n := 0
+	for b, o := range r.outcomes {
+		if o.sent {
+			n += r.l.batchSpans(b)
+		}
+	}
+	return n
+}
+
 // counts: batches accepted, refused (sent, the client was told no) and never sent.
 func (r loadResult) counts() (accepted, refused, unsent int) {
 	for _, o := range r.outcomes {

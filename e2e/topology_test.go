@@ -1,7 +1,9 @@
 package e2e_test
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -238,4 +240,129 @@ func (tt *twoTiers) stopAll() {
 			b.stop()
 		}
 	}
+}
+
+// agentTiers is the topology of the fault tests: the shipped agent
+// (testdata/deploy/agent.yaml, only its endpoints, ports and queue directory
+// set through OTELCSP_* env) in front of three backend processes, each
+// exporting to its own counting server. The agent finds the backends
+// through the SRV records of the test's DNS server, as it finds a headless
+// Service's pods. A backend listed in proxied is reached through a TCP
+// proxy, the network path a test can blackhole: its SRV record names the
+// proxy.
+type agentTiers struct {
+	t        *testing.T
+	dns      gatewayDNS
+	agent    *agent
+	backends []*backend
+	sinks    []*countingServer
+	proxies  []*proxy // proxies[i] is nil when the agent dials backend i directly
+	queueDir string
+}
+
+func startAgentTiers(t *testing.T, proxied ...int) *agentTiers {
+	t.Helper()
+	at := &agentTiers{t: t, queueDir: t.TempDir()}
+	builds := make([]func() *backend, 3)
+	for i := range 3 {
+		sink := startCountingServer(t, fmt.Sprintf("sink-%d", i))
+		at.sinks = append(at.sinks, sink)
+		builds[i] = func() *backend { return newBackend(t, fmt.Sprintf("backend-%d", i), sink) }
+	}
+	// The backends listen before the agent starts, so that it does not
+	// begin with open breakers and gRPC reconnect backoff.
+	at.backends = startAllWithFreshPorts(t, builds)
+	at.proxies = make([]*proxy, 3)
+	for _, i := range proxied {
+		at.proxies[i] = startProxy(t, fmt.Sprintf("proxy-%d", i), at.backends[i].endpoint())
+	}
+	addrs := make([]string, 3)
+	for i := range addrs {
+		addrs[i] = at.addr(i)
+	}
+	at.dns = startGatewayDNS(t, addrs...)
+	at.agent = startWithFreshPorts(t, func() *agent { return newAgent(t, at.dns, at.queueDir) })
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("agent output:\n%s", at.agent.output())
+			for _, b := range at.backends {
+				t.Logf("%s output:\n%s", b.name, b.output())
+			}
+		}
+	})
+	return at
+}
+
+// addr is the 127.0.0.1 address the agent reaches backend i at: the
+// backend's, or its proxy's when proxied.
+func (at *agentTiers) addr(i int) string {
+	if p := at.proxies[i]; p != nil {
+		return p.addr()
+	}
+	return at.backends[i].endpoint()
+}
+
+// key is backend i's endpoint as the agent resolves it from its SRV record
+// (setGateways names loopback "localhost"): its fanout backend and its
+// breaker key.
+func (at *agentTiers) key(i int) string {
+	_, port, _ := net.SplitHostPort(at.addr(i))
+	return net.JoinHostPort("localhost", port)
+}
+
+// restartBackends starts the given backend processes again on their ports
+// (all at once) and waits for them to be healthy.
+func (at *agentTiers) restartBackends(which ...int) {
+	at.t.Helper()
+	for _, i := range which {
+		at.backends[i].start()
+	}
+	for _, i := range which {
+		at.backends[i].waitHealthy(30 * time.Second)
+	}
+}
+
+// spans is how many spans the counting servers hold, duplicates included.
+func (at *agentTiers) spans() int {
+	n := 0
+	for _, s := range at.sinks {
+		n += s.spanCount()
+	}
+	return n
+}
+
+// stopAll stops every process still running with SIGTERM and requires
+// exit status 0.
+func (at *agentTiers) stopAll() {
+	if at.agent.running() {
+		at.agent.stop()
+	}
+	for _, b := range at.backends {
+		if b.running() {
+			b.stop()
+		}
+	}
+}
+
+// startAllWithFreshPorts is startWithFreshPorts for several collectors at
+// once: they start together, so their start-up times overlap.
+func startAllWithFreshPorts[C interface{ base() *collector }](t *testing.T, builds []func() C) []C {
+	t.Helper()
+	out := make([]C, len(builds))
+	for i, build := range builds {
+		out[i] = build()
+		out[i].base().start()
+	}
+	for i := range out {
+		err := out[i].base().healthy(30 * time.Second)
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, errPortTaken) {
+			t.Fatalf("%s: %v\n%s", out[i].base().name, err, out[i].base().output())
+		}
+		t.Logf("%s: %v; again with other ports", out[i].base().name, err)
+		out[i] = startWithFreshPorts(t, builds[i])
+	}
+	return out
 }

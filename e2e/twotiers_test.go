@@ -6,20 +6,20 @@ import (
 )
 
 // TestE2ETwoTiers sends 30,000 spans (6,000 traces of 5 spans, 6% of them
-// errors) spread over about five seconds through a front otelcsp (fanout,
-// traceID routing, breakers) to three backend otelcsp processes (otlp,
-// redmetrics, spanlogs), and accounts for everything at the counting
-// servers behind them.
+// errors) spread over about five seconds through the shipped agent
+// (testdata/deploy/agent.yaml: fanout by trace ID, breakers, persistent
+// queue) to three backend otelcsp processes (otlp, redmetrics, spanlogs),
+// and accounts for everything at the counting servers behind them.
 func TestE2ETwoTiers(t *testing.T) {
-	tt := startTwoTiers(t, 3)
+	at := startAgentTiers(t)
 	l := load{run: 1, traces: 6000, spansPerTrace: 5, tracesPerBatch: 10, workers: 4,
 		interval: 8 * time.Millisecond, maxAttempts: 5, backoff: 200 * time.Millisecond, callTimeout: 20 * time.Second}
-	res := sendLoad(t, tt.front.otlpEndpoint(), l).wait(time.Minute)
+	res := sendLoad(t, at.agent.otlpEndpoint(), l).wait(time.Minute)
 	if a, _, _ := res.counts(); a != l.batches() {
 		t.Errorf("with no fault every batch must be accepted: %s", res)
 	}
-	waitDelivered(res, 10*time.Second, tt.sinks...)
-	d := checkDelivered(t, res, 0.005, tt.sinks...)
+	waitDelivered(res, 10*time.Second, at.sinks...)
+	d := checkDelivered(t, res, 0.005, at.sinks...)
 	if len(d.spans) != l.spans() {
 		t.Errorf("%d distinct spans delivered, sent %d", len(d.spans), l.spans())
 	}
@@ -35,7 +35,7 @@ func TestE2ETwoTiers(t *testing.T) {
 	if split > 0 || len(d.traceHomes) != l.traces {
 		t.Errorf("%d of %d traces reached more than one backend (want 0); %d traces seen", split, l.traces, len(d.traceHomes))
 	}
-	for _, s := range tt.sinks {
+	for _, s := range at.sinks {
 		share := float64(s.spanCount()) / float64(l.spans())
 		t.Logf("%s: %d spans (%.1f%%)", s.name, s.spanCount(), 100*share)
 		if share < 0.2 || share > 0.47 {
@@ -52,7 +52,7 @@ func TestE2ETwoTiers(t *testing.T) {
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
-		if d = collect(tt.sinks...); d.redCalls == int64(l.spans()) && d.redErrors == int64(wantErrors) {
+		if d = collect(at.sinks...); d.redCalls == int64(l.spans()) && d.redErrors == int64(wantErrors) {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -63,10 +63,10 @@ func TestE2ETwoTiers(t *testing.T) {
 
 	// spanlogs: exactly one error log record per error span, none for others.
 	deadline = time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) && len(collect(tt.sinks...).logs) < wantErrors {
+	for time.Now().Before(deadline) && len(collect(at.sinks...).logs) < wantErrors {
 		time.Sleep(100 * time.Millisecond)
 	}
-	d = collect(tt.sinks...)
+	d = collect(at.sinks...)
 	wrong := 0
 	for g := range l.spans() {
 		n := d.logs[l.spanKey(g)]
@@ -80,16 +80,16 @@ func TestE2ETwoTiers(t *testing.T) {
 	}
 	t.Logf("RED: %d calls, %d errors; %d error log records", d.redCalls, d.redErrors, len(d.logs))
 
-	// The front's own metrics agree: it accepted every span, sent them all
+	// The agent's own metrics agree: it accepted every span, sent them all
 	// and refused none.
-	if got := tt.front.metricSum("otelcol_receiver_accepted_spans"); got != float64(l.spans()) {
-		t.Errorf("front otelcol_receiver_accepted_spans = %v, want %d", got, l.spans())
+	if got := at.agent.metricSum("otelcol_receiver_accepted_spans"); got != float64(l.spans()) {
+		t.Errorf("agent otelcol_receiver_accepted_spans = %v, want %d", got, l.spans())
 	}
-	if got := tt.front.metricSum("otelcol_fanout_items_sent"); got < float64(l.spans()) {
-		t.Errorf("front otelcol_fanout_items_sent = %v, want at least %d", got, l.spans())
+	if got := at.agent.metricSum("otelcol_fanout_items_sent"); got < float64(l.spans()) {
+		t.Errorf("agent otelcol_fanout_items_sent = %v, want at least %d", got, l.spans())
 	}
-	if got := tt.front.metricSum("otelcol_fanout_items_refused"); got != 0 {
-		t.Errorf("front otelcol_fanout_items_refused = %v, want 0", got)
+	if got := at.agent.metricSum("otelcol_fanout_items_refused"); got != 0 {
+		t.Errorf("agent otelcol_fanout_items_refused = %v, want 0", got)
 	}
-	tt.stopAll()
+	at.stopAll()
 }
