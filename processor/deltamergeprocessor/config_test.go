@@ -38,6 +38,12 @@ func TestLoadConfig(t *testing.T) {
 	maxW := createDefaultConfig()
 	maxW.MaxWritersPerStream = 1024
 
+	// The README's example.
+	readme := createDefaultConfig()
+	readme.Interval = 30 * time.Second
+	readme.MaxStreams = 200_000
+	readme.MaxWritersPerStream = 16
+
 	tests := []struct {
 		id           string
 		want         *Config
@@ -50,6 +56,7 @@ func TestLoadConfig(t *testing.T) {
 		{id: "expiration_equals_interval", want: equal},
 		{id: "one_writer", want: one},
 		{id: "max_writers", want: maxW},
+		{id: "readme_example", want: readme},
 		{id: "typo", unmarshalErr: "writer_attributes"},
 		{id: "typo_interval", unmarshalErr: "flush_interval"},
 		{id: "contrib_key", unmarshalErr: "max_stale"},
