@@ -42,6 +42,11 @@ type Config struct {
 	// RoutingAttributes are the attributes hashed when RoutingKey is
 	// "attributes": looked up on the item first, then on its resource.
 	RoutingAttributes []string `mapstructure:"routing_attributes"`
+	// StreamIDExclude are attributes (resource or data point) left out of
+	// the stream identity with routing_key streamID: by default the
+	// writer's collector.instance.id, so every writer's points of one
+	// series reach the same backend, where deltamerge merges them.
+	StreamIDExclude []string `mapstructure:"stream_id_exclude"`
 
 	Resolver ResolverConfig `mapstructure:"resolver"`
 	Protocol ProtocolConfig `mapstructure:"protocol"`

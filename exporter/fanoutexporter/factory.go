@@ -36,6 +36,7 @@ func createDefaultConfig() component.Config {
 	retry.MaxElapsedTime = 5 * time.Second
 	return &Config{
 		MaxEjectedPercent: 50,
+		StreamIDExclude:   []string{"collector.instance.id"},
 		Resolver: ResolverConfig{
 			Static: configoptional.Default(StaticResolverConfig{}),
 			DNS: configoptional.Default(DNSResolverConfig{

@@ -2,6 +2,7 @@ package fanoutexporter
 
 import (
 	"math"
+	"slices"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -46,12 +47,20 @@ func traceIDHash(id pcommon.TraceID) uint64 { return hashID(id) }
 // hashMap hashes a map independent of its order: maps are small, so the
 // sum of per-entry hashes is cheaper than sorting keys and still collides
 // only by chance.
-func hashMap(h hasher, m pcommon.Map) hasher {
+func hashMap(h hasher, m pcommon.Map) hasher { return hashMapExcept(h, m, nil) }
+
+// hashMapExcept is hashMap of the entries whose key is not in except.
+func hashMapExcept(h hasher, m pcommon.Map, except []string) hasher {
 	var acc uint64
+	n := 0
 	for k, v := range m.All() {
+		if len(except) > 0 && slices.Contains(except, k) {
+			continue
+		}
 		acc += hashValue(newHasher().str(k), v).sum()
+		n++
 	}
-	return h.u64(acc).u64(uint64(m.Len()))
+	return h.u64(acc).u64(uint64(n))
 }
 
 func hashValue(h hasher, v pcommon.Value) hasher {

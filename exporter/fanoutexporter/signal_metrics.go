@@ -191,7 +191,7 @@ func pointAttributes(m pmetric.Metric, i int) pcommon.Map {
 
 // metricKeyFunc returns the hash of the routing key of data point i of a
 // metric (keys above the data point ignore i).
-func metricKeyFunc(key string, attrs []string) (fn func(pmetric.ResourceMetrics, pmetric.Metric, int) uint64, perPoint bool) {
+func metricKeyFunc(key string, attrs, streamExclude []string) (fn func(pmetric.ResourceMetrics, pmetric.Metric, int) uint64, perPoint bool) {
 	switch key {
 	case keyResource:
 		return func(rm pmetric.ResourceMetrics, _ pmetric.Metric, _ int) uint64 { return resourceHash(rm.Resource()) }, false
@@ -201,9 +201,9 @@ func metricKeyFunc(key string, attrs []string) (fn func(pmetric.ResourceMetrics,
 		}, false
 	case keyStreamID:
 		return func(rm pmetric.ResourceMetrics, m pmetric.Metric, i int) uint64 {
-			h := hashMap(newHasher(), rm.Resource().Attributes()).str(m.Name())
+			h := hashMapExcept(newHasher(), rm.Resource().Attributes(), streamExclude).str(m.Name())
 			if i < dataPointCount(m) {
-				h = hashMap(h, pointAttributes(m, i))
+				h = hashMapExcept(h, pointAttributes(m, i), streamExclude)
 			}
 			return h.sum()
 		}, true
@@ -220,7 +220,7 @@ func metricKeyFunc(key string, attrs []string) (fn func(pmetric.ResourceMetrics,
 }
 
 func metricsOps(cfg *Config, key string, sub subExporter) signalOps[pmetric.Metrics] {
-	keyFn, perPoint := metricKeyFunc(key, cfg.RoutingAttributes)
+	keyFn, perPoint := metricKeyFunc(key, cfg.RoutingAttributes, cfg.StreamIDExclude)
 	return signalOps[pmetric.Metrics]{
 		newSplit: func(n int) splitter[pmetric.Metrics] {
 			return &metricsSplitter{metricsSplit: newSplit(metricsShape, n), key: keyFn, perPoint: perPoint}

@@ -302,3 +302,31 @@ func TestSplitMetrics(t *testing.T) {
 		})
 	}
 }
+
+// With routing_key streamID, the writers of one series (points that differ
+// only in collector.instance.id) route alike by default, so the backend
+// that owns the stream sees every writer; stream_id_exclude: [] keeps the
+// attribute in the identity.
+func TestStreamIDExcludesWriterIdentity(t *testing.T) {
+	point := func(writer string) (pmetric.ResourceMetrics, pmetric.Metric) {
+		md := pmetric.NewMetrics()
+		rm := md.ResourceMetrics().AppendEmpty()
+		rm.Resource().Attributes().PutStr("service.name", "checkout")
+		m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+		m.SetName("traces.span.metrics.calls")
+		dp := m.SetEmptySum().DataPoints().AppendEmpty()
+		dp.Attributes().PutStr("span.name", "GET /cart")
+		dp.Attributes().PutStr("collector.instance.id", writer)
+		return rm, m
+	}
+	rmA, mA := point("gateway-0")
+	rmB, mB := point("gateway-1")
+	byDefault, _ := metricKeyFunc(keyStreamID, nil, createDefaultConfig().(*Config).StreamIDExclude)
+	require.Equal(t, byDefault(rmA, mA, 0), byDefault(rmB, mB, 0))
+	withWriter, _ := metricKeyFunc(keyStreamID, nil, nil)
+	require.NotEqual(t, withWriter(rmA, mA, 0), withWriter(rmB, mB, 0))
+	// Other attributes still tell streams apart.
+	rmC, mC := point("gateway-0")
+	mC.Sum().DataPoints().At(0).Attributes().PutStr("span.name", "POST /cart")
+	require.NotEqual(t, byDefault(rmA, mA, 0), byDefault(rmC, mC, 0))
+}
