@@ -13,8 +13,10 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/otelcsp/otelcsp/connector/redmetricsconnector/internal/metadata"
+	"github.com/otelcsp/otelcsp/internal/ratelog"
 )
 
 type connectorImp struct {
@@ -74,7 +76,7 @@ type connectorImp struct {
 	loopDone chan struct{}
 
 	// refusals paces the log of flushes the metrics pipeline refused.
-	refusals refusalLog
+	refusals *ratelog.Limiter
 }
 
 // stamp is one reading of the clock: wall time for data point timestamps,
@@ -99,8 +101,10 @@ func newConnector(set connector.Settings, cfg *Config, next consumer.Metrics, cl
 		return nil, err
 	}
 	c := &connectorImp{
-		cfg:          cfg,
-		logger:       set.Logger,
+		cfg:    cfg,
+		logger: set.Logger,
+		refusals: ratelog.New(refusalLogEvery, zapcore.ErrorLevel,
+			"Metrics pipeline refused RED metrics; the data points are dropped (the spans were not failed)", "data_points"),
 		tb:           tb,
 		next:         next,
 		clock:        clock,

@@ -6,6 +6,7 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.uber.org/zap"
 
 	"github.com/otelcsp/otelcsp/connector/redmetricsconnector/internal/metadata"
 )
@@ -113,7 +114,7 @@ func (c *connectorImp) flush(ctx context.Context) {
 	if n := b.md.DataPointCount(); n > 0 {
 		if err := c.next.ConsumeMetrics(ctx, b.md); err != nil {
 			c.tb.RedmetricsPointsRefused.Add(ctx, int64(n))
-			c.refusals.note(c.logger, c.clock.Monotonic(), n, err)
+			c.refusals.Note(c.logger, c.clock.Monotonic(), int64(n), zap.Error(err))
 		}
 	}
 	c.tb.RedmetricsFlushDuration.Record(ctx, time.Since(began).Seconds())

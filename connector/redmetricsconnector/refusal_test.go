@@ -48,7 +48,7 @@ func TestRefusedFlushCountedAndLoggedNotFailed(t *testing.T) {
 	first := logs.All()[0]
 	assert.Equal(t, zapcore.ErrorLevel, first.Level)
 	assert.Equal(t, map[string]any{
-		"error": refused.Error(), "refusals": int64(1), "data_points": int64(4), "log_period": refusalLogEvery,
+		"error": refused.Error(), "times": int64(1), "data_points": int64(4), "log_period": refusalLogEvery,
 	}, first.ContextMap())
 
 	// 10s after the first line, the next refusal is logged with the three
@@ -57,7 +57,7 @@ func TestRefusedFlushCountedAndLoggedNotFailed(t *testing.T) {
 	assert.Equal(t, 1, logs.Len(), "9s after the first line")
 	flushNow(t, c, clk, time.Second)
 	require.Equal(t, 2, logs.Len())
-	assert.Equal(t, int64(4), logs.All()[1].ContextMap()["refusals"])
+	assert.Equal(t, int64(4), logs.All()[1].ContextMap()["times"])
 	assert.Equal(t, int64(16), logs.All()[1].ContextMap()["data_points"])
 
 	// Shutdown's final flush is refused too: counted, and Shutdown succeeds.

@@ -13,8 +13,10 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/otelcsp/otelcsp/connector/spanlogsconnector/internal/metadata"
+	"github.com/otelcsp/otelcsp/internal/ratelog"
 )
 
 const (
@@ -45,7 +47,7 @@ type spanLogs struct {
 	mono func() time.Duration
 
 	// refusals paces the log of batches the logs pipeline refused.
-	refusals refusalLog
+	refusals *ratelog.Limiter
 
 	// ruleOpts holds one pre-built option slice per rule: passing a slice
 	// with ... does not allocate, building the option per call would.
@@ -86,6 +88,8 @@ func newSpanLogs(set component.TelemetrySettings, cfg *compiled, next consumer.L
 		fp:        newFingerprinter(),
 		now:       time.Now,
 		mono:      monotonic,
+		refusals: ratelog.New(refusalLogEvery, zapcore.ErrorLevel,
+			"Logs pipeline refused span log records; the records are dropped (the spans were not failed)", "records"),
 	}
 	for _, r := range cfg.rules {
 		c.ruleOpts = append(c.ruleOpts, []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("rule", r.name)))})
@@ -184,7 +188,7 @@ func (c *spanLogs) refused(ctx context.Context, sc *scratch, records int, err er
 			c.telemetry.SpanlogsRecordsRefused.Add(ctx, n, c.ruleOpts[i]...)
 		}
 	}
-	c.refusals.note(c.logger, c.mono(), records, err)
+	c.refusals.Note(c.logger, c.mono(), int64(records), zap.Error(err))
 }
 
 // maxPooledBody bounds the body buffer kept for reuse, so one huge batch

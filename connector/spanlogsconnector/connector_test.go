@@ -605,7 +605,7 @@ func TestRefusedRecordsCountedAndLoggedNotFailed(t *testing.T) {
 	first := logs.All()[0]
 	assert.Equal(t, zapcore.ErrorLevel, first.Level)
 	assert.Equal(t, map[string]any{
-		"error": refused.Error(), "refusals": int64(1), "records": int64(3), "log_period": refusalLogEvery,
+		"error": refused.Error(), "times": int64(1), "records": int64(3), "log_period": refusalLogEvery,
 	}, first.ContextMap())
 
 	// Ten seconds after the first line (a wall-clock step does not count).
@@ -615,7 +615,7 @@ func TestRefusedRecordsCountedAndLoggedNotFailed(t *testing.T) {
 	clock.Advance(7 * time.Second)
 	require.NoError(t, c.ConsumeTraces(context.Background(), batch(4)))
 	require.Equal(t, 2, logs.Len())
-	assert.Equal(t, int64(4), logs.All()[1].ContextMap()["refusals"])
+	assert.Equal(t, int64(4), logs.All()[1].ContextMap()["times"])
 	assert.Equal(t, int64(12), logs.All()[1].ContextMap()["records"])
 
 	// A batch without records sends nothing, so nothing is refused.

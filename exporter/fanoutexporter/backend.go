@@ -9,8 +9,10 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/otelcsp/otelcsp/extension/breakerextension"
+	"github.com/otelcsp/otelcsp/internal/ratelog"
 )
 
 // errBackendRemoved fails a send to a backend the resolver dropped meanwhile;
@@ -28,7 +30,7 @@ type backend[T any] struct {
 	attrs    metric.MeasurementOption
 
 	// failures rate-limits the log of failed sends (re-routed or handed back).
-	failures logLimiter
+	failures *ratelog.Limiter
 
 	// sent counts items accepted since the backend set last changed, for
 	// the load imbalance gauge.
@@ -47,7 +49,7 @@ func newBackend[T any](endpoint string, weight float64, exp component.Component,
 		exp:      exp,
 		send:     send,
 		attrs:    metric.WithAttributeSet(attribute.NewSet(attribute.String("backend", endpoint))),
-		failures: logLimiter{every: logEvery},
+		failures: ratelog.New(logEvery, zapcore.WarnLevel, "Backend failed; its items go to the next backend of each key", "items"),
 	}
 }
 

@@ -12,7 +12,9 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/otelcsp/otelcsp/internal/ratelog"
 )
 
 // errNoBackend is returned, with the items concerned, when no backend could
@@ -78,12 +80,12 @@ func (f *fanout[T]) push(ctx context.Context, data T) error {
 				return f.refuse(ctx, left, n)
 			}
 			f.telemetry.FanoutItemsDropped.Add(ctx, int64(n), reasonMaxWait)
-			f.waitLog.note(f.logger, "Dropped items that waited longer than max_wait for a backend", int64(n))
+			f.logs.dropped.Note(f.logger, now(), int64(n))
 			return consumererror.NewPermanent(fmt.Errorf("fanout: %d items waited longer than max_wait (%s) for a backend", n, f.cfg.MaxWait))
 		}
 		if queued && !waiting {
 			waiting = true
-			f.waitLog.note(f.logger, "No backend could take queued items; they wait for one", int64(n))
+			f.logs.waiting.Note(f.logger, now(), int64(n))
 		}
 		timer := time.NewTimer(delay)
 		select {
@@ -105,7 +107,7 @@ func (f *fanout[T]) push(ctx context.Context, data T) error {
 // refuse hands items back to a waiting caller.
 func (f *fanout[T]) refuse(ctx context.Context, left T, n int) error {
 	f.telemetry.FanoutItemsRefused.Add(ctx, int64(n))
-	f.waitLog.note(f.logger, "No backend could take items; returned them to the sender with a retryable error", int64(n))
+	f.logs.refused.Note(f.logger, now(), int64(n))
 	return f.ops.withData(errNoBackend, left)
 }
 
@@ -151,31 +153,24 @@ func isClosed(c chan struct{}) bool {
 	}
 }
 
-// logLimiter logs one kind of event at most once per interval, with the
-// items counted since its last line, so a long outage logs a line every
-// few seconds rather than one per batch.
-type logLimiter struct {
-	every time.Duration
-	mu    sync.Mutex
-	last  time.Time
-	items int64
-	times int64
-}
-
+// logEvery is the most often one kind of failure is logged.
 const logEvery = 10 * time.Second
 
-func (l *logLimiter) note(logger *zap.Logger, msg string, items int64, fields ...zap.Field) {
-	l.mu.Lock()
-	l.items += items
-	l.times++
-	now := time.Now()
-	if now.Sub(l.last) < l.every {
-		l.mu.Unlock()
-		return
+// monoOrigin anchors now(): time.Since subtracts monotonic readings, so a
+// wall-clock step does not stop or flood the rate-limited logs.
+var monoOrigin = time.Now()
+
+func now() time.Duration { return time.Since(monoOrigin) }
+
+// pushLogs are the rate-limited logs of push's outcomes.
+type pushLogs struct {
+	waiting, dropped, refused *ratelog.Limiter
+}
+
+func newPushLogs() pushLogs {
+	return pushLogs{
+		waiting: ratelog.New(logEvery, zapcore.WarnLevel, "No backend could take queued items; they wait for one", "items"),
+		dropped: ratelog.New(logEvery, zapcore.WarnLevel, "Dropped items that waited longer than max_wait for a backend", "items"),
+		refused: ratelog.New(logEvery, zapcore.WarnLevel, "No backend could take items; returned them to the sender with a retryable error", "items"),
 	}
-	items, times := l.items, l.times
-	l.items, l.times, l.last = 0, 0, now
-	l.mu.Unlock()
-	logger.Warn(msg, append(fields, zap.Int64("items", items), zap.Int64("times", times),
-		zap.Duration("period", l.every))...)
 }

@@ -70,8 +70,8 @@ type fanout[T any] struct {
 
 	state atomic.Pointer[routingState[T]]
 
-	drain   *drainState
-	waitLog logLimiter // waiting for, or giving up on, a backend
+	drain *drainState
+	logs  pushLogs
 
 	mu       sync.Mutex // serialises changes to the backend set
 	host     component.Host
@@ -87,7 +87,7 @@ func newFanout[T any](set exporter.Settings, cfg *Config, ops signalOps[T]) (*fa
 	}
 	f := &fanout[T]{
 		cfg: cfg, set: set, ops: ops, telemetry: tb, logger: set.Logger,
-		drain: newDrainState(), waitLog: logLimiter{every: logEvery},
+		drain: newDrainState(), logs: newPushLogs(),
 	}
 	f.state.Store(&routingState[T]{ring: newRing(nil)})
 	return f, nil
@@ -368,8 +368,7 @@ func (f *fanout[T]) route(ctx context.Context, data T) (left T, n int, perr erro
 				permanent = append(permanent, fmt.Errorf("backend %s: %w", b.endpoint, errs[i]))
 				continue
 			}
-			b.failures.note(f.logger, "Backend failed; its items go to the next backend of each key", items,
-				zap.String("backend", b.endpoint), zap.Error(errs[i]))
+			b.failures.Note(f.logger, now(), items, zap.String("backend", b.endpoint), zap.Error(errs[i]))
 			excluded[i] = true
 			failed := f.ops.empty()
 			f.ops.moveAll(parts[i], failed)
