@@ -63,7 +63,7 @@ func (l sdkLoad) send(t *testing.T, endpoint string, timeout time.Duration) load
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	client := ptraceotlp.NewGRPCClient(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
