@@ -40,8 +40,11 @@ type signalOps[T any] struct {
 
 // splitter moves items into one part per backend, plus a last part for
 // items no backend may take. Its parts are valid until the next add.
+// choose picks the backend for a routing key's hash; weight is how many
+// items (spans, log records, data points) that choice moves, for the
+// rerouted count (0 for a choice that only groups data points).
 type splitter[T any] interface {
-	add(data T, choose func(h uint64) int)
+	add(data T, choose func(h uint64, weight int) int)
 	finish() []T
 }
 
@@ -258,7 +261,6 @@ func endpointsOf[T any](bs []*backend[T]) []string {
 
 func (f *fanout[T]) newBackend(ctx context.Context, s backendSpec) (*backend[T], error) {
 	set := f.set
-	set.ID = component.NewIDWithName(set.ID.Type(), set.ID.Name()+"_"+s.endpoint)
 	set.Logger = f.logger.With(zap.String("backend", s.endpoint))
 	set = backendSettings(set)
 	exp, send, err := f.ops.newSub(ctx, set, s.endpoint)
@@ -307,14 +309,14 @@ func (f *fanout[T]) route(ctx context.Context, data T) (left T, n int, perr erro
 
 	rerouted := make([]int64, nb)
 	allowed := func(i int) bool { return !excluded[i] }
-	choose := func(h uint64) int {
+	choose := func(h uint64, weight int) int {
 		slot := st.ring.slot(h)
 		if o := st.ring.owner(slot); !excluded[o] {
 			return o
 		}
 		c := st.ring.pick(slot, allowed)
 		if c >= 0 {
-			rerouted[c]++
+			rerouted[c] += int64(weight)
 		}
 		return c
 	}

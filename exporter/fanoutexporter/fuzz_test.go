@@ -19,7 +19,7 @@ func fuzzSplit[T any](t *testing.T, data T, signal pipeline.Signal, r *ring,
 		o := ops(&Config{RoutingKey: key, RoutingAttributes: attrs}, key, subExporter{})
 		want := o.count(data)
 		sp := o.newSplit(r.size())
-		sp.add(copyOf(data), func(h uint64) int { return r.owner(r.slot(h)) })
+		sp.add(copyOf(data), func(h uint64, _ int) int { return r.owner(r.slot(h)) })
 		got := 0
 		for _, p := range sp.finish() {
 			got += o.count(p)

@@ -35,9 +35,9 @@ type logsSplitter struct {
 	key func(plog.ResourceLogs, plog.LogRecord) uint64
 }
 
-func (s logsSplitter) add(ld plog.Logs, choose func(uint64) int) {
+func (s logsSplitter) add(ld plog.Logs, choose func(uint64, int) int) {
 	s.logsSplit.add(ld, func(rl plog.ResourceLogs, lr plog.LogRecord) int {
-		return choose(s.key(rl, lr))
+		return choose(s.key(rl, lr), 1)
 	})
 }
 

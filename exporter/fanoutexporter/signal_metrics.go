@@ -41,19 +41,19 @@ type metricsSplitter struct {
 	owners   []int // scratch for regroup
 }
 
-func (s *metricsSplitter) add(md pmetric.Metrics, choose func(uint64) int) {
+func (s *metricsSplitter) add(md pmetric.Metrics, choose func(uint64, int) int) {
 	if s.perPoint {
 		s.regroup(md, choose)
 	}
 	s.metricsSplit.add(md, func(rm pmetric.ResourceMetrics, m pmetric.Metric) int {
-		return choose(s.key(rm, m, 0))
+		return choose(s.key(rm, m, 0), dataPointCount(m))
 	})
 }
 
 // regroup breaks every metric whose data points have several owners into
 // one metric per owner, in the same scope, so that afterwards every data
 // point of a metric goes where its first one goes.
-func (s *metricsSplitter) regroup(md pmetric.Metrics, choose func(uint64) int) {
+func (s *metricsSplitter) regroup(md pmetric.Metrics, choose func(uint64, int) int) {
 	rms := md.ResourceMetrics()
 	for i := 0; i < rms.Len(); i++ {
 		rm := rms.At(i)
@@ -66,7 +66,7 @@ func (s *metricsSplitter) regroup(md pmetric.Metrics, choose func(uint64) int) {
 				s.owners = s.owners[:0]
 				mixed := false
 				for p := range points {
-					o := choose(s.key(rm, m, p))
+					o := choose(s.key(rm, m, p), 0)
 					mixed = mixed || (p > 0 && o != s.owners[0])
 					s.owners = append(s.owners, o)
 				}

@@ -35,9 +35,9 @@ type tracesSplitter struct {
 	key func(ptrace.ResourceSpans, ptrace.Span) uint64
 }
 
-func (s tracesSplitter) add(td ptrace.Traces, choose func(uint64) int) {
+func (s tracesSplitter) add(td ptrace.Traces, choose func(uint64, int) int) {
 	s.tracesSplit.add(td, func(rs ptrace.ResourceSpans, span ptrace.Span) int {
-		return choose(s.key(rs, span))
+		return choose(s.key(rs, span), 1)
 	})
 }
 

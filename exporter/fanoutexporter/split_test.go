@@ -86,7 +86,7 @@ func spanOrigins(t *testing.T, td ptrace.Traces) map[pcommon.SpanID]string {
 // resource and scope, and that routing keys hold (a trace stays together).
 func TestSplitTraces(t *testing.T) {
 	r := newRing(endpoints(5))
-	choose := func(h uint64) int { return r.owner(r.slot(h)) }
+	choose := func(h uint64, _ int) int { return r.owner(r.slot(h)) }
 	for _, key := range []string{keyTraceID, keyService, keyAttributes} {
 		t.Run(key, func(t *testing.T) {
 			cfg := &Config{RoutingKey: key}
@@ -169,7 +169,7 @@ func TestSplitUnroutableGoesToLastPart(t *testing.T) {
 	ops := tracesOps(&Config{}, keyTraceID, subExporter{})
 	sp := ops.newSplit(3)
 	in := genTraces(rand.New(rand.NewPCG(1, 1)), 20, 3)
-	sp.add(in, func(uint64) int { return -1 })
+	sp.add(in, func(uint64, int) int { return -1 })
 	parts := sp.finish()
 	assert.Equal(t, 60, parts[3].SpanCount())
 	for _, p := range parts[:3] {
@@ -179,7 +179,7 @@ func TestSplitUnroutableGoesToLastPart(t *testing.T) {
 
 func TestSplitLogs(t *testing.T) {
 	r := newRing(endpoints(4))
-	choose := func(h uint64) int { return r.owner(r.slot(h)) }
+	choose := func(h uint64, _ int) int { return r.owner(r.slot(h)) }
 	ld := plog.NewLogs()
 	rl := ld.ResourceLogs().AppendEmpty()
 	rl.Resource().Attributes().PutStr("service.name", "svc")
@@ -230,7 +230,7 @@ func TestSplitLogs(t *testing.T) {
 
 func TestSplitMetrics(t *testing.T) {
 	r := newRing(endpoints(4))
-	choose := func(h uint64) int { return r.owner(r.slot(h)) }
+	choose := func(h uint64, _ int) int { return r.owner(r.slot(h)) }
 	build := func() pmetric.Metrics {
 		md := pmetric.NewMetrics()
 		for res := range 3 {
