@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -172,4 +173,32 @@ func someFile(path string, interval time.Duration) configoptional.Optional[FileR
 
 func someDNS(cfg DNSResolverConfig) configoptional.Optional[DNSResolverConfig] {
 	return configoptional.Some(cfg)
+}
+
+// SRV weights become backend weights; only the most preferred priority is
+// used; repeated records count once (SRV and A alike).
+func TestDNSResolverSRVWeightsPriorityAndRepeats(t *testing.T) {
+	dns := collectortest.StartDNSServer(t)
+	dns.Set(func(s *collectortest.DNSServer) {
+		s.SRV["_otlp._tcp.weighted.test"] = []net.SRV{
+			{Target: "gw-0.weighted.test.", Port: 4317, Weight: 10},
+			{Target: "gw-1.weighted.test.", Port: 4317, Weight: 30},
+			{Target: "gw-1.weighted.test.", Port: 4317, Weight: 30},
+			{Target: "standby.weighted.test.", Port: 4317, Priority: 10, Weight: 50},
+			{Target: "gw-2.weighted.test.", Port: 4317, Weight: 0},
+		}
+		s.A["repeated.test"] = []net.IP{net.IPv4(127, 0, 0, 2), net.IPv4(127, 0, 0, 2), net.IPv4(127, 0, 0, 3)}
+	})
+	lookup := func(cfg DNSResolverConfig) []backendSpec {
+		cfg.Interval, cfg.Timeout, cfg.Server = time.Hour, time.Second, dns.Addr()
+		specs, err := newDNSLookup(cfg)(context.Background())
+		require.NoError(t, err)
+		slices.SortFunc(specs, func(a, b backendSpec) int { return strings.Compare(a.endpoint, b.endpoint) })
+		return specs
+	}
+	assert.Equal(t, []backendSpec{
+		{"gw-0.weighted.test:4317", 10}, {"gw-1.weighted.test:4317", 30}, {"gw-2.weighted.test:4317", 1},
+	}, lookup(DNSResolverConfig{Hostname: "_otlp._tcp.weighted.test", SRV: true}))
+	assert.Equal(t, []backendSpec{{"127.0.0.2:4317", 1}, {"127.0.0.3:4317", 1}},
+		lookup(DNSResolverConfig{Hostname: "repeated.test", Port: "4317"}))
 }
