@@ -73,7 +73,11 @@ func (b *backend[T]) consume(ctx context.Context, data T, force bool) error {
 	if err != nil && !force {
 		return err
 	}
-	err = b.send(ctx, data)
+	// The backend's exporter may consult the same breaker again through its
+	// client middleware (the same extension in protocol's middlewares): the
+	// mark tells it the call is admitted here, so it neither refuses the
+	// half-open probe taken here nor counts the outcome a second time.
+	err = b.send(breakerextension.ContextWithAdmitted(ctx, b.breaker), data)
 	permit.Done(err) // the zero Permit (forced send) ignores it
 	return err
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/config/configmiddleware"
 	"go.opentelemetry.io/collector/extension/extensiontest"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
@@ -70,4 +71,79 @@ func TestFanoutWithBreakerExtension(t *testing.T) {
 
 	require.Equal(t, total, accepted)
 	requireExactlyOnce(t, collect(servers...), total)
+}
+
+// TestFanoutAndMiddlewareShareABreaker guards each backend with the same
+// breaker twice: the fanout's `breaker:` and the same extension in
+// protocol.otlp's client middlewares (both use the endpoint as the key).
+// Each call is counted once, and once the backend recovers the fanout's
+// half-open probe reaches it (the middleware recognises the call the fanout
+// admitted instead of refusing it for want of a second probe permit) and
+// closes the breaker.
+func TestFanoutAndMiddlewareShareABreaker(t *testing.T) {
+	servers := []*otlpServer{startOTLPServer(t), startOTLPServer(t), startOTLPServer(t)}
+
+	bf := breakerextension.NewFactory()
+	bcfg := bf.CreateDefaultConfig().(*breakerextension.Config)
+	bcfg.ConsecutiveFailures = 2
+	bcfg.FailureRatio = 0
+	bcfg.OpenDuration = 200 * time.Millisecond
+	bcfg.MaxOpenDuration = 200 * time.Millisecond
+	bcfg.Jitter = 0
+	bcfg.SuccessThreshold = 1
+	id := component.MustNewID("breaker")
+	ext, err := bf.Create(context.Background(), extensiontest.NewNopSettings(bf.Type()), bcfg)
+	require.NoError(t, err)
+	h := host{Host: componenttest.NewNopHost(), extensions: map[component.ID]component.Component{id: ext}}
+	require.NoError(t, ext.Start(context.Background(), h))
+	t.Cleanup(func() { require.NoError(t, ext.Shutdown(context.Background())) })
+	provider, err := breakerextension.FromHost(h, id)
+	require.NoError(t, err)
+
+	cfg := testConfig(servers...)
+	cfg.Breaker = &id
+	otlp := cfg.Protocol.OTLP.Get()
+	otlp.Middlewares = []configmiddleware.Config{{ID: id}}
+	exp := startTraces(t, cfg, h)
+
+	failing := servers[1]
+	failing.setMode(modeFail)
+	in, total := batches(11, 400, 10, 3)
+	accepted, next := 0, 0
+	send := func(n int) {
+		n = min(n, len(in)-next)
+		for _, td := range in[next : next+n] {
+			a, r := sendAll(t, exp, []ptrace.Traces{td})
+			require.Zero(t, r, "two healthy backends were left")
+			accepted += a
+		}
+		next += n
+	}
+	send(5)
+	b := provider.Breaker(failing.addr)
+	require.Equal(t, breakerextension.StateOpen, b.State())
+	snap := keySnapshot(t, ext, failing.addr)
+	assert.Equal(t, uint64(failing.requests.Load()), snap.Failure, "each call to the backend counts once, not once per guard")
+	assert.Zero(t, snap.Ignored, "no guard refused a call the other admitted")
+
+	failing.setMode(modeOK)
+	require.Eventually(t, func() bool {
+		send(1)
+		return b.State() == breakerextension.StateClosed
+	}, 5*time.Second, 20*time.Millisecond, "the probe reaches the recovered backend and closes the breaker")
+	send(len(in) - next)
+	assert.Positive(t, failing.spanCount(), "the recovered backend got its keys back")
+	require.Equal(t, total, accepted)
+	requireExactlyOnce(t, collect(servers...), total)
+}
+
+func keySnapshot(t *testing.T, ext component.Component, key string) breakerextension.KeySnapshot {
+	t.Helper()
+	for _, s := range ext.(breakerextension.Controller).Snapshot() {
+		if s.Key == key {
+			return s
+		}
+	}
+	t.Fatalf("no breaker for %s", key)
+	return breakerextension.KeySnapshot{}
 }

@@ -72,6 +72,9 @@ func (e *breakerExtension) GetGRPCClientOptions(context.Context) ([]grpc.DialOpt
 
 func (e *breakerExtension) unaryInterceptor(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 	b := e.get(cc.Target())
+	if admittedUpstream(ctx, b) {
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
 	p, err := b.Allow()
 	if err != nil {
 		return e.reject(b)
@@ -85,6 +88,9 @@ func (e *breakerExtension) unaryInterceptor(ctx context.Context, method string, 
 // the application's business, but failing to open one is the backend's.
 func (e *breakerExtension) streamInterceptor(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 	b := e.get(cc.Target())
+	if admittedUpstream(ctx, b) {
+		return streamer(ctx, desc, cc, method, opts...)
+	}
 	p, err := b.Allow()
 	if err != nil {
 		return nil, e.reject(b)
@@ -109,6 +115,9 @@ type roundTripper struct {
 
 func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	b := rt.ext.get(req.URL.Host)
+	if admittedUpstream(req.Context(), b) {
+		return rt.next.RoundTrip(req)
+	}
 	p, err := b.Allow()
 	if err != nil {
 		if req.Body != nil {

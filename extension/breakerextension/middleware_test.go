@@ -230,3 +230,64 @@ func TestStreamInterceptor(t *testing.T) {
 	assert.Equal(t, StateOpen, e.Breaker("127.0.0.1:1").State())
 	assert.Equal(t, "HTTP status 429 (retry after 2s)", (&HTTPStatusError{StatusCode: 429, RetryAfter: 2 * time.Second}).Error())
 }
+
+// TestMiddlewareRecognisesCallAdmittedUpstream: a caller that took the
+// half-open probe of a key through the Go API and calls an exporter whose
+// middleware guards the same key must reach the backend; the middleware
+// neither asks again nor counts the outcome (the caller's permit does). A
+// mark from another key's breaker does not count.
+func TestMiddlewareRecognisesCallAdmittedUpstream(t *testing.T) {
+	cfg := createDefaultConfig()
+	cfg.Jitter = 0
+	cfg.SuccessThreshold = 1
+	e, clk := newTestExtension(t, cfg, nil)
+	cc, err := grpc.NewClient("backend:4317", grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, cc.Close()) }()
+	var invoked int
+	invoker := func(context.Context, string, any, any, *grpc.ClientConn, ...grpc.CallOption) error {
+		invoked++
+		return nil
+	}
+	b := e.Breaker("backend:4317")
+	for range 5 {
+		call(t, b, errBackend)
+	}
+	clk.Advance(time.Second)
+	require.Equal(t, StateHalfOpen, b.State())
+
+	probe, err := b.Allow()
+	require.NoError(t, err)
+	ctx := ContextWithAdmitted(context.Background(), b)
+	require.NoError(t, e.unaryInterceptor(ctx, "/svc/M", nil, nil, cc, invoker), "the probe admitted upstream goes through")
+	assert.Equal(t, 1, invoked)
+	other := ContextWithAdmitted(context.Background(), e.Breaker("other:4317"))
+	require.ErrorIs(t, e.unaryInterceptor(other, "/svc/M", nil, nil, cc, invoker), ErrOpen, "another key's mark admits nothing here")
+	require.ErrorIs(t, e.unaryInterceptor(context.Background(), "/svc/M", nil, nil, cc, invoker), ErrOpen)
+	assert.Equal(t, 1, invoked)
+	probe.Done(nil)
+	assert.Equal(t, StateClosed, b.State())
+	snap := e.get("backend:4317").snapshot(clk.Now(), time.Now())
+	assert.Equal(t, uint64(1), snap.Success, "the outcome counted once, by the upstream permit")
+	assert.Zero(t, snap.Ignored)
+
+	// The same over HTTP.
+	wrap, err := e.GetHTTPRoundTripper(context.Background())
+	require.NoError(t, err)
+	var sent int
+	rt, err := wrap(context.Background(), rtFunc(func(*http.Request) (*http.Response, error) {
+		sent++
+		return &http.Response{StatusCode: 200, Header: http.Header{}, Body: http.NoBody}, nil
+	}))
+	require.NoError(t, err)
+	hb := e.Breaker("backend:4318")
+	e.SetManualState("backend:4318", ManualForcedOpen)
+	req, _ := http.NewRequestWithContext(ContextWithAdmitted(context.Background(), hb), http.MethodPost, "http://backend:4318/v1/traces", http.NoBody)
+	resp, err := rt.RoundTrip(req)
+	require.NoError(t, err, "a call its caller sends despite the breaker (panic mode, drain) is not refused again")
+	_ = resp.Body.Close()
+	assert.Equal(t, 1, sent)
+
+	// Another implementation of Breaker leaves the context alone.
+	assert.Equal(t, context.Background(), ContextWithAdmitted(context.Background(), nil))
+}
