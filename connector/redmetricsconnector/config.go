@@ -120,6 +120,9 @@ type Config struct {
 	AggregationCardinalityLimit int             `mapstructure:"aggregation_cardinality_limit"`
 	Exemplars                   ExemplarsConfig `mapstructure:"exemplars"`
 	Events                      EventsConfig    `mapstructure:"events"`
+	// ServiceGraph adds contrib servicegraph's edge metrics, computed in
+	// the same pass over the spans.
+	ServiceGraph ServiceGraphConfig `mapstructure:"service_graph"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}
@@ -136,6 +139,11 @@ func createDefaultConfig() *Config {
 		SeriesExpiration:       defaultSeriesExpiration,
 		CardinalityLimit:       defaultCardinalityLimit,
 		Exemplars:              ExemplarsConfig{MaxPerDataPoint: defaultMaxExemplars},
+		ServiceGraph: ServiceGraphConfig{
+			Store:                     StoreConfig{MaxItems: defaultStoreMaxItems, TTL: defaultStoreTTL},
+			VirtualNodePeerAttributes: append([]string(nil), defaultPeerAttributes...),
+			DatabaseNameAttributes:    append([]string(nil), defaultDatabaseNameAttributes...),
+		},
 	}
 }
 
@@ -224,6 +232,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, err)
 		}
 	}
+	errs = append(errs, c.ServiceGraph.validate()...)
 	return errors.Join(errs...)
 }
 

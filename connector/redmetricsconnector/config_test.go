@@ -46,6 +46,23 @@ func TestLoadConfig(t *testing.T) {
 	noInstance := createDefaultConfig()
 	noInstance.ExcludeDimensions = []string{"collector.instance.id"}
 
+	sg := createDefaultConfig()
+	sg.ServiceGraph.Enabled = true
+
+	sgFull := createDefaultConfig()
+	sgFull.ServiceGraph = ServiceGraphConfig{
+		Enabled:                   true,
+		Dimensions:                []Dimension{{Name: "http.request.method"}, {Name: "deployment.environment", Default: strp("unknown")}},
+		LatencyHistogramBuckets:   []time.Duration{5 * time.Millisecond, 50 * time.Millisecond, 500 * time.Millisecond, 5 * time.Second},
+		Store:                     StoreConfig{MaxItems: 500, TTL: 5 * time.Second},
+		VirtualNodePeerAttributes: []string{"peer.service", "server.address"},
+		DatabaseNameAttributes:    []string{"db.namespace", "db.name"},
+	}
+
+	sgNoVirtual := createDefaultConfig()
+	sgNoVirtual.ServiceGraph.Enabled = true
+	sgNoVirtual.ServiceGraph.VirtualNodePeerAttributes = []string{}
+
 	tests := []struct {
 		id           string
 		want         *Config
@@ -59,6 +76,19 @@ func TestLoadConfig(t *testing.T) {
 		{id: "contrib", want: contrib},
 		{id: "exclude_instance", want: noInstance},
 		{id: "instance_dimension", validateErr: `"dimensions[0]": duplicate dimension name "collector.instance.id"`},
+		{id: "service_graph", want: sg},
+		{id: "service_graph_full", want: sgFull},
+		{id: "service_graph_no_virtual", want: sgNoVirtual},
+		{id: "service_graph_typo", unmarshalErr: "max_item"},
+		{id: "service_graph_typo_top", unmarshalErr: "enable"},
+		{id: "service_graph_bad_max_items", validateErr: `"service_graph.store.max_items": must be in [1, 10000000], got 0`},
+		{id: "service_graph_huge_max_items", validateErr: `"service_graph.store.max_items": must be in [1, 10000000], got 100000000`},
+		{id: "service_graph_bad_ttl", validateErr: `"service_graph.store.ttl": must be > 0, got -1s`},
+		{id: "service_graph_bad_buckets", validateErr: `"service_graph.latency_histogram_buckets[1]": must be strictly increasing, got 1s after 1s`},
+		{id: "service_graph_zero_bucket", validateErr: `"service_graph.latency_histogram_buckets[0]": must be > 0, got 0s`},
+		{id: "service_graph_empty_peer", validateErr: `"service_graph.virtual_node_peer_attributes[1]": must not be empty`},
+		{id: "service_graph_empty_db", validateErr: `"service_graph.database_name_attributes[0]": must not be empty`},
+		{id: "service_graph_duplicate_dimension", validateErr: `"service_graph.dimensions[1]": duplicate dimension name "a"`},
 		{id: "typo", unmarshalErr: "dimension"},
 		{id: "typo_nested", unmarshalErr: "bucket"},
 		{id: "bad_unit", validateErr: `"histogram.unit": must be "ms" or "s", got "us"`},
@@ -116,4 +146,12 @@ func TestDefaultConfig(t *testing.T) {
 	assert.Equal(t, 5*time.Minute, cfg.expiration())
 	assert.False(t, cfg.Exemplars.Enabled)
 	assert.False(t, cfg.Events.Enabled)
+	// The service graph is off; its defaults are contrib's, but for a
+	// store ten times larger (contrib: 1000) and two more peer attributes.
+	assert.False(t, cfg.ServiceGraph.Enabled)
+	assert.Equal(t, 10_000, cfg.ServiceGraph.Store.MaxItems)
+	assert.Equal(t, 2*time.Second, cfg.ServiceGraph.Store.TTL)
+	assert.Equal(t, []string{"peer.service", "db.name", "db.system", "server.address", "messaging.system"}, cfg.ServiceGraph.VirtualNodePeerAttributes)
+	assert.Equal(t, []string{"db.name"}, cfg.ServiceGraph.DatabaseNameAttributes)
+	assert.Equal(t, []float64{0.002, 0.004, 0.006, 0.008, 0.01, 0.05, 0.1, 0.2, 0.4, 0.8, 1, 1.4, 2, 5, 10, 15}, cfg.ServiceGraph.latencyBounds())
 }

@@ -59,7 +59,10 @@ type connectorImp struct {
 	live   atomic.Int64 // live series, the overflow series excluded
 
 	overflowMu sync.Mutex
-	overflow   [2]*series // one per family, created on first overflow
+	overflow   [numFamilies]*series // one per family, created on first overflow
+
+	// sg is the service graph, nil unless service_graph.enabled.
+	sg *serviceGraph
 
 	scratch sync.Pool
 
@@ -93,6 +96,7 @@ func (c *connectorImp) stamp() stamp {
 type scratch struct {
 	vals  []dimVal
 	evals []dimVal
+	sg    sgScratch
 }
 
 func newConnector(set connector.Settings, cfg *Config, next consumer.Metrics, clock Clock) (*connectorImp, error) {
@@ -152,7 +156,16 @@ func newConnector(set connector.Settings, cfg *Config, next consumer.Metrics, cl
 	if c.eventPlan != nil {
 		ne = len(c.eventPlan.slots)
 	}
-	c.scratch.New = func() any { return &scratch{vals: make([]dimVal, nv), evals: make([]dimVal, ne)} }
+	if cfg.ServiceGraph.Enabled {
+		c.sg = newServiceGraph(cfg)
+	}
+	c.scratch.New = func() any {
+		sc := &scratch{vals: make([]dimVal, nv), evals: make([]dimVal, ne)}
+		if c.sg != nil {
+			sc.sg = c.sg.newScratch()
+		}
+		return sc
+	}
 	return c, nil
 }
 
@@ -201,7 +214,7 @@ func (c *connectorImp) Shutdown(ctx context.Context) error {
 		close(c.done)
 		c.ticker.Stop()
 		<-c.loopDone
-		c.flush(ctx)
+		c.flushAt(ctx, true)
 	}
 	c.tb.Shutdown()
 	return nil
@@ -217,6 +230,20 @@ func (c *connectorImp) ConsumeTraces(ctx context.Context, td ptrace.Traces) erro
 	sc := c.scratch.Get().(*scratch)
 	var skipped, overflowed, created int64
 	var last *resource
+	var sgs sgStats
+	g := c.sg
+	if g != nil {
+		// Spans that waited past the TTL become unpaired (and virtual
+		// node edges) before this batch can pair anything.
+		for i := range g.stores {
+			sh := &g.stores[i]
+			sh.mu.Lock()
+			if sh.head >= 0 && sh.slab[sh.head].expireAt <= now.mono {
+				c.expireShard(g, &sc.sg, sh, now, false, &sgs)
+			}
+			sh.mu.Unlock()
+		}
+	}
 
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
@@ -263,6 +290,11 @@ func (c *connectorImp) ConsumeTraces(ctx context.Context, td ptrace.Traces) erro
 				res, o, cr = c.record(res, familySpan, sc.vals, w, dur, ex, span, now)
 				overflowed += o
 				created += cr
+				if k := span.Kind(); g != nil && k >= ptrace.SpanKindServer && k <= ptrace.SpanKindConsumer {
+					// Server, client, producer and consumer spans are
+					// one side of a call.
+					c.onSpan(g, &sc.sg, &sctx, span, w, now, &sgs)
+				}
 
 				if c.eventPlan != nil {
 					evs := span.Events()
@@ -280,6 +312,8 @@ func (c *connectorImp) ConsumeTraces(ctx context.Context, td ptrace.Traces) erro
 		last = res
 	}
 	c.scratch.Put(sc)
+	overflowed += sgs.overflowed
+	created += sgs.created
 
 	// Own metrics once per batch, not per span.
 	if skipped > 0 {
@@ -341,13 +375,7 @@ func (c *connectorImp) recordOverflow(family uint8, w uint64, dur float64, ex bo
 // create makes a new series under the shard lock, or returns nil when the
 // cardinality limit is reached.
 func (c *connectorImp) create(sh *shard, h uint64, res *resource, family uint8, vals []dimVal, now stamp) (*series, int64) {
-	// Under a flood at the limit, the plain load keeps overflowing spans
-	// from bouncing the shared counter's cache line with two writes each.
-	if c.limit > 0 && c.live.Load() >= c.limit {
-		return nil, 0
-	}
-	if n := c.live.Add(1); c.limit > 0 && n > c.limit {
-		c.live.Add(-1)
+	if !c.reserve() {
 		return nil, 0
 	}
 	if r := c.res.acquire(res); r != res {
@@ -369,6 +397,21 @@ func (c *connectorImp) create(sh *shard, h uint64, res *resource, family uint8, 
 	return s, 1
 }
 
+// reserve counts one more live series, or reports that cardinality_limit
+// is reached.
+func (c *connectorImp) reserve() bool {
+	// Under a flood at the limit, the plain load keeps overflowing spans
+	// from bouncing the shared counter's cache line with two writes each.
+	if c.limit > 0 && c.live.Load() >= c.limit {
+		return false
+	}
+	if n := c.live.Add(1); c.limit > 0 && n > c.limit {
+		c.live.Add(-1)
+		return false
+	}
+	return true
+}
+
 func (c *connectorImp) newSeries(res *resource, family uint8, vals []dimVal, now stamp) *series {
 	s := &series{res: res, family: family, vals: vals, start: now.wall, lastSeen: now.mono}
 	if family == familySpan && !c.histDisabled {
@@ -377,6 +420,10 @@ func (c *connectorImp) newSeries(res *resource, family uint8, vals []dimVal, now
 		} else {
 			s.buckets = make([]uint64, len(c.bounds)+1)
 		}
+	}
+	if family == familyEdge {
+		// Client latency buckets, then server latency buckets.
+		s.buckets = make([]uint64, 2*c.sg.nb)
 	}
 	return s
 }

@@ -28,7 +28,11 @@ const (
 // the connector's own timer (and at Shutdown), never inside ConsumeTraces.
 // Cumulative points lost that way are covered by the next flush's totals;
 // delta points are lost.
-func (c *connectorImp) flush(ctx context.Context) {
+func (c *connectorImp) flush(ctx context.Context) { c.flushAt(ctx, false) }
+
+// flushAt is flush; final (at shutdown) first records every span still
+// waiting in the service graph store as unpaired, since none will come.
+func (c *connectorImp) flushAt(ctx context.Context, final bool) {
 	c.flushMu.Lock()
 	defer c.flushMu.Unlock()
 	began := time.Now()
@@ -37,6 +41,18 @@ func (c *connectorImp) flush(ctx context.Context) {
 	now, mono := at.wall, at.mono
 	prev := c.lastFlush
 	c.lastFlush = now
+
+	if c.sg != nil {
+		// Spans past the TTL are recorded before the snapshot, so an idle
+		// connector still reports its unpaired spans and virtual edges.
+		st := c.expire(c.sg, at, final)
+		if st.overflowed > 0 {
+			c.tb.RedmetricsSpansOverflowed.Add(ctx, st.overflowed)
+		}
+		if st.created > 0 {
+			c.tb.RedmetricsSeriesCreated.Add(ctx, st.created)
+		}
+	}
 
 	sn := &snapshot{
 		snaps: make([]snap, 0, c.lastSnaps),
@@ -59,7 +75,9 @@ func (c *connectorImp) flush(ctx context.Context) {
 						sn.take(s)
 					}
 					c.live.Add(-1)
-					c.res.release(s.res)
+					if s.res != nil {
+						c.res.release(s.res)
+					}
 					expired++
 					s = next
 					continue
@@ -146,6 +164,7 @@ type snap struct {
 	s          *series
 	count      uint64
 	sum        float64
+	sum2       float64
 	bOff, bLen int // counters in snapshot.u64
 	exOff      int // exemplars in snapshot.ex
 	exLen      int
@@ -162,7 +181,7 @@ const (
 )
 
 func (sn *snapshot) take(s *series) {
-	p := snap{s: s, count: s.count, sum: s.sum, bOff: len(sn.u64)}
+	p := snap{s: s, count: s.count, sum: s.sum, sum2: s.sum2, bOff: len(sn.u64)}
 	switch {
 	case s.buckets != nil:
 		p.hist = histExplicit
@@ -198,6 +217,8 @@ type rmOut struct {
 	sm                      pmetric.ScopeMetrics
 	calls, duration, events pmetric.Metric
 	hasSpan, hasEvents      bool
+	graph                   [numGraphMetrics]pmetric.Metric
+	hasGraph                [numGraphMetrics]bool
 }
 
 func newBuilder(c *connectorImp, prev, now pcommon.Timestamp) *builder {
@@ -239,6 +260,10 @@ func (b *builder) sum(m pmetric.Metric, name string) {
 
 func (b *builder) emit(sn *snapshot, p *snap) {
 	s := p.s
+	if s.family >= familyEdge {
+		b.emitGraph(sn, p)
+		return
+	}
 	o := b.out(s.res)
 	b.attrs.Clear()
 	if s.res == nil && s.vals == nil {

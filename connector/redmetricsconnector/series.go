@@ -37,7 +37,8 @@ type series struct {
 	lastSeen int64 // monotonic ns of the batch that last updated it (expiry)
 
 	count uint64  // calls (span series) or events (event series), adjusted
-	sum   float64 // sum of durations, weighted by adjusted count
+	sum   float64 // sum of durations, weighted by adjusted count (edges: client latency)
+	sum2  float64 // edges: sum of server latencies
 
 	buckets []uint64  // explicit histogram: len(bounds)+1 counters
 	expo    *expoHist // exponential histogram
@@ -111,6 +112,7 @@ func (s *series) clearExemplars() {
 func (s *series) resetDelta() {
 	s.count = 0
 	s.sum = 0
+	s.sum2 = 0
 	clear(s.buckets)
 	if s.expo != nil {
 		s.expo.reset()

@@ -1,0 +1,5 @@
+//go:build !race
+
+package redmetricsconnector
+
+const raceEnabled = false

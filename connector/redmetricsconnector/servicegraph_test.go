@@ -1,0 +1,508 @@
+package redmetricsconnector
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// sgSpan is one span of a service graph test: trace, span and parent IDs
+// are small numbers (0 = empty parent).
+type sgSpan struct {
+	service  string
+	name     string
+	kind     ptrace.SpanKind
+	trace    byte
+	id       byte
+	parent   byte
+	durMs    float64
+	failed   bool
+	attrs    map[string]any
+	resAttrs map[string]any
+}
+
+func sgTrace(b byte) pcommon.TraceID {
+	return pcommon.TraceID{b, 0xee, 1, 2, 3, 4, 5, 6, 7, 8, b, 9, 10, 11, 12, 13}
+}
+func sgSpanID(b byte) pcommon.SpanID { return pcommon.SpanID{b, 0xdd, 1, 2, 3, 4, 5, 6} }
+
+// sgTraces puts each span in its own ResourceSpans, as spans of different
+// services arrive.
+func sgTraces(spans ...sgSpan) ptrace.Traces {
+	td := ptrace.NewTraces()
+	for _, s := range spans {
+		rs := td.ResourceSpans().AppendEmpty()
+		if s.resAttrs != nil {
+			_ = rs.Resource().Attributes().FromRaw(s.resAttrs)
+		}
+		rs.Resource().Attributes().PutStr("service.name", s.service)
+		sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+		sp.SetName(s.name)
+		if sp.Name() == "" {
+			sp.SetName("op")
+		}
+		sp.SetKind(s.kind)
+		sp.SetTraceID(sgTrace(s.trace))
+		sp.SetSpanID(sgSpanID(s.id))
+		if s.parent != 0 {
+			sp.SetParentSpanID(sgSpanID(s.parent))
+		}
+		if s.failed {
+			sp.Status().SetCode(ptrace.StatusCodeError)
+		}
+		start := pcommon.NewTimestampFromTime(t0)
+		sp.SetStartTimestamp(start)
+		sp.SetEndTimestamp(start + pcommon.Timestamp(s.durMs*1e6))
+		if s.attrs != nil {
+			_ = sp.Attributes().FromRaw(s.attrs)
+		}
+	}
+	return td
+}
+
+func sgConfig() *Config {
+	cfg := createDefaultConfig()
+	cfg.ServiceGraph.Enabled = true
+	return cfg
+}
+
+func consumeSG(t testing.TB, c *connectorImp, spans ...sgSpan) {
+	t.Helper()
+	require.NoError(t, c.ConsumeTraces(context.Background(), sgTraces(spans...)))
+}
+
+// graphOnly keeps the service graph's metrics (traces_service_graph_*).
+func graphOnly(md pmetric.Metrics) pmetric.Metrics {
+	out := pmetric.NewMetrics()
+	md.CopyTo(out)
+	out.ResourceMetrics().RemoveIf(func(rm pmetric.ResourceMetrics) bool {
+		rm.ScopeMetrics().RemoveIf(func(sm pmetric.ScopeMetrics) bool {
+			sm.Metrics().RemoveIf(func(m pmetric.Metric) bool { return len(m.Name()) < 20 || m.Name()[:20] != "traces_service_graph" })
+			return sm.Metrics().Len() == 0
+		})
+		return rm.ScopeMetrics().Len() == 0
+	})
+	return out
+}
+
+// edge is one emitted edge, for assertions.
+type edge struct {
+	client, server, conn string
+	failed               bool
+}
+
+type edgeStats struct {
+	requests, failed    int64
+	clientN, serverN    uint64
+	clientSum, serverSm float64
+}
+
+func edges(t *testing.T, md pmetric.Metrics) map[edge]edgeStats {
+	t.Helper()
+	out := map[edge]edgeStats{}
+	key := func(a pcommon.Map) edge {
+		get := func(k string) string { v, _ := a.Get(k); return v.Str() }
+		f, _ := a.Get("failed")
+		return edge{get("client"), get("server"), get("connection_type"), f.Bool()}
+	}
+	for i := 0; i < md.ResourceMetrics().Len(); i++ {
+		sms := md.ResourceMetrics().At(i).ScopeMetrics()
+		for j := 0; j < sms.Len(); j++ {
+			ms := sms.At(j).Metrics()
+			for k := 0; k < ms.Len(); k++ {
+				m := ms.At(k)
+				switch m.Name() {
+				case "traces_service_graph_request_total", "traces_service_graph_request_failed_total":
+					for p := 0; p < m.Sum().DataPoints().Len(); p++ {
+						dp := m.Sum().DataPoints().At(p)
+						e := key(dp.Attributes())
+						s := out[e]
+						if m.Name() == "traces_service_graph_request_total" {
+							s.requests = dp.IntValue()
+						} else {
+							s.failed = dp.IntValue()
+						}
+						out[e] = s
+					}
+				case "traces_service_graph_request_server", "traces_service_graph_request_client":
+					require.Equal(t, "s", m.Unit())
+					for p := 0; p < m.Histogram().DataPoints().Len(); p++ {
+						dp := m.Histogram().DataPoints().At(p)
+						require.Equal(t, defaultLatencyBucketsSec, dp.ExplicitBounds().AsRaw())
+						e := key(dp.Attributes())
+						s := out[e]
+						if m.Name() == "traces_service_graph_request_server" {
+							s.serverN, s.serverSm = dp.Count(), dp.Sum()
+						} else {
+							s.clientN, s.clientSum = dp.Count(), dp.Sum()
+						}
+						out[e] = s
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// sideCounts returns unpaired or dropped counts by "client/server/conn".
+func sideCounts(md pmetric.Metrics, name string) map[string]int64 {
+	out := map[string]int64{}
+	for i := 0; i < md.ResourceMetrics().Len(); i++ {
+		sms := md.ResourceMetrics().At(i).ScopeMetrics()
+		for j := 0; j < sms.Len(); j++ {
+			ms := sms.At(j).Metrics()
+			for k := 0; k < ms.Len(); k++ {
+				if m := ms.At(k); m.Name() == name {
+					for p := 0; p < m.Sum().DataPoints().Len(); p++ {
+						dp := m.Sum().DataPoints().At(p)
+						a := dp.Attributes().AsRaw()
+						out[fmt.Sprintf("%v/%v/%v", a["client"], a["server"], a["connection_type"])] += dp.IntValue()
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+func TestServiceGraphOffByDefault(t *testing.T) {
+	c, sink, clk := newTestConnector(t, createDefaultConfig())
+	assert.Nil(t, c.sg)
+	consumeSG(t, c,
+		sgSpan{service: "front", kind: ptrace.SpanKindClient, trace: 1, id: 1, durMs: 10},
+		sgSpan{service: "back", kind: ptrace.SpanKindServer, trace: 1, id: 2, parent: 1, durMs: 8},
+	)
+	flushNow(t, c, clk, time.Minute)
+	assert.Equal(t, 0, graphOnly(allMetrics(sink)).DataPointCount())
+	assert.Positive(t, allMetrics(sink).DataPointCount(), "RED still emitted")
+}
+
+// Client → server, the two spans in one batch, in either order, one
+// failed: two edges (failed is part of the key, contrib #32018), with
+// both latencies, and the RED metrics unchanged beside them.
+func TestServiceGraphRequestResponse(t *testing.T) {
+	cfg := sgConfig()
+	cfg.ServiceGraph.Dimensions = []Dimension{{Name: "http.request.method"}, {Name: "deployment.environment", Default: strp("none")}}
+	c, sink, clk := newTestConnector(t, cfg)
+	get := map[string]any{"http.request.method": "GET"}
+	consumeSG(t, c,
+		sgSpan{service: "front", kind: ptrace.SpanKindClient, trace: 1, id: 1, durMs: 30, attrs: get, resAttrs: map[string]any{"deployment.environment": "prod"}},
+		sgSpan{service: "back", kind: ptrace.SpanKindServer, trace: 1, id: 2, parent: 1, durMs: 20, attrs: get},
+		// Server first, then its client; the server fails.
+		sgSpan{service: "back", kind: ptrace.SpanKindServer, trace: 2, id: 2, parent: 1, durMs: 3, failed: true, attrs: get},
+		sgSpan{service: "front", kind: ptrace.SpanKindClient, trace: 2, id: 1, durMs: 5, attrs: get, resAttrs: map[string]any{"deployment.environment": "prod"}},
+	)
+	assert.Equal(t, 0, c.sg.len(), "both pairs completed")
+	flushNow(t, c, clk, time.Minute)
+	md := allMetrics(sink)
+	assertGolden(t, "graph_request_response", graphOnly(md))
+	got := edges(t, md)
+	assert.Equal(t, map[edge]edgeStats{
+		{"front", "back", "", false}: {requests: 1, clientN: 1, serverN: 1, clientSum: 0.030, serverSm: 0.020},
+		{"front", "back", "", true}:  {requests: 1, failed: 1, clientN: 1, serverN: 1, clientSum: 0.005, serverSm: 0.003},
+	}, roundStats(got))
+	// Labels in contrib's order, the writer after the fixed ones, then
+	// the dimensions of each side.
+	eachPoint(graphOnly(md), func(_ string, a pcommon.Map) {
+		assert.Equal(t, []string{"client", "server", "connection_type", "failed", collectorInstanceKey,
+			"client_http.request.method", "client_deployment.environment", "server_http.request.method", "server_deployment.environment"}, keysInOrder(a))
+		env, _ := a.Get("server_deployment.environment")
+		assert.Equal(t, "none", env.Str())
+	})
+	calls := findMetric(t, md, "front", "traces.span.metrics.calls")
+	require.Equal(t, 1, calls.Sum().DataPoints().Len())
+	assert.Equal(t, int64(2), calls.Sum().DataPoints().At(0).IntValue(), "RED counts the same spans")
+}
+
+func roundStats(m map[edge]edgeStats) map[edge]edgeStats {
+	for k, v := range m {
+		v.clientSum = float64(int64(v.clientSum*1e6+0.5)) / 1e6
+		v.serverSm = float64(int64(v.serverSm*1e6+0.5)) / 1e6
+		m[k] = v
+	}
+	return m
+}
+
+// A client span naming a database is an edge by itself; producer →
+// consumer is a messaging edge.
+func TestServiceGraphDatabaseAndMessaging(t *testing.T) {
+	c, sink, clk := newTestConnector(t, sgConfig())
+	consumeSG(t, c,
+		sgSpan{service: "orders", kind: ptrace.SpanKindClient, trace: 1, id: 1, durMs: 4, attrs: map[string]any{"db.name": "ordersdb", "db.system": "postgresql"}},
+		sgSpan{service: "orders", kind: ptrace.SpanKindProducer, trace: 2, id: 1, durMs: 1},
+		sgSpan{service: "mailer", kind: ptrace.SpanKindConsumer, trace: 2, id: 2, parent: 1, durMs: 50},
+	)
+	assert.Equal(t, 0, c.sg.len())
+	flushNow(t, c, clk, time.Minute)
+	md := allMetrics(sink)
+	assertGolden(t, "graph_database_messaging", graphOnly(md))
+	assert.Equal(t, map[edge]edgeStats{
+		{"orders", "ordersdb", "database", false}:       {requests: 1, clientN: 1, serverN: 1, clientSum: 0.004, serverSm: 0.004},
+		{"orders", "mailer", "messaging_system", false}: {requests: 1, clientN: 1, serverN: 1, clientSum: 0.001, serverSm: 0.050},
+	}, roundStats(edges(t, md)))
+}
+
+// Uninstrumented peers: a client span whose server never reports becomes
+// an edge to its peer attribute (or "unknown") once the TTL passes; a
+// root server span is called by "user"; a server span with a parent but
+// no client, to the node its peer attribute names, or to none. Each
+// expired span is counted as unpaired.
+func TestServiceGraphVirtualNodes(t *testing.T) {
+	c, sink, clk := newTestConnector(t, sgConfig())
+	consumeSG(t, c,
+		sgSpan{service: "front", kind: ptrace.SpanKindClient, trace: 1, id: 1, durMs: 7, attrs: map[string]any{"peer.service": "payments-saas", "server.address": "pay.example"}},
+		sgSpan{service: "front", kind: ptrace.SpanKindClient, trace: 2, id: 1, durMs: 9, attrs: map[string]any{"server.address": "api.example"}},
+		sgSpan{service: "front", kind: ptrace.SpanKindClient, trace: 3, id: 1, durMs: 2, failed: true},
+		sgSpan{service: "front", kind: ptrace.SpanKindServer, trace: 4, id: 1, durMs: 40},
+		sgSpan{service: "back", kind: ptrace.SpanKindServer, trace: 5, id: 2, parent: 1, durMs: 6, attrs: map[string]any{"peer.service": "legacy"}},
+		sgSpan{service: "back", kind: ptrace.SpanKindServer, trace: 6, id: 2, parent: 1, durMs: 6},
+		sgSpan{service: "queue-reader", kind: ptrace.SpanKindProducer, trace: 7, id: 1, durMs: 1, attrs: map[string]any{"messaging.system": "kafka"}},
+	)
+	assert.Equal(t, 6, c.sg.len(), "the root server span is an edge at once")
+	flushNow(t, c, clk, time.Second)
+	assert.Empty(t, edges(t, allMetrics(sink))[edge{"front", "payments-saas", "virtual_node", false}], "not before the TTL")
+	sink.Reset()
+	flushNow(t, c, clk, 2*time.Second)
+	assert.Equal(t, 0, c.sg.len())
+	md := allMetrics(sink)
+	assertGolden(t, "graph_virtual_nodes", graphOnly(md))
+	assert.Equal(t, map[edge]edgeStats{
+		{"front", "payments-saas", "virtual_node", false}: {requests: 1, clientN: 1, clientSum: 0.007},
+		{"front", "api.example", "virtual_node", false}:   {requests: 1, clientN: 1, clientSum: 0.009},
+		{"front", "unknown", "virtual_node", true}:        {requests: 1, failed: 1, clientN: 1, clientSum: 0.002},
+		{"user", "front", "virtual_node", false}:          {requests: 1, serverN: 1, serverSm: 0.040},
+		{"legacy", "back", "virtual_node", false}:         {requests: 1, serverN: 1, serverSm: 0.006},
+		{"queue-reader", "kafka", "virtual_node", false}:  {requests: 1, clientN: 1, clientSum: 0.001},
+	}, roundStats(edges(t, md)))
+	assert.Equal(t, map[string]int64{
+		"front//": 3, "/back/": 2, "queue-reader//messaging_system": 1,
+	}, sideCounts(md, "traces_service_graph_unpaired_spans_total"))
+}
+
+// Empty peer attributes disable virtual nodes: expired spans are only
+// counted as unpaired.
+func TestServiceGraphVirtualNodesDisabled(t *testing.T) {
+	cfg := sgConfig()
+	cfg.ServiceGraph.VirtualNodePeerAttributes = []string{}
+	c, sink, clk := newTestConnector(t, cfg)
+	consumeSG(t, c,
+		sgSpan{service: "front", kind: ptrace.SpanKindClient, trace: 1, id: 1, durMs: 7, attrs: map[string]any{"peer.service": "x"}},
+		sgSpan{service: "front", kind: ptrace.SpanKindServer, trace: 4, id: 1, durMs: 40},
+	)
+	flushNow(t, c, clk, time.Minute)
+	md := allMetrics(sink)
+	assert.Empty(t, edges(t, md))
+	assert.Equal(t, map[string]int64{"front//": 1}, sideCounts(md, "traces_service_graph_unpaired_spans_total"))
+}
+
+// Both sides in different batches pair while within the TTL; past it,
+// the first becomes unpaired (a virtual edge) and the late one waits in
+// turn.
+func TestServiceGraphPairingAcrossBatchesAndExpiry(t *testing.T) {
+	c, sink, clk := newTestConnector(t, sgConfig())
+	consumeSG(t, c, sgSpan{service: "front", kind: ptrace.SpanKindClient, trace: 1, id: 1, durMs: 10})
+	clk.Advance(1900 * time.Millisecond)
+	consumeSG(t, c, sgSpan{service: "back", kind: ptrace.SpanKindServer, trace: 1, id: 2, parent: 1, durMs: 8})
+	assert.Equal(t, 0, c.sg.len(), "paired across batches")
+
+	consumeSG(t, c, sgSpan{service: "front", kind: ptrace.SpanKindClient, trace: 2, id: 1, durMs: 10})
+	clk.Advance(2 * time.Second)
+	// The batch expires the client first, then stores the late server.
+	consumeSG(t, c, sgSpan{service: "back", kind: ptrace.SpanKindServer, trace: 2, id: 2, parent: 1, durMs: 8})
+	assert.Equal(t, 1, c.sg.len())
+	flushNow(t, c, clk, 3*time.Second)
+	md := allMetrics(sink)
+	assertGolden(t, "graph_batches_expiry", graphOnly(md))
+	assert.Equal(t, map[edge]edgeStats{
+		{"front", "back", "", false}:                {requests: 1, clientN: 1, serverN: 1, clientSum: 0.010, serverSm: 0.008},
+		{"front", "unknown", "virtual_node", false}: {requests: 1, clientN: 1, clientSum: 0.010},
+	}, roundStats(edges(t, md)))
+	assert.Equal(t, map[string]int64{"front//": 1, "/back/": 1}, sideCounts(md, "traces_service_graph_unpaired_spans_total"))
+	assert.Equal(t, 0, c.sg.len())
+}
+
+// Shutdown records what still waits: no span is left uncounted.
+func TestServiceGraphShutdownExpiresAll(t *testing.T) {
+	c, sink, clk := newTestConnector(t, sgConfig())
+	require.NoError(t, c.Start(context.Background(), nil))
+	consumeSG(t, c, sgSpan{service: "front", kind: ptrace.SpanKindClient, trace: 1, id: 1, durMs: 10, attrs: map[string]any{"peer.service": "p"}})
+	clk.Advance(time.Millisecond)
+	require.NoError(t, c.Shutdown(context.Background()))
+	md := allMetrics(sink)
+	assert.Equal(t, int64(1), edges(t, md)[edge{"front", "p", "virtual_node", false}].requests)
+	assert.Equal(t, 0, c.sg.len())
+}
+
+// Delta temporality applies to the graph too: only edges that got calls
+// in the interval, starting at the previous flush.
+func TestServiceGraphDelta(t *testing.T) {
+	cfg := sgConfig()
+	cfg.AggregationTemporality = Delta
+	c, sink, clk := newTestConnector(t, cfg)
+	pair := []sgSpan{
+		{service: "front", kind: ptrace.SpanKindClient, trace: 1, id: 1, durMs: 10},
+		{service: "back", kind: ptrace.SpanKindServer, trace: 1, id: 2, parent: 1, durMs: 8},
+	}
+	consumeSG(t, c, pair...)
+	consumeSG(t, c, pair...)
+	flushNow(t, c, clk, time.Minute)
+	assert.Equal(t, int64(2), edges(t, allMetrics(sink))[edge{"front", "back", "", false}].requests)
+	sink.Reset()
+	consumeSG(t, c, pair...)
+	flushNow(t, c, clk, time.Minute)
+	md := graphOnly(allMetrics(sink))
+	assert.Equal(t, int64(1), edges(t, md)[edge{"front", "back", "", false}].requests)
+	eachPoint(md, func(_ string, _ pcommon.Map) {})
+	dp := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Sum().DataPoints().At(0)
+	assert.Equal(t, t0.Add(time.Minute).UnixNano(), int64(dp.StartTimestamp()))
+	assert.Equal(t, pmetric.AggregationTemporalityDelta, md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Sum().AggregationTemporality())
+}
+
+// Edges count against the one cardinality_limit: past it, they go to an
+// overflow edge series (with the writer identity), RED's too.
+func TestServiceGraphSharesCardinalityLimit(t *testing.T) {
+	cfg := sgConfig()
+	cfg.CardinalityLimit = 3
+	c, sink, clk := newTestConnector(t, cfg)
+	var spans []sgSpan
+	for i := byte(1); i <= 5; i++ {
+		spans = append(spans,
+			sgSpan{service: "front", kind: ptrace.SpanKindClient, trace: i, id: 1, durMs: 1},
+			sgSpan{service: fmt.Sprint("back-", i), kind: ptrace.SpanKindServer, trace: i, id: 2, parent: 1, durMs: 1})
+	}
+	consumeSG(t, c, spans...)
+	assert.Equal(t, int64(3), c.live.Load())
+	flushNow(t, c, clk, time.Minute)
+	md := allMetrics(sink)
+	var total, overflow int64
+	eachPoint(graphOnly(md), func(name string, a pcommon.Map) {
+		if name != "traces_service_graph_request_total" {
+			return
+		}
+		id, ok := a.Get(collectorInstanceKey)
+		require.True(t, ok)
+		assert.Equal(t, testInstanceID, id.Str())
+		if _, ok := a.Get(overflowKey); ok {
+			overflow++
+		}
+		total++
+	})
+	assert.Equal(t, int64(1), overflow)
+	var requests int64
+	for _, s := range edges(t, md) {
+		requests += s.requests
+	}
+	assert.Equal(t, int64(5), requests, "no call lost: the overflow series has the rest")
+}
+
+// exclude_dimensions: [collector.instance.id] removes the writer from the
+// graph's series too.
+func TestServiceGraphInstanceExcluded(t *testing.T) {
+	cfg := sgConfig()
+	cfg.ExcludeDimensions = []string{collectorInstanceKey}
+	c, sink, clk := newTestConnector(t, cfg)
+	consumeSG(t, c,
+		sgSpan{service: "front", kind: ptrace.SpanKindClient, trace: 1, id: 1, durMs: 10},
+		sgSpan{service: "back", kind: ptrace.SpanKindServer, trace: 1, id: 2, parent: 1, durMs: 8},
+	)
+	flushNow(t, c, clk, time.Minute)
+	n := 0
+	eachPoint(graphOnly(allMetrics(sink)), func(_ string, a pcommon.Map) {
+		n++
+		assert.Equal(t, []string{"client", "server", "connection_type", "failed"}, keysInOrder(a))
+	})
+	assert.Equal(t, 3, n)
+}
+
+// The flood: 1M client spans whose servers never come. The store never
+// holds more than max_items, every span past it is counted as dropped,
+// and a dropped span allocates nothing.
+func TestServiceGraphUnpairedFlood(t *testing.T) {
+	const total = 1_000_000
+	const batch = 1000
+	cfg := sgConfig()
+	c, sink, clk := newTestConnector(t, cfg)
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "flooder")
+	spans := rs.ScopeSpans().AppendEmpty().Spans()
+	for i := 0; i < batch; i++ {
+		sp := spans.AppendEmpty()
+		sp.SetName("call")
+		sp.SetKind(ptrace.SpanKindClient)
+		sp.Attributes().PutStr("peer.service", "blackhole")
+	}
+	ctx := context.Background()
+	var seq uint64
+	renumber := func() {
+		for i := 0; i < batch; i++ {
+			seq++
+			var tid pcommon.TraceID
+			var sid pcommon.SpanID
+			for b := 0; b < 8; b++ {
+				tid[8+b] = byte(seq >> (8 * b))
+				sid[b] = byte(seq >> (8 * b))
+			}
+			tid[0] = 1
+			spans.At(i).SetTraceID(tid)
+			spans.At(i).SetSpanID(sid)
+		}
+	}
+	maxSeen := 0
+	for seq < total {
+		renumber()
+		require.NoError(t, c.ConsumeTraces(ctx, td))
+		if n := c.sg.len(); n > maxSeen {
+			maxSeen = n
+		}
+	}
+	assert.Equal(t, defaultStoreMaxItems, maxSeen, "the store fills up to max_items and no further")
+
+	// Once full, a batch of new client spans is all dropped: no allocation.
+	allocs := testing.AllocsPerRun(20, func() {
+		renumber()
+		_ = c.ConsumeTraces(ctx, td)
+	})
+	if !raceEnabled {
+		assert.Zero(t, allocs, "allocations per batch of %d dropped spans", batch)
+	}
+	assert.Equal(t, defaultStoreMaxItems, c.sg.len())
+
+	flushNow(t, c, clk, 3*time.Second)
+	md := allMetrics(sink)
+	dropped := sideCounts(md, "traces_service_graph_dropped_spans_total")["flooder//"]
+	unpaired := sideCounts(md, "traces_service_graph_unpaired_spans_total")["flooder//"]
+	assert.Equal(t, int64(defaultStoreMaxItems), unpaired)
+	assert.Equal(t, int64(seq)-int64(defaultStoreMaxItems), dropped, "every span past the store is counted")
+	assert.Equal(t, int64(defaultStoreMaxItems), edges(t, md)[edge{"flooder", "blackhole", "virtual_node", false}].requests)
+	assert.Equal(t, 0, c.sg.len())
+}
+
+// The half-node cache is bounded too: spans with ever new dimension
+// values keep it under twice the store's bound.
+func TestServiceGraphNodeCacheBounded(t *testing.T) {
+	cfg := sgConfig()
+	cfg.ServiceGraph.Store.MaxItems = 100
+	cfg.ServiceGraph.Dimensions = []Dimension{{Name: "u"}}
+	c, _, clk := newTestConnector(t, cfg)
+	for r := 0; r < 50; r++ {
+		var spans []sgSpan
+		for i := 0; i < 100; i++ {
+			spans = append(spans, sgSpan{service: "s", kind: ptrace.SpanKindClient, trace: byte(i), id: byte(r + 1), attrs: map[string]any{"u": fmt.Sprint(r, "-", i)}})
+		}
+		consumeSG(t, c, spans...)
+		clk.Advance(3 * time.Second)
+		for i := range c.sg.stores {
+			assert.LessOrEqual(t, c.sg.stores[i].nNode, 2*c.sg.stores[i].max+64)
+			assert.LessOrEqual(t, len(c.sg.stores[i].nodes), 2*c.sg.stores[i].max+64)
+		}
+	}
+}
