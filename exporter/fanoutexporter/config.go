@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
@@ -12,6 +13,7 @@ import (
 	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/config/configretry"
+	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
 	"go.opentelemetry.io/collector/exporter/otlphttpexporter"
 	"go.opentelemetry.io/collector/pipeline"
@@ -86,6 +88,7 @@ type ResolverConfig struct {
 	Static configoptional.Optional[StaticResolverConfig] `mapstructure:"static"`
 	DNS    configoptional.Optional[DNSResolverConfig]    `mapstructure:"dns"`
 	File   configoptional.Optional[FileResolverConfig]   `mapstructure:"file"`
+	K8s    configoptional.Optional[K8sResolverConfig]    `mapstructure:"k8s"`
 }
 
 // StaticResolverConfig is a fixed list of backends.
@@ -116,6 +119,36 @@ type DNSResolverConfig struct {
 type FileResolverConfig struct {
 	Path     string        `mapstructure:"path"`
 	Interval time.Duration `mapstructure:"interval"`
+}
+
+// K8sResolverConfig watches a Kubernetes Service's EndpointSlices.
+type K8sResolverConfig struct {
+	// Service is name.namespace (or name, for the collector's own
+	// namespace).
+	Service string `mapstructure:"service"`
+	// Ports are the Service ports to send to, by name or number; each ready
+	// endpoint is a backend on each of them.
+	Ports []string `mapstructure:"ports"`
+	// Timeout bounds the wait, at start, for the first list of endpoints.
+	Timeout time.Duration `mapstructure:"timeout"`
+	// Resync is the informer's periodic resync (0: none); an unchanged set
+	// is not applied again.
+	Resync time.Duration `mapstructure:"resync"`
+}
+
+// Unmarshal lets ports mix numbers and names (`ports: [4317, otlp-grpc]`).
+func (k *K8sResolverConfig) Unmarshal(conf *confmap.Conf) error {
+	raw := conf.ToStringMap()
+	if ports, ok := raw["ports"].([]any); ok {
+		for i, p := range ports {
+			switch p.(type) {
+			case int, int32, int64, uint, uint32, uint64:
+				ports[i] = fmt.Sprint(p)
+			}
+		}
+	}
+	type plain K8sResolverConfig // without this method, so no recursion
+	return confmap.NewFromStringMap(raw).Unmarshal((*plain)(k))
 }
 
 // ProtocolConfig is the template of the per-backend exporter: exactly one of
@@ -212,19 +245,21 @@ func (cfg *Config) routingKeyFor(signal pipeline.Signal) (string, error) {
 
 func (r *ResolverConfig) validate() error {
 	n := 0
-	for _, set := range []bool{r.Static.HasValue(), r.DNS.HasValue(), r.File.HasValue()} {
+	for _, set := range []bool{r.Static.HasValue(), r.DNS.HasValue(), r.File.HasValue(), r.K8s.HasValue()} {
 		if set {
 			n++
 		}
 	}
 	if n != 1 {
-		return fmt.Errorf(`"resolver": configure exactly one of static, dns and file (got %d)`, n)
+		return fmt.Errorf(`"resolver": configure exactly one of static, dns, file and k8s (got %d)`, n)
 	}
 	switch {
 	case r.Static.HasValue():
 		return r.Static.Get().validate()
 	case r.DNS.HasValue():
 		return r.DNS.Get().validate()
+	case r.K8s.HasValue():
+		return r.K8s.Get().validate()
 	default:
 		return r.File.Get().validate()
 	}
@@ -277,6 +312,36 @@ func (d *DNSResolverConfig) validate() error {
 		if _, _, err := net.SplitHostPort(d.Server); err != nil {
 			return fmt.Errorf(`"resolver.dns.server": must be host:port, got %q`, d.Server)
 		}
+	}
+	return nil
+}
+
+var errK8sNoService = errors.New(`"resolver.k8s.service": required, as name.namespace (or name, for this pod's namespace)`)
+
+func (k *K8sResolverConfig) validate() error {
+	if k.Service == "" {
+		return errK8sNoService
+	}
+	name, ns, _ := strings.Cut(k.Service, ".")
+	if name == "" || strings.Contains(ns, ".") {
+		return fmt.Errorf(`"resolver.k8s.service": must be name.namespace (or name), got %q`, k.Service)
+	}
+	if len(k.Ports) == 0 {
+		return errors.New(`"resolver.k8s.ports": at least one port name or number is required`)
+	}
+	for _, p := range k.Ports {
+		if n, err := strconv.Atoi(p); err == nil && (n < 1 || n > 65535) {
+			return fmt.Errorf(`"resolver.k8s.ports": %q is not a port number`, p)
+		}
+		if p == "" {
+			return errors.New(`"resolver.k8s.ports": empty port name`)
+		}
+	}
+	if k.Timeout <= 0 {
+		return fmt.Errorf(`"resolver.k8s.timeout": must be > 0, got %s`, k.Timeout)
+	}
+	if k.Resync < 0 {
+		return fmt.Errorf(`"resolver.k8s.resync": must be >= 0, got %s`, k.Resync)
 	}
 	return nil
 }

@@ -98,6 +98,13 @@ func TestConfigResolvers(t *testing.T) {
 	assert.Equal(t, 5*time.Second, cfg.Resolver.DNS.Get().Interval, "default interval")
 	assert.Equal(t, time.Second, cfg.Resolver.DNS.Get().Timeout, "default timeout")
 
+	cfg, err = loadConfig(t, "k8s")
+	require.NoError(t, err)
+	assert.Equal(t, K8sResolverConfig{
+		Service: "otelcsp-gateway.observability", Ports: []string{"4317", "otlp-grpc"},
+		Timeout: 10 * time.Second, Resync: 5 * time.Minute,
+	}, *cfg.Resolver.K8s.Get())
+
 	cfg, err = loadConfig(t, "file")
 	require.NoError(t, err)
 	assert.Equal(t, FileResolverConfig{Path: "/etc/otelcsp/backends.txt", Interval: 5 * time.Second}, *cfg.Resolver.File.Get())
@@ -110,8 +117,8 @@ func TestConfigInvalid(t *testing.T) {
 		name, want string
 	}{
 		{"typo", "endpoint"},
-		{"two_resolvers", `"resolver": configure exactly one of static, dns and file (got 2)`},
-		{"no_resolver", `"resolver": configure exactly one of static, dns and file (got 0)`},
+		{"two_resolvers", `"resolver": configure exactly one of static, dns, file and k8s (got 2)`},
+		{"no_resolver", `"resolver": configure exactly one of static, dns, file and k8s (got 0)`},
 		{"bad_key", `"routing_key": unknown key "spanID"`},
 		{"attrs_without_key", `"routing_attributes": only used with "routing_key: attributes"`},
 		{"key_without_attrs", `"routing_attributes": required when "routing_key" is "attributes"`},
@@ -123,6 +130,7 @@ func TestConfigInvalid(t *testing.T) {
 		{"both_protocols", `"protocol": set only one of otlp and otlphttp`},
 		{"template_endpoint", `"protocol.otlp.endpoint": the resolver sets each backend's endpoint; remove "b:4317"`},
 		{"dns_no_host", `"resolver.dns.hostname": required`},
+		{"k8s_no_service", `"resolver.k8s.service": required`},
 		{"dns_bad_port", `"resolver.dns.port": must be a port number, got "http"`},
 		{"dns_bad_interval", `"resolver.dns.interval": must be > 0, got -1s`},
 		{"template_queue", "sending_queue"},

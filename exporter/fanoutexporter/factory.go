@@ -43,6 +43,7 @@ func createDefaultConfig() component.Config {
 				Port: "4317", Interval: 5 * time.Second, Timeout: time.Second,
 			}),
 			File: configoptional.Default(FileResolverConfig{Interval: time.Second}),
+			K8s:  configoptional.Default(K8sResolverConfig{Ports: []string{"4317"}, Timeout: 10 * time.Second, Resync: 5 * time.Minute}),
 		},
 		Protocol: ProtocolConfig{
 			OTLP:     configoptional.Default(defaultOTLPConfig()),

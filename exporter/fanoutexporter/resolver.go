@@ -33,10 +33,12 @@ func newResolver(cfg ResolverConfig, hooks resolverHooks) (resolver, error) {
 		return newPoller(cfg.DNS.Get().Interval, hooks, newDNSLookup(*cfg.DNS.Get())), nil
 	case cfg.File.HasValue():
 		return newPoller(cfg.File.Get().Interval, hooks, fileLookup(cfg.File.Get().Path)), nil
+	case cfg.K8s.HasValue():
+		return newK8sResolver(*cfg.K8s.Get(), hooks, nil), nil
 	case cfg.Static.HasValue():
 		return staticResolver{specs: staticSpecs(*cfg.Static.Get()), hooks: hooks}, nil
 	}
-	return nil, errors.New(`"resolver": configure exactly one of static, dns and file`)
+	return nil, errors.New(`"resolver": configure exactly one of static, dns, file and k8s`)
 }
 
 // staticResolver installs its fixed list once.
@@ -74,11 +76,11 @@ type poller struct {
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	last   []backendSpec
+	keeper lastGood
 }
 
 func newPoller(interval time.Duration, hooks resolverHooks, lookup func(context.Context) ([]backendSpec, error)) *poller {
-	return &poller{interval: interval, hooks: hooks, lookup: lookup}
+	return &poller{interval: interval, hooks: hooks, lookup: lookup, keeper: lastGood{hooks: hooks}}
 }
 
 func (p *poller) start(ctx context.Context) error {
@@ -106,27 +108,10 @@ func (p *poller) start(ctx context.Context) error {
 
 func (p *poller) refresh(ctx context.Context) {
 	specs, err := p.lookup(ctx)
-	if err == nil && len(specs) == 0 {
-		// An empty answer is far more often a glitch (a ConfigMap being
-		// rewritten, a DNS server restarting) than a wish to drop all data.
-		err = errors.New("no backends found")
-	}
-	if err != nil {
-		if ctx.Err() != nil {
-			return
-		}
-		p.hooks.report(false)
-		p.hooks.logger.Warn("Resolving backends failed; keeping the last good set",
-			zap.Strings("backends", specEndpoints(p.last)), zap.Error(err))
+	if err != nil && ctx.Err() != nil {
 		return
 	}
-	p.hooks.report(true)
-	slices.SortFunc(specs, func(a, b backendSpec) int { return strings.Compare(a.endpoint, b.endpoint) })
-	if p.last != nil && slices.Equal(specs, p.last) {
-		return
-	}
-	p.last = specs
-	p.hooks.apply(ctx, specs)
+	p.keeper.update(ctx, specs, err)
 }
 
 func (p *poller) shutdown(context.Context) error {
@@ -135,6 +120,39 @@ func (p *poller) shutdown(context.Context) error {
 	}
 	p.wg.Wait()
 	return nil
+}
+
+// lastGood applies what a resolver found, unless the lookup failed or
+// found nothing: then the last good set stays. Every update is counted; an
+// unchanged set is not applied again.
+type lastGood struct {
+	hooks resolverHooks
+	mu    sync.Mutex
+	last  []backendSpec
+}
+
+func (k *lastGood) update(ctx context.Context, specs []backendSpec, err error) {
+	if err == nil && len(specs) == 0 {
+		// An empty answer is far more often a glitch (a ConfigMap being
+		// rewritten, a DNS server restarting, a Service being recreated)
+		// than a wish to drop all data.
+		err = errors.New("no backends found")
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err != nil {
+		k.hooks.report(false)
+		k.hooks.logger.Warn("Resolving backends failed; keeping the last good set",
+			zap.Strings("backends", specEndpoints(k.last)), zap.Error(err))
+		return
+	}
+	k.hooks.report(true)
+	slices.SortFunc(specs, func(a, b backendSpec) int { return strings.Compare(a.endpoint, b.endpoint) })
+	if k.last != nil && slices.Equal(specs, k.last) {
+		return
+	}
+	k.last = specs
+	k.hooks.apply(ctx, specs)
 }
 
 func specEndpoints(specs []backendSpec) []string {
