@@ -191,4 +191,3 @@ func (r *k8sResolver) shutdown(context.Context) error {
 	}
 	return nil
 }
-
