@@ -52,6 +52,16 @@ func startGatewayDNS(t *testing.T, endpoints ...string) gatewayDNS {
 
 func (d gatewayDNS) setGateways(t *testing.T, endpoints ...string) {
 	t.Helper()
+	d.setSRV(t, gatewaysSRV, endpoints...)
+}
+
+// aggregatorsSRV is the SRV name delta gateways (gateway-delta.yaml) ask
+// the test's DNS server for to find the aggregators.
+const aggregatorsSRV = "_otlp-grpc._tcp.aggregators.e2e.test"
+
+// setSRV sets the SRV records of one name to the endpoints (host:port).
+func (d gatewayDNS) setSRV(t *testing.T, name string, endpoints ...string) {
+	t.Helper()
 	records := make([]net.SRV, 0, len(endpoints))
 	for _, e := range endpoints {
 		host, port, err := net.SplitHostPort(e)
@@ -72,7 +82,7 @@ func (d gatewayDNS) setGateways(t *testing.T, endpoints ...string) {
 		}
 		records = append(records, net.SRV{Target: host + ".", Port: p, Weight: 1})
 	}
-	d.Set(func(s *collectortest.DNSServer) { s.SRV[gatewaysSRV] = records })
+	d.Set(func(s *collectortest.DNSServer) { s.SRV[name] = records })
 }
 
 // agent is testdata/deploy/agent.yaml: otlp → memory_limiter → fanout
@@ -123,4 +133,42 @@ func newGateway(t *testing.T, name, traceStore, remoteWriteURL, logStoreURL stri
 		"HOSTNAME="+name,
 	)
 	return g
+}
+
+// newDeltaGateway is testdata/deploy/gateway-delta.yaml: as newGateway, but
+// its RED metrics are deltas routed by stream (fanout, routing_key
+// streamID) to the aggregators the DNS server names under aggregatorsSRV.
+func newDeltaGateway(t *testing.T, name, traceStore, logStoreURL string, dns gatewayDNS) *gateway {
+	t.Helper()
+	g := &gateway{grpc: collectortest.FreePort(t), http: collectortest.FreePort(t)}
+	health, metrics := collectortest.FreePort(t), collectortest.FreePort(t)
+	g.collector = newCollector(t, name, shippedConfig(t, "testdata/deploy/gateway-delta.yaml"), health, metrics)
+	g.env = append(listenEnv(g.grpc, g.http, health, metrics),
+		"OTELCSP_TRACE_STORE="+traceStore,
+		"OTELCSP_LOG_STORE="+logStoreURL,
+		"OTELCSP_AGGREGATORS="+aggregatorsSRV,
+		"OTELCSP_DNS_SERVER="+dns.Addr(),
+		"HOSTNAME="+name,
+	)
+	return g
+}
+
+// aggregator is testdata/deploy/aggregator.yaml: otlp → deltamerge →
+// prometheus_remote_write to remoteWriteURL.
+type aggregator struct {
+	*collector
+	grpc, http int
+}
+
+func (a *aggregator) endpoint() string { return fmt.Sprintf("127.0.0.1:%d", a.grpc) }
+
+func newAggregator(t *testing.T, name, remoteWriteURL string) *aggregator {
+	t.Helper()
+	a := &aggregator{grpc: collectortest.FreePort(t), http: collectortest.FreePort(t)}
+	health, metrics := collectortest.FreePort(t), collectortest.FreePort(t)
+	a.collector = newCollector(t, name, shippedConfig(t, "testdata/deploy/aggregator.yaml"), health, metrics)
+	a.env = append(listenEnv(a.grpc, a.http, health, metrics),
+		"OTELCSP_REMOTE_WRITE="+remoteWriteURL,
+	)
+	return a
 }
