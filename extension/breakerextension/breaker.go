@@ -128,12 +128,11 @@ type breaker struct {
 	// away from the counters below, so counting does not invalidate the
 	// cache line every Allow reads.
 	word    atomic.Uint64
-	used    atomic.Bool // set by Allow (once), cleared by the idle sweeper
 	p       *policy
 	core    *core
 	buckets []bucket
 	key     string
-	_       [8]byte
+	_       [16]byte
 
 	consec atomic.Int64 // written on failures (and the first success after)
 	_      [56]byte
@@ -173,8 +172,9 @@ type breaker struct {
 	stopped        bool // the provider stopped: arm no timer
 	rampAcc        float64
 	trips          uint64
-	lastActive     int64 // clock reading when the sweeper last saw it used
-	halfOpenCohort int64 // stall cohort when the breaker last went half-open
+	lastActive     int64  // clock reading when the sweeper last saw it used
+	lastCalls      uint64 // outcome and rejection counts the sweeper last saw
+	halfOpenCohort int64  // stall cohort when the breaker last went half-open
 }
 
 func newBreaker(c *core, key string, p *policy, m ManualState) *breaker {
@@ -194,9 +194,6 @@ func newBreaker(c *core, key string, p *policy, m ManualState) *breaker {
 func (b *breaker) Allow() (Permit, error) {
 	w := b.word.Load()
 	if w&lowMask == stClosed {
-		if !b.used.Load() {
-			b.used.Store(true)
-		}
 		if b.p.slowDur == 0 {
 			return Permit{b: b, gen: wordGen(w), kind: permitClosed}, nil
 		}
@@ -235,7 +232,6 @@ func (b *breaker) allowSlow(w uint64) (Permit, error) {
 	if w&flagDetached != 0 {
 		b.core.reattach(b)
 	}
-	b.used.Store(true)
 	if w&flagManual != 0 {
 		b.mu.Lock()
 		m := b.manual
@@ -296,6 +292,16 @@ func (b *breaker) allowAuto() (Permit, bool) {
 			return Permit{}, false
 		}
 		b.probes++
+		if b.timer == nil {
+			// A probe whose Done never comes (a lost permit, a call hung
+			// without a deadline) would hold its slot forever and leave
+			// the breaker half-open for good: if the state has not moved
+			// on max_open_duration after the first probe, give up on the
+			// probes in flight and open again. Without a probe there is
+			// nothing to time out: half-open waits for a call.
+			hgen := wordGen(w)
+			b.armLocked(time.Duration(b.p.maxOpen), func() { b.halfOpenExpired(hgen) })
+		}
 		b.mu.Unlock()
 		return b.enter(Permit{b: b, gen: wordGen(w), kind: permitProbe}), true
 	}
@@ -684,12 +690,8 @@ func (b *breaker) openElapsed(gen uint32) {
 	if b.p.slowDur > 0 {
 		b.halfOpenCohort = b.core.clk.Now() / b.p.cohortWidth
 	}
-	hgen := b.setStateLocked(stHalfOpen, 0, "open_duration_elapsed")
-	// A probe whose Done never comes (a lost permit, a call hung without a
-	// deadline) would hold its slot forever and leave the breaker half-open
-	// for good. If the generation has not moved on after max_open_duration,
-	// give up on those probes and open again.
-	b.armLocked(time.Duration(b.p.maxOpen), func() { b.halfOpenExpired(hgen) })
+	b.timer = nil // it fired; the first probe arms the probe timeout
+	b.setStateLocked(stHalfOpen, 0, "open_duration_elapsed")
 	b.mu.Unlock()
 	b.core.deliver()
 }
@@ -698,6 +700,13 @@ func (b *breaker) halfOpenExpired(gen uint32) {
 	b.mu.Lock()
 	w := b.word.Load()
 	if wordGen(w) != gen || wordState(w) != stHalfOpen {
+		b.mu.Unlock()
+		return
+	}
+	b.timer = nil
+	if b.probes == 0 {
+		// The probes came back (with nothing to say): wait for a call,
+		// whose probe arms the timeout again.
 		b.mu.Unlock()
 		return
 	}
@@ -774,6 +783,47 @@ func (b *breaker) setManual(m ManualState) {
 	b.core.enqueue(StateChange{Key: b.key, From: from, To: to, Generation: uint64(wordGen(w)), Reason: "manual:" + m.String()}, to)
 	b.mu.Unlock()
 	b.core.deliver()
+}
+
+// calls is the number of outcomes and rejections so far: the sweeper's
+// measure of use, read from counters the call path keeps anyway.
+func (b *breaker) calls() uint64 {
+	return b.nSuccess.Load() + b.nFailure.Load() + b.nIgnored.Load() + b.nRejected.Load()
+}
+
+// forgetLocked returns an idle automatic breaker to the state of a new key
+// (closed, nothing counted, backoff at its first step, a new generation so
+// that permits still out do not count) and marks it detached: a holder that
+// uses it again puts it back into the provider's registry, and behaves
+// exactly as a key created afresh would. A breaker that was not closed
+// queues the change (reason idle_expiry), so the open-key status and
+// subscribers follow.
+func (b *breaker) forgetLocked(now int64) {
+	if b.timer != nil {
+		b.timer.Stop()
+		b.timer = nil
+	}
+	w := b.word.Load()
+	b.consec.Store(0)
+	for i := range b.buckets {
+		b.buckets[i].epoch.Store(-1)
+		b.buckets[i].calls.Store(0)
+		b.buckets[i].fails.Store(0)
+		b.buckets[i].slows.Store(0)
+	}
+	if b.p.slowDur > 0 {
+		b.stallFloor.Store(now / b.p.cohortWidth)
+		b.ancientBase.Store(b.ancient.Load())
+	}
+	b.probes, b.probeSuccesses = 0, 0
+	b.level, b.closedAt, b.openUntil, b.rampAcc, b.trips = 0, 0, 0, 0, 0
+	b.lastActive, b.lastCalls = 0, 0
+	if wordState(w) == stClosed {
+		b.word.Store(makeWord(stClosed, w&flagManual|flagDetached, wordGen(w)+1))
+		return
+	}
+	b.word.Store(w | flagDetached)
+	b.setStateLocked(stClosed, 0, "idle_expiry")
 }
 
 // stop cancels the open timer (shutdown).

@@ -587,7 +587,9 @@ func TestIdleExpiry(t *testing.T) {
 	assert.True(t, ok)
 	_, ok = h.c.breakers.Load("manual")
 	assert.True(t, ok, "manual states are kept")
-	assert.Equal(t, uint64(1), h.c.retired.failure.Load(), "forgotten counts stay in the totals")
+	_, ok = h.c.breakers.Load("opened")
+	assert.False(t, ok, "an idle tripped key is forgotten too")
+	assert.Equal(t, uint64(1+5), h.c.retired.failure.Load(), "forgotten counts stay in the totals")
 	assert.Equal(t, uint64(1+6), h.c.totals().success)
 
 	// A holder of the forgotten breaker uses it again: it comes back.
@@ -596,7 +598,7 @@ func TestIdleExpiry(t *testing.T) {
 	require.True(t, ok)
 	assert.Same(t, gone, v.(*breaker))
 	assert.Zero(t, gone.word.Load()&flagDetached)
-	assert.Equal(t, int64(4), h.c.count.Load())
+	assert.Equal(t, int64(3), h.c.count.Load())
 }
 
 func TestPolicyByGlob(t *testing.T) {
@@ -793,4 +795,88 @@ func TestStalledProbeReopens(t *testing.T) {
 	assert.Equal(t, "half_open>open:probe_stalled", h.transitions()[len(h.transitions())-1])
 	probe.Done(nil) // late: ignored
 	assert.Equal(t, StateOpen, b.State())
+}
+
+// TestTrippedIdleBreakerDoesNotCycle: a breaker that tripped and then gets
+// no calls goes half-open once and waits there for a call; it does not
+// reopen for want of a probe nobody asked for (it used to cycle open →
+// half_open → open all hour, two log lines and a status flip each time).
+func TestTrippedIdleBreakerDoesNotCycle(t *testing.T) {
+	p := testPolicy()
+	p.MaxOpenDuration = 10 * time.Second
+	h := newHarness(t, p, func(c *Config) { c.IdleExpiry = 2 * time.Hour })
+	h.c.start()
+	defer h.c.stop()
+	b := h.br("gone-pod:4317")
+	for range 5 {
+		call(t, b, errBackend)
+	}
+	for range 60 {
+		h.clk.Advance(time.Minute)
+	}
+	tr := h.transitions()
+	require.Len(t, tr, 2, "transitions in an idle hour, first ones: %v", tr[:min(len(tr), 6)])
+	assert.Equal(t, []string{"closed>open:consecutive_failures", "open>half_open:open_duration_elapsed"}, tr)
+	assert.Equal(t, StateHalfOpen, b.State())
+	assert.Empty(t, h.c.openKeys())
+	assert.Equal(t, 2, h.clk.pending(), "no breaker timer pending, only the coarse and idle tickers")
+	// The first call after the idle hour is the probe.
+	call(t, b, nil)
+	assert.Equal(t, StateClosed, b.State())
+}
+
+// TestIdleExpiryForgetsEveryAutomaticState: keys unused for idle_expiry are
+// forgotten whatever their automatic state (a pod that disappeared while
+// its breaker was open leaves nothing behind); manual ones are kept, and an
+// open breaker that keeps refusing calls is in use.
+func TestIdleExpiryForgetsEveryAutomaticState(t *testing.T) {
+	p := testPolicy()
+	p.OpenDuration = 10 * time.Minute
+	p.MaxOpenDuration = 10 * time.Minute
+	h := newHarness(t, p, func(c *Config) {
+		c.IdleExpiry = time.Minute
+		short := c.PolicyConfig
+		short.OpenDuration = time.Second
+		c.Policies = map[string]PolicyConfig{"short": short}
+		c.Keys = map[string]string{"half*": "short"}
+	})
+	h.c.start()
+	defer h.c.stop()
+	trip := func(key string) *breaker {
+		b := h.br(key)
+		for range 5 {
+			call(t, b, errBackend)
+		}
+		return b
+	}
+	open, idleOpen, half := trip("open"), trip("idle-open"), trip("half")
+	h.c.SetManualState("forced", ManualForcedOpen)
+	for range 9 {
+		h.clk.Advance(20 * time.Second)
+		_, err := open.Allow()
+		require.ErrorIs(t, err, ErrOpen)
+	}
+	assert.Equal(t, StateClosed, idleOpen.State(), "forgotten within its open_duration: a new key")
+	_, ok := h.c.breakers.Load("open")
+	assert.True(t, ok, "an open breaker that keeps refusing calls is in use")
+	for _, k := range []string{"idle-open", "half"} {
+		_, ok := h.c.breakers.Load(k)
+		assert.False(t, ok, "idle %s breaker forgotten", k)
+	}
+	_, ok = h.c.breakers.Load("forced")
+	assert.True(t, ok, "manual states are kept")
+	assert.Equal(t, []string{"forced", "open"}, h.c.openKeys(), "forgotten keys leave the open set")
+	assert.Equal(t, uint64(15), h.c.totals().failure, "forgotten counts stay in the totals")
+	assert.Contains(t, h.transitions(), "open>closed:idle_expiry")
+	assert.Contains(t, h.transitions(), "half_open>closed:idle_expiry")
+	// A holder of a forgotten breaker starts afresh, as a new key would.
+	assert.Equal(t, StateClosed, half.State())
+	call(t, half, nil)
+	v, ok := h.c.breakers.Load("half")
+	require.True(t, ok)
+	assert.Same(t, half, v.(*breaker))
+	assert.Equal(t, uint64(1), half.nSuccess.Load())
+	assert.Zero(t, half.nFailure.Load())
+	snap := half.snapshot(h.clk.Now(), time.Now())
+	assert.Zero(t, snap.Trips)
 }

@@ -347,33 +347,34 @@ func (c *core) checkStalls(now int64) {
 	})
 }
 
-// sweep forgets keys unused for idle_expiry. Only plain closed breakers with
-// nothing in flight go: forgetting an open one would lose what it knows.
+// sweep forgets keys unused for idle_expiry, whatever their automatic state:
+// a breaker no call asked for that long knows nothing current, and keys of
+// backends that went away (pods replaced, resolver changes) must not stay.
+// Use is read from the outcome and rejection counters. Keys with a manual
+// state, set at runtime or by config, are kept.
 func (c *core) sweep(now int64) {
 	c.breakers.Range(func(k, v any) bool {
 		b := v.(*breaker)
-		if b.used.Swap(false) {
-			b.mu.Lock()
-			b.lastActive = now
+		calls := b.calls()
+		b.mu.Lock()
+		if calls != b.lastCalls || b.lastActive == 0 {
+			// Used since the last sweep, or created since (start its clock).
+			b.lastCalls, b.lastActive = calls, now
 			b.mu.Unlock()
 			return true
 		}
-		b.mu.Lock()
-		if b.lastActive == 0 {
-			b.lastActive = now // created but never used: start its clock
-		}
-		w := b.word.Load()
-		if now-b.lastActive >= c.idleExpiry && w&lowMask == stClosed && b.manual == ManualNone && b.stalled(now) == 0 && b.ancient.Load() == 0 {
-			b.word.Store(w | flagDetached)
+		if now-b.lastActive >= c.idleExpiry && b.manual == ManualNone {
 			if c.breakers.CompareAndDelete(k, b) {
 				c.count.Add(-1)
 				c.retired.success.Add(b.nSuccess.Swap(0))
 				c.retired.failure.Add(b.nFailure.Swap(0))
 				c.retired.ignored.Add(b.nIgnored.Swap(0))
 				c.retired.rejected.Add(b.nRejected.Swap(0))
+				b.forgetLocked(now)
 			}
 		}
 		b.mu.Unlock()
+		c.deliver()
 		return true
 	})
 }
