@@ -51,6 +51,11 @@ type Config struct {
 	StreamIDExclude []string `mapstructure:"stream_id_exclude"`
 
 	Resolver ResolverConfig `mapstructure:"resolver"`
+	// Handover, when the backend set changes, keeps sending keys that were
+	// already flowing to their previous owner for this long (0: off), so
+	// that traces in flight stay whole; tail sampling's decision_wait is
+	// the value to use.
+	Handover time.Duration  `mapstructure:"handover"`
 	Protocol ProtocolConfig `mapstructure:"protocol"`
 
 	// Breaker is the ID of a breaker extension; each backend endpoint is a
@@ -191,6 +196,9 @@ func (cfg *Config) Validate() error {
 	}
 	if o := cfg.Protocol.OTLPHTTP.Get(); o != nil && o.Endpoint != "" {
 		errs = append(errs, fmt.Errorf(`"protocol.otlphttp.endpoint": the resolver sets each backend's endpoint; remove %q`, o.Endpoint))
+	}
+	if cfg.Handover < 0 {
+		errs = append(errs, fmt.Errorf(`"handover": must be >= 0, got %s`, cfg.Handover))
 	}
 	if cfg.MaxWait < 0 {
 		errs = append(errs, fmt.Errorf(`"max_wait": must be >= 0, got %s`, cfg.MaxWait))

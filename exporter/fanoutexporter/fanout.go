@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer/consumererror"
@@ -51,9 +52,12 @@ type splitter[T any] interface {
 // routingState is one backend set; the data path loads it atomically and
 // never waits for a change to the set.
 type routingState[T any] struct {
-	ring     *ring
+	ring *ring
+	// backends are the ring's, in its order, then those that left the set
+	// but still take the keys they had during a handover.
 	backends []*backend[T]
 	splits   sync.Pool // splitters sized for this set
+	handover *handoverState
 }
 
 func (st *routingState[T]) split(ops *signalOps[T]) splitter[T] {
@@ -73,8 +77,11 @@ type fanout[T any] struct {
 
 	state atomic.Pointer[routingState[T]]
 
-	drain *drainState
-	logs  pushLogs
+	drain  *drainState
+	logs   pushLogs
+	recent *recentKeys // with handover only
+	// handoverTimer ends the current handover; guarded by mu.
+	handoverTimer *time.Timer
 
 	mu       sync.Mutex // serialises changes to the backend set
 	host     component.Host
@@ -91,6 +98,9 @@ func newFanout[T any](set exporter.Settings, cfg *Config, ops signalOps[T]) (*fa
 	f := &fanout[T]{
 		cfg: cfg, set: set, ops: ops, telemetry: tb, logger: set.Logger,
 		drain: newDrainState(), logs: newPushLogs(),
+	}
+	if cfg.Handover > 0 {
+		f.recent = newRecentKeys()
 	}
 	f.state.Store(&routingState[T]{ring: newRing(nil)})
 	return f, nil
@@ -136,7 +146,7 @@ func (f *fanout[T]) start(ctx context.Context, host component.Host) error {
 func (f *fanout[T]) registerGauges() error {
 	errs := []error{
 		f.telemetry.RegisterFanoutBackendsCallback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(int64(len(f.state.Load().backends)))
+			o.Observe(int64(f.state.Load().ring.size()))
 			return nil
 		}),
 		f.telemetry.RegisterFanoutBackendsEjectedCallback(func(_ context.Context, o metric.Int64Observer) error {
@@ -195,6 +205,9 @@ func (f *fanout[T]) shutdown(ctx context.Context) error {
 		errs = append(errs, f.resolver.shutdown(ctx))
 		f.resolver = nil
 	}
+	if f.handoverTimer != nil {
+		f.handoverTimer.Stop()
+	}
 	old := f.state.Swap(&routingState[T]{ring: newRing(nil)})
 	for _, b := range old.backends {
 		errs = append(errs, b.close(ctx))
@@ -208,6 +221,8 @@ func (f *fanout[T]) shutdown(ctx context.Context) error {
 // sub-exporter; new ones are created and started before the set is
 // swapped in; removed ones get no new data and are shut down once their
 // sends in flight finish (those that fail are re-routed by their senders).
+// With handover, removed ones first keep the keys they had until the
+// handover ends.
 func (f *fanout[T]) onResolve(ctx context.Context, specs []backendSpec) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -240,11 +255,64 @@ func (f *fanout[T]) onResolve(ctx context.Context, specs []backendSpec) {
 		kept = append(kept, s)
 	}
 	next.ring = newRing(kept)
-	f.state.Store(next)
-	if len(existing) > 0 || len(kept) != len(old.backends) {
-		f.logger.Info("Backend set changed", zap.Strings("backends", endpointsOf(next.backends)))
+	changed := len(existing) > 0 || len(kept) != old.ring.size()
+	if changed && f.recent != nil && old.ring.size() > 0 {
+		f.beginHandoverLocked(old, next, existing)
 	}
-	for _, b := range existing {
+	f.state.Store(next)
+	if changed {
+		f.logger.Info("Backend set changed", zap.Strings("backends", endpointsOf(next.backends[:next.ring.size()])))
+	}
+	f.closeAll(ctx, existing)
+}
+
+// beginHandoverLocked keeps old's owners in next for the handover: old's
+// ring backends that left stay in next.backends, after the ring's, until
+// endHandover.
+func (f *fanout[T]) beginHandoverLocked(old, next *routingState[T], removed map[string]*backend[T]) {
+	index := make(map[*backend[T]]int, len(next.backends))
+	for i, b := range next.backends {
+		index[b] = i
+	}
+	ho := &handoverState{prev: old.ring, prevIndex: make([]int, old.ring.size()), at: timeUnits(now())}
+	for i, b := range old.backends[:old.ring.size()] {
+		j, ok := index[b]
+		if !ok {
+			delete(removed, b.endpoint) // closed when the handover ends
+			j = len(next.backends)
+			next.backends = append(next.backends, b)
+			index[b] = j
+		}
+		ho.prevIndex[i] = j
+	}
+	ho.until = now() + f.cfg.Handover
+	next.handover = ho
+	if f.handoverTimer != nil {
+		f.handoverTimer.Stop()
+	}
+	f.handoverTimer = time.AfterFunc(f.cfg.Handover, func() { f.endHandover(next) })
+}
+
+// endHandover drops the handover of st, if st is still the current set:
+// keys move to their new owners, and backends that left are shut down.
+func (f *fanout[T]) endHandover(st *routingState[T]) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.started || f.state.Load() != st {
+		return
+	}
+	n := st.ring.size()
+	next := &routingState[T]{ring: st.ring, backends: st.backends[:n:n]}
+	f.state.Store(next)
+	left := make(map[string]*backend[T], len(st.backends)-n)
+	for _, b := range st.backends[n:] {
+		left[b.endpoint] = b
+	}
+	f.closeAll(context.Background(), left)
+}
+
+func (f *fanout[T]) closeAll(ctx context.Context, bs map[string]*backend[T]) {
+	for _, b := range bs {
 		if err := b.close(ctx); err != nil {
 			f.logger.Warn("Shutting down a removed backend failed", zap.String("backend", b.endpoint), zap.Error(err))
 		}
@@ -296,20 +364,26 @@ func (f *fanout[T]) route(ctx context.Context, data T) (left T, n int, perr erro
 	for i, b := range st.backends {
 		if b.ejected() {
 			excluded[i] = true
-			ejected++
+			if i < st.ring.size() {
+				ejected++
+			}
 		}
 	}
 	// Panic mode: with too many backends ejected, send to the owners anyway.
 	// While draining at shutdown, too: breakers opened because every backend
 	// is merely slow must not turn the drain into a drop.
-	force := f.drain.started() || (ejected > 0 && ejected*100 > nb*f.cfg.MaxEjectedPercent)
+	force := f.drain.started() || (ejected > 0 && ejected*100 > st.ring.size()*f.cfg.MaxEjectedPercent)
 	if force {
 		clear(excluded)
 	}
 
 	rerouted := make([]int64, nb)
-	allowed := func(i int) bool { return !excluded[i] }
+	allowed := func(i int) bool { return i < st.ring.size() && !excluded[i] }
+	ho := f.handoverRouter(st)
 	choose := func(h uint64, weight int) int {
+		if p := ho.previousOwner(h); p >= 0 && !excluded[p] {
+			return p
+		}
 		slot := st.ring.slot(h)
 		if o := st.ring.owner(slot); !excluded[o] {
 			return o
