@@ -78,6 +78,7 @@ func TestConfigEveryKey(t *testing.T) {
 	assert.Equal(t, 30*time.Second, cfg.RetryConfig.MaxElapsedTime)
 	assert.Equal(t, 10*time.Minute, cfg.MaxWait)
 	assert.Equal(t, 20*time.Second, cfg.DrainTimeout)
+	assert.Equal(t, 10*time.Second, cfg.Handover)
 
 	specs := staticSpecs(*static)
 	assert.Equal(t, []backendSpec{{"backend-1:4317", 1}, {"backend-2:4317", 1}, {"backend-3:4317", 2}}, specs)
@@ -136,6 +137,7 @@ func TestConfigInvalid(t *testing.T) {
 		{"template_queue", "sending_queue"},
 		{"negative_max_wait", `"max_wait": must be >= 0, got -1s`},
 		{"max_wait_without_queue", `"max_wait": only applies with "sending_queue"`},
+		{"negative_handover", `"handover": must be >= 0, got -1s`},
 		{"zero_drain_timeout", `"drain_timeout": must be > 0, got 0s`},
 	}
 	for _, tt := range tests {
