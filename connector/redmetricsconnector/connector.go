@@ -157,7 +157,7 @@ func newConnector(set connector.Settings, cfg *Config, next consumer.Metrics, cl
 		ne = len(c.eventPlan.slots)
 	}
 	if cfg.ServiceGraph.Enabled {
-		c.sg = newServiceGraph(cfg)
+		c.sg = newServiceGraph(cfg, c.seed)
 	}
 	c.scratch.New = func() any {
 		sc := &scratch{vals: make([]dimVal, nv), evals: make([]dimVal, ne)}
@@ -267,6 +267,9 @@ func (c *connectorImp) ConsumeTraces(ctx context.Context, td ptrace.Traces) erro
 		}
 		res := last
 		sctx := spanCtx{service: svc.Str(), resAttrs: rattrs}
+		if g != nil {
+			sctx.svcHash = maphash.String(c.seed, sctx.service)
+		}
 		sss := rs.ScopeSpans()
 		for j := 0; j < sss.Len(); j++ {
 			ss := sss.At(j)

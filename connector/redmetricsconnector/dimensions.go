@@ -122,6 +122,7 @@ func buildPlan(cfg *Config, extra []Dimension) *plan {
 // spanCtx is what a plan reads a span's dimensions from.
 type spanCtx struct {
 	service    string
+	svcHash    uint64 // maphash of service, set when the service graph is on
 	span       ptrace.Span
 	resAttrs   pcommon.Map
 	eventAttrs pcommon.Map
@@ -218,16 +219,20 @@ func mix(h, x uint64) uint64 {
 func hashVals(seed maphash.Seed, res uint64, family uint8, vals []dimVal) uint64 {
 	h := mix(res, uint64(family)+1)
 	for i := range vals {
-		v := &vals[i]
-		x := uint64(v.t) << 56
-		if v.t == vStr {
-			x ^= maphash.String(seed, v.s)
-		} else {
-			x ^= bits.RotateLeft64(v.n*mulK, 17) + v.n
-		}
-		h = mix(h, x)
+		h = mix(h, valHash(seed, &vals[i]))
 	}
 	return h
+}
+
+// valHash hashes one dimension value with its type tag.
+func valHash(seed maphash.Seed, v *dimVal) uint64 {
+	x := uint64(v.t) << 56
+	if v.t == vStr {
+		x ^= maphash.String(seed, v.s)
+	} else {
+		x ^= bits.RotateLeft64(v.n*mulK, 17) + v.n
+	}
+	return x
 }
 
 // hashValue hashes any pcommon.Value, used for resource identities.

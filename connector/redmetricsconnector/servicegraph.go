@@ -3,6 +3,7 @@ package redmetricsconnector // import "github.com/otelcsp/otelcsp/connector/redm
 import (
 	"encoding/binary"
 	"hash/maphash"
+	"math/bits"
 	"runtime"
 	"sync"
 
@@ -68,7 +69,10 @@ type serviceGraph struct {
 	ttl      int64     // ns of monotonic time
 	names    []string  // emitted attribute names of an edge, in order
 	stores   []pairShard
-	storeMsk uint64
+	storeSh  uint // shard = key hash >> storeSh
+	keySeed  uint64
+	userH    uint64 // side hashes of the virtual nodes named by constants
+	unknownH uint64
 }
 
 // pairKey identifies a call: the client side's span ID, which the server
@@ -78,33 +82,50 @@ type pairKey struct {
 	span  pcommon.SpanID
 }
 
+// connection_type codes, and the values they are emitted as.
+const (
+	cUnset uint8 = iota
+	cMessaging
+	cDatabase
+	cVirtual
+)
+
+var connNames = [...]string{cUnset: connUnset, cMessaging: connMessaging, cDatabase: connDatabase, cVirtual: connVirtualNode}
+
 // pending is one span waiting for its other side. It references its
 // side's values through an interned halfNode, so storing a span whose
 // service and dimensions were seen before allocates nothing.
 type pending struct {
 	key        pairKey
+	h          uint64 // key hash: home slot in the index
 	node       *halfNode
 	expireAt   int64 // monotonic ns
 	dur        float64
 	w          uint64
 	prev, next int32 // FIFO by insertion (= expiry) order, or the free list
 	side       uint8
-	conn       string
+	conn       uint8
 	failed     bool
 }
 
 // halfNode is one side's identity: service, peer and dimension values,
-// copied out of the request (cloneVals).
+// copied out of the request (cloneVals), and the hash of its service and
+// dimensions (the part of an edge's identity it contributes).
 type halfNode struct {
-	vals []dimVal
-	next *halfNode
+	vals  []dimVal
+	sideH uint64
+	next  *halfNode
 }
 
-// pairShard is one slice of the store, chosen by trace ID: both sides of
-// a call hash to the same shard. It never holds more than max spans.
+// pairShard is one slice of the store, chosen by the call's key hash: both
+// sides of a call land in the same shard. It never holds more than max
+// spans. The index is an open-addressing table of slab positions, sized
+// at least twice max and allocated once, so lookups and removals
+// allocate nothing and hash nothing but the key's 24 bytes, once.
 type pairShard struct {
 	mu    sync.Mutex
-	idx   map[pairKey]int32
+	tab   []int32 // slab index + 1; 0 = empty
+	mask  uint64
 	slab  []pending
 	free  int32 // first free slab slot, -1 if none
 	head  int32 // oldest pending span, -1 if none
@@ -116,7 +137,7 @@ type pairShard struct {
 	_     [40]byte
 }
 
-func newServiceGraph(cfg *Config) *serviceGraph {
+func newServiceGraph(cfg *Config, seed maphash.Seed) *serviceGraph {
 	sc := &cfg.ServiceGraph
 	g := &serviceGraph{
 		dims:    &plan{instAt: -1},
@@ -126,6 +147,7 @@ func newServiceGraph(cfg *Config) *serviceGraph {
 		virtual: len(sc.VirtualNodePeerAttributes) > 0,
 		bounds:  sc.latencyBounds(),
 		ttl:     int64(sc.Store.TTL),
+		keySeed: maphash.Comparable(seed, 0x5eed),
 	}
 	g.nb = len(g.bounds) + 1
 	for _, d := range sc.Dimensions {
@@ -142,6 +164,8 @@ func newServiceGraph(cfg *Config) *serviceGraph {
 	for _, d := range sc.Dimensions {
 		g.names = append(g.names, "server_"+d.Name)
 	}
+	g.userH = g.virtualHash(seed, userNode)
+	g.unknownH = g.virtualHash(seed, unknownNode)
 
 	// A few shards so concurrent batches rarely meet, but none smaller
 	// than 256 spans: the shards' bounds add up to max_items exactly.
@@ -151,24 +175,73 @@ func newServiceGraph(cfg *Config) *serviceGraph {
 		n *= 2
 	}
 	g.stores = make([]pairShard, n)
-	g.storeMsk = uint64(n - 1)
+	g.storeSh = uint(64 - bits.Len(uint(n-1)))
 	for i := range g.stores {
 		st := &g.stores[i]
 		st.max = max / n
 		if i < max%n {
 			st.max++
 		}
-		hint := min(st.max, 1024)
-		st.idx = make(map[pairKey]int32, hint)
-		st.slab = make([]pending, 0, hint)
+		size := 16
+		for size < 2*st.max {
+			size *= 2
+		}
+		st.tab = make([]int32, size)
+		st.mask = uint64(size - 1)
+		st.slab = make([]pending, 0, min(st.max, 1024))
 		st.free, st.head, st.tail = -1, -1, -1
 		st.nodes = make(map[uint64]*halfNode, min(st.max, 256))
 	}
 	return g
 }
 
-func (g *serviceGraph) shardOf(t pcommon.TraceID) *pairShard {
-	return &g.stores[binary.LittleEndian.Uint64(t[8:])&g.storeMsk]
+// keyHash mixes the key with the connector's seed (murmur3's finalizer),
+// so crafted IDs cannot pile up in one probe run.
+func (g *serviceGraph) keyHash(k *pairKey) uint64 {
+	x := binary.LittleEndian.Uint64(k.trace[:8]) ^ g.keySeed
+	x = mix(x, binary.LittleEndian.Uint64(k.trace[8:]))
+	x = mix(x, binary.LittleEndian.Uint64(k.span[:]))
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	return x
+}
+
+func (g *serviceGraph) shardOf(h uint64) *pairShard {
+	if g.storeSh == 64 {
+		return &g.stores[0]
+	}
+	return &g.stores[h>>g.storeSh]
+}
+
+// sideHash is the hash of one side of an edge: its service (hashed once
+// per ResourceSpans by the caller) and dimension values. An edge's hash
+// is made of its two sides', so completing a call hashes no string again.
+func sideHash(seed maphash.Seed, svcHash uint64, dims []dimVal) uint64 {
+	h := mix(svcHash, 0x51de)
+	for i := range dims {
+		h = mix(h, valHash(seed, &dims[i]))
+	}
+	return h
+}
+
+// virtualHash is the side hash of a virtual node: a name, no dimensions.
+func (g *serviceGraph) virtualHash(seed maphash.Seed, name string) uint64 {
+	h := mix(maphash.String(seed, name), 0x51de)
+	absent := dimVal{}
+	for range g.nd {
+		h = mix(h, valHash(seed, &absent))
+	}
+	return h
+}
+
+func edgeHash(client, server uint64, conn uint8, failed bool) uint64 {
+	h := mix(mix(uint64(familyEdge)+1, client), server)
+	x := uint64(conn) << 1
+	if failed {
+		x |= 1
+	}
+	return mix(h, x)
 }
 
 // len is the number of pending spans in the whole store.
@@ -219,43 +292,39 @@ func firstStr(keys []string, m pcommon.Map) (string, bool) {
 // onSpan pairs one span of kind client, server, producer or consumer. The
 // caller has checked the kind.
 func (c *connectorImp) onSpan(g *serviceGraph, sc *sgScratch, sctx *spanCtx, span ptrace.Span, w uint64, now stamp, st *sgStats) {
-	kind := span.Kind()
-	side := sideClient
-	conn := connUnset
-	switch kind {
+	side, conn := sideClient, cUnset
+	switch span.Kind() {
 	case ptrace.SpanKindProducer:
-		conn = connMessaging
+		conn = cMessaging
 	case ptrace.SpanKindServer:
 		side = sideServer
 	case ptrace.SpanKindConsumer:
-		side, conn = sideServer, connMessaging
+		side, conn = sideServer, cMessaging
 	}
 	dur := 0.0
 	if s, e := span.StartTimestamp(), span.EndTimestamp(); e > s {
 		dur = float64(e-s) / 1e9
 	}
 	failed := span.Status().Code() == ptrace.StatusCodeError
-	attrs := span.Attributes()
 
-	// This span's side: service, peer, dimensions.
+	// This span's side: service and dimensions (the peer only if stored).
 	sv := sc.side
 	sv[halfService] = dimVal{t: vStr, s: sctx.service}
-	if p, ok := firstStr(g.peers, attrs); ok {
-		sv[halfPeer] = dimVal{t: vStr, s: p}
-	} else {
-		sv[halfPeer] = dimVal{}
+	sv[halfPeer] = dimVal{}
+	if g.nd > 0 {
+		g.dims.fill(sctx, sv[halfDims:])
 	}
-	g.dims.fill(sctx, sv[halfDims:])
+	myH := sideHash(c.seed, sctx.svcHash, sv[halfDims:])
 
 	var key pairKey
 	if side == sideClient {
 		// A database call has no server span: it is an edge by itself.
-		db, ok := firstStr(g.dbAttrs, attrs)
+		db, ok := firstStr(g.dbAttrs, span.Attributes())
 		if !ok {
 			db, ok = firstStr(g.dbAttrs, sctx.resAttrs)
 		}
 		if ok {
-			c.recordEdge(g, sc, sv, nil, db, connDatabase, failed, w, dur, dur, true, true, now, st)
+			c.recordEdge(g, sc, sv, nil, myH, g.virtualHash(c.seed, db), db, cDatabase, failed, w, dur, dur, true, true, now, st)
 			return
 		}
 		key = pairKey{trace: span.TraceID(), span: span.SpanID()}
@@ -264,60 +333,79 @@ func (c *connectorImp) onSpan(g *serviceGraph, sc *sgScratch, sctx *spanCtx, spa
 		if parent.IsEmpty() {
 			// A root server span was called by no instrumented service.
 			if g.virtual {
-				c.recordEdge(g, sc, nil, sv, userNode, connVirtualNode, failed, w, 0, dur, false, true, now, st)
+				c.recordEdge(g, sc, nil, sv, g.userH, myH, userNode, cVirtual, failed, w, 0, dur, false, true, now, st)
 			}
 			return
 		}
 		key = pairKey{trace: span.TraceID(), span: parent}
 	}
 
-	sh := g.shardOf(key.trace)
+	kh := g.keyHash(&key)
+	sh := g.shardOf(kh)
 	sh.mu.Lock()
-	if i, ok := sh.idx[key]; ok {
+	slot, i := sh.lookup(kh, &key)
+	if i >= 0 {
 		e := &sh.slab[i]
 		if e.side != side {
 			// The other side is waiting: the call is complete.
-			other := e.node.vals
+			other, otherH := e.node.vals, e.node.sideH
 			ew, edur, ec, ef := e.w, e.dur, e.conn, e.failed
-			sh.remove(i)
-			if ec == connUnset {
-				ec = conn
-			}
+			sh.removeAt(slot, i)
+			ec = max(ec, conn)
 			w = max(w, ew)
 			if side == sideClient {
-				c.recordEdge(g, sc, sv, other, "", ec, failed || ef, w, dur, edur, true, true, now, st)
+				c.recordEdge(g, sc, sv, other, myH, otherH, "", ec, failed || ef, w, dur, edur, true, true, now, st)
 			} else {
-				c.recordEdge(g, sc, other, sv, "", ec, failed || ef, w, edur, dur, true, true, now, st)
+				c.recordEdge(g, sc, other, sv, otherH, myH, "", ec, failed || ef, w, edur, dur, true, true, now, st)
 			}
 			sh.mu.Unlock()
 			return
 		}
 		// The same side twice (a duplicated span): keep the first.
 		sh.mu.Unlock()
-		c.countSide(g, sc, familyDropped, side, sv[halfService].s, conn, w, now, st)
+		c.countSide(g, sc, familyDropped, side, sctx.service, conn, w, now, st)
 		return
 	}
 	if sh.n >= sh.max {
-		c.expireShard(g, sc, sh, now, false, st)
+		if c.expireShard(g, sc, sh, now, false, st) {
+			slot, _ = sh.lookup(kh, &key) // removals moved the table's runs
+		}
 	}
 	if sh.n >= sh.max {
 		// Full of spans younger than the TTL: drop this one. Nothing
 		// allocates here (the dropped counter exists after the first).
 		sh.mu.Unlock()
-		c.countSide(g, sc, familyDropped, side, sv[halfService].s, conn, w, now, st)
+		c.countSide(g, sc, familyDropped, side, sctx.service, conn, w, now, st)
 		return
 	}
-	node := sh.intern(c.seed, sv)
-	sh.push(pending{key: key, node: node, expireAt: now.mono + g.ttl, dur: dur, w: w, side: side, conn: conn, failed: failed})
+	if p, ok := firstStr(g.peers, span.Attributes()); ok {
+		sv[halfPeer] = dimVal{t: vStr, s: p}
+	}
+	node := sh.intern(c.seed, sv, myH)
+	sh.insertAt(slot, pending{key: key, h: kh, node: node, expireAt: now.mono + g.ttl, dur: dur, w: w, side: side, conn: conn, failed: failed})
 	sh.mu.Unlock()
+}
+
+// lookup returns the index slot of key (or the empty slot where it would
+// go) and its slab position, -1 if absent. Caller holds mu.
+func (sh *pairShard) lookup(h uint64, k *pairKey) (uint64, int32) {
+	for i := h & sh.mask; ; i = (i + 1) & sh.mask {
+		v := sh.tab[i]
+		if v == 0 {
+			return i, -1
+		}
+		if sh.slab[v-1].key == *k {
+			return i, v - 1
+		}
+	}
 }
 
 // intern returns the cached half node of vals, creating it if needed. The
 // cache is a shortcut, not an owner: pending spans hold their node, so the
 // cache is simply cleared when it reaches twice the shard's bound. Nodes
 // in memory are then at most that plus one per pending span.
-func (sh *pairShard) intern(seed maphash.Seed, vals []dimVal) *halfNode {
-	h := hashVals(seed, 0, familyEdge, vals)
+func (sh *pairShard) intern(seed maphash.Seed, vals []dimVal, sideH uint64) *halfNode {
+	h := mix(sideH, valHash(seed, &vals[halfPeer]))
 	for n := sh.nodes[h]; n != nil; n = n.next {
 		if valsEqual(n.vals, vals) {
 			return n
@@ -327,14 +415,15 @@ func (sh *pairShard) intern(seed maphash.Seed, vals []dimVal) *halfNode {
 		clear(sh.nodes)
 		sh.nNode = 0
 	}
-	n := &halfNode{vals: cloneVals(vals), next: sh.nodes[h]}
+	n := &halfNode{vals: cloneVals(vals), sideH: sideH, next: sh.nodes[h]}
 	sh.nodes[h] = n
 	sh.nNode++
 	return n
 }
 
-// push appends p at the tail of the FIFO. Caller checked n < max.
-func (sh *pairShard) push(p pending) {
+// insertAt stores p in the empty index slot found by lookup and appends
+// it to the FIFO. Caller checked n < max.
+func (sh *pairShard) insertAt(slot uint64, p pending) {
 	var i int32
 	if sh.free >= 0 {
 		i = sh.free
@@ -351,14 +440,31 @@ func (sh *pairShard) push(p pending) {
 		sh.head = i
 	}
 	sh.tail = i
-	sh.idx[p.key] = i
+	sh.tab[slot] = i + 1
 	sh.n++
 }
 
-// remove unlinks slot i and puts it on the free list.
-func (sh *pairShard) remove(i int32) {
+// removeAt removes slab entry i, found at index slot, from the index
+// (backward-shift deletion: no tombstones), the FIFO, and puts it on the
+// free list.
+func (sh *pairShard) removeAt(slot uint64, i int32) {
+	// Close the gap: move back every later entry of the run whose home
+	// slot is not in (slot, j].
+	hole := slot
+	for j := (slot + 1) & sh.mask; ; j = (j + 1) & sh.mask {
+		v := sh.tab[j]
+		if v == 0 {
+			break
+		}
+		home := sh.slab[v-1].h & sh.mask
+		if (j-home)&sh.mask >= (j-hole)&sh.mask {
+			sh.tab[hole] = v
+			hole = j
+		}
+	}
+	sh.tab[hole] = 0
+
 	e := &sh.slab[i]
-	delete(sh.idx, e.key)
 	if e.prev >= 0 {
 		sh.slab[e.prev].next = e.next
 	} else {
@@ -390,37 +496,42 @@ func (c *connectorImp) expire(g *serviceGraph, now stamp, all bool) sgStats {
 
 // expireShard records the shard's expired spans: each is counted as
 // unpaired, and becomes an edge to (or from) a virtual node when contrib
-// would make one. Caller holds sh.mu.
-func (c *connectorImp) expireShard(g *serviceGraph, sc *sgScratch, sh *pairShard, now stamp, all bool, st *sgStats) {
+// would make one. It reports whether it removed any. Caller holds sh.mu.
+func (c *connectorImp) expireShard(g *serviceGraph, sc *sgScratch, sh *pairShard, now stamp, all bool, st *sgStats) bool {
+	removed := false
 	for sh.head >= 0 {
 		e := &sh.slab[sh.head]
 		if !all && e.expireAt > now.mono {
-			return
+			break
 		}
-		vals := e.node.vals
+		node := e.node
 		side, conn, w, dur, failed := e.side, e.conn, e.w, e.dur, e.failed
-		sh.remove(sh.head)
+		slot, _ := sh.lookup(e.h, &e.key)
+		sh.removeAt(slot, sh.head)
+		removed = true
+		vals := node.vals
 		c.countSide(g, sc, familyUnpaired, side, vals[halfService].s, conn, w, now, st)
 		if !g.virtual {
 			continue
 		}
 		peer := vals[halfPeer]
 		if side == sideClient {
-			name := unknownNode
+			name, h := unknownNode, g.unknownH
 			if peer.t == vStr {
-				name = peer.s
+				name, h = peer.s, g.virtualHash(c.seed, peer.s)
 			}
-			c.recordEdge(g, sc, vals, nil, name, connVirtualNode, failed, w, dur, 0, true, false, now, st)
+			c.recordEdge(g, sc, vals, nil, node.sideH, h, name, cVirtual, failed, w, dur, 0, true, false, now, st)
 		} else if peer.t == vStr {
-			c.recordEdge(g, sc, nil, vals, peer.s, connVirtualNode, failed, w, 0, dur, false, true, now, st)
+			c.recordEdge(g, sc, nil, vals, g.virtualHash(c.seed, peer.s), node.sideH, peer.s, cVirtual, failed, w, 0, dur, false, true, now, st)
 		}
 	}
+	return removed
 }
 
 // recordEdge adds one call to its edge series. client and server are half
-// node values (halfService, halfPeer, dims); a nil side is a virtual node
-// named virt, with no dimensions.
-func (c *connectorImp) recordEdge(g *serviceGraph, sc *sgScratch, client, server []dimVal, virt, conn string, failed bool, w uint64, cl, sv float64, hasCl, hasSv bool, now stamp, st *sgStats) {
+// node values (halfService, halfPeer, dims) with their side hashes; a nil
+// side is a virtual node named virt, with no dimensions.
+func (c *connectorImp) recordEdge(g *serviceGraph, sc *sgScratch, client, server []dimVal, ch, shh uint64, virt string, conn uint8, failed bool, w uint64, cl, sv float64, hasCl, hasSv bool, now stamp, st *sgStats) {
 	ev := sc.edge
 	if client != nil {
 		ev[edgeClient] = client[halfService]
@@ -436,12 +547,12 @@ func (c *connectorImp) recordEdge(g *serviceGraph, sc *sgScratch, client, server
 		ev[edgeServer] = dimVal{t: vStr, s: virt}
 		clear(ev[edgeDims+g.nd:])
 	}
-	ev[edgeConn] = dimVal{t: vStr, s: conn}
+	ev[edgeConn] = dimVal{t: vStr, s: connNames[conn]}
 	ev[edgeFailed] = dimVal{t: vBool}
 	if failed {
 		ev[edgeFailed].n = 1
 	}
-	s, mu, o, cr := c.lockGlobal(familyEdge, ev, now)
+	s, mu, o, cr := c.lockGlobalHashed(edgeHash(ch, shh, conn, failed), familyEdge, ev, now)
 	st.overflowed += o
 	st.created += cr
 	s.lastSeen = now.mono
@@ -459,11 +570,11 @@ func (c *connectorImp) recordEdge(g *serviceGraph, sc *sgScratch, client, server
 }
 
 // countSide counts one span of one side in the unpaired or dropped series.
-func (c *connectorImp) countSide(g *serviceGraph, sc *sgScratch, family uint8, side uint8, service, conn string, w uint64, now stamp, st *sgStats) {
+func (c *connectorImp) countSide(_ *serviceGraph, sc *sgScratch, family uint8, side uint8, service string, conn uint8, w uint64, now stamp, st *sgStats) {
 	v := sc.cnt
 	v[0], v[1] = dimVal{t: vStr}, dimVal{t: vStr}
 	v[side] = dimVal{t: vStr, s: service} // sideClient = 0 = client, sideServer = 1 = server
-	v[2] = dimVal{t: vStr, s: conn}
+	v[2] = dimVal{t: vStr, s: connNames[conn]}
 	s, mu, o, cr := c.lockGlobal(family, v, now)
 	st.overflowed += o
 	st.created += cr
@@ -479,7 +590,12 @@ func (c *connectorImp) countSide(g *serviceGraph, sc *sgScratch, family uint8, s
 // overflow lock when cardinality_limit is reached. It returns 1 when the
 // series is the overflow one, and 1 when it was created.
 func (c *connectorImp) lockGlobal(family uint8, vals []dimVal, now stamp) (*series, *sync.Mutex, int64, int64) {
-	h := hashVals(c.seed, 0, family, vals)
+	return c.lockGlobalHashed(hashVals(c.seed, 0, family, vals), family, vals, now)
+}
+
+// lockGlobalHashed is lockGlobal with the series hash computed by the
+// caller (a function of vals alone: equal values, equal hash).
+func (c *connectorImp) lockGlobalHashed(h uint64, family uint8, vals []dimVal, now stamp) (*series, *sync.Mutex, int64, int64) {
 	if c.testHash != nil {
 		h = c.testHash(0, family, vals)
 	}
