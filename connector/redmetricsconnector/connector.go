@@ -314,6 +314,9 @@ func (c *connectorImp) ConsumeTraces(ctx context.Context, td ptrace.Traces) erro
 		}
 		last = res
 	}
+	if g != nil {
+		c.mergeLocal(&sc.sg, now, &sgs)
+	}
 	c.scratch.Put(sc)
 	overflowed += sgs.overflowed
 	created += sgs.created

@@ -256,19 +256,66 @@ func (g *serviceGraph) len() int {
 	return n
 }
 
-// sgScratch holds one ConsumeTraces call's buffers.
+// sgScratch holds one ConsumeTraces call's buffers, and the edges it
+// completed so far: a batch holds a few distinct edges called many times,
+// so they are summed here and merged into their series once per batch
+// (one lock, hash lookup and update per distinct edge, not per call). The
+// values reference the request's strings, which live until the batch ends.
 type sgScratch struct {
-	side []dimVal // halfService, halfPeer, dims
-	edge []dimVal // edge layout
-	cnt  []dimVal // client, server, connection_type
+	side  []dimVal // halfService, halfPeer, dims
+	edge  []dimVal // edge layout
+	cnt   []dimVal // client, server, connection_type
+	local []localEdge
+	nl    int
 }
 
+type localEdge struct {
+	h         uint64
+	vals      []dimVal
+	calls     int64 // spans, for otelcol_redmetrics_spans_overflowed
+	count     uint64
+	sum, sum2 float64
+	buckets   []uint64
+}
+
+// localEdges is how many distinct edges a batch sums before merging.
+const localEdges = 32
+
 func (g *serviceGraph) newScratch() sgScratch {
-	return sgScratch{
-		side: make([]dimVal, halfDims+g.nd),
-		edge: make([]dimVal, edgeDims+2*g.nd),
-		cnt:  make([]dimVal, 3),
+	sc := sgScratch{
+		side:  make([]dimVal, halfDims+g.nd),
+		edge:  make([]dimVal, edgeDims+2*g.nd),
+		cnt:   make([]dimVal, 3),
+		local: make([]localEdge, localEdges),
 	}
+	for i := range sc.local {
+		sc.local[i].vals = make([]dimVal, edgeDims+2*g.nd)
+		sc.local[i].buckets = make([]uint64, 2*g.nb)
+	}
+	return sc
+}
+
+// mergeLocal adds the batch's summed edges to their series.
+func (c *connectorImp) mergeLocal(sc *sgScratch, now stamp, st *sgStats) {
+	for i := 0; i < sc.nl; i++ {
+		l := &sc.local[i]
+		s, mu, o, cr := c.lockGlobalHashed(l.h, familyEdge, l.vals, now)
+		st.overflowed += o * l.calls
+		st.created += cr
+		s.lastSeen = now.mono
+		s.dirty = true
+		s.count += l.count
+		s.sum += l.sum
+		s.sum2 += l.sum2
+		for j, n := range l.buckets {
+			s.buckets[j] += n
+		}
+		mu.Unlock()
+		l.calls, l.count, l.sum, l.sum2 = 0, 0, 0, 0
+		clear(l.buckets)
+		clear(l.vals) // drop the references to the request
+	}
+	sc.nl = 0
 }
 
 // sgStats are a batch's own-metric counts.
@@ -491,6 +538,7 @@ func (c *connectorImp) expire(g *serviceGraph, now stamp, all bool) sgStats {
 		c.expireShard(g, &sc, sh, now, all, &st)
 		sh.mu.Unlock()
 	}
+	c.mergeLocal(&sc, now, &st)
 	return st
 }
 
@@ -552,21 +600,33 @@ func (c *connectorImp) recordEdge(g *serviceGraph, sc *sgScratch, client, server
 	if failed {
 		ev[edgeFailed].n = 1
 	}
-	s, mu, o, cr := c.lockGlobalHashed(edgeHash(ch, shh, conn, failed), familyEdge, ev, now)
-	st.overflowed += o
-	st.created += cr
-	s.lastSeen = now.mono
-	s.dirty = true
-	s.count += w
+	h := edgeHash(ch, shh, conn, failed)
+	var l *localEdge
+	for i := 0; i < sc.nl; i++ {
+		if x := &sc.local[i]; x.h == h && valsEqual(x.vals, ev) {
+			l = x
+			break
+		}
+	}
+	if l == nil {
+		if sc.nl == len(sc.local) {
+			c.mergeLocal(sc, now, st)
+		}
+		l = &sc.local[sc.nl]
+		sc.nl++
+		l.h = h
+		copy(l.vals, ev)
+	}
+	l.calls++
+	l.count += w
 	if hasCl {
-		s.sum += cl * float64(w)
-		s.buckets[bucketIndex(g.bounds, cl)] += w
+		l.sum += cl * float64(w)
+		l.buckets[bucketIndex(g.bounds, cl)] += w
 	}
 	if hasSv {
-		s.sum2 += sv * float64(w)
-		s.buckets[g.nb+bucketIndex(g.bounds, sv)] += w
+		l.sum2 += sv * float64(w)
+		l.buckets[g.nb+bucketIndex(g.bounds, sv)] += w
 	}
-	mu.Unlock()
 }
 
 // countSide counts one span of one side in the unpaired or dropped series.

@@ -506,3 +506,47 @@ func TestServiceGraphNodeCacheBounded(t *testing.T) {
 		}
 	}
 }
+
+// Turning the graph on changes nothing in the RED metrics, and the graph
+// of the benchmark's traces is the one drawn in its comment.
+func TestServiceGraphLeavesREDUnchanged(t *testing.T) {
+	out := map[bool]pmetric.Metrics{}
+	for _, on := range []bool{false, true} {
+		cfg := benchConfig()
+		cfg.ServiceGraph.Enabled = on
+		c, sink, clk := newTestConnector(t, cfg)
+		require.NoError(t, c.ConsumeTraces(context.Background(), graphTraces(graphBenchTraces)))
+		flushNow(t, c, clk, time.Minute)
+		md := allMetrics(sink)
+		red := pmetric.NewMetrics()
+		md.CopyTo(red)
+		red.ResourceMetrics().RemoveIf(func(rm pmetric.ResourceMetrics) bool {
+			rm.ScopeMetrics().RemoveIf(func(sm pmetric.ScopeMetrics) bool {
+				sm.Metrics().RemoveIf(func(m pmetric.Metric) bool {
+					return graphOnly(md).MetricCount() > 0 && len(m.Name()) > 20 && m.Name()[:20] == "traces_service_graph"
+				})
+				return sm.Metrics().Len() == 0
+			})
+			return rm.ScopeMetrics().Len() == 0
+		})
+		out[on] = red
+		if on {
+			got := map[edge]int64{}
+			for e, s := range edges(t, md) {
+				got[e] = s.requests
+			}
+			assert.Equal(t, map[edge]int64{
+				{"user", "frontend", "virtual_node", false}:         84,
+				{"frontend", "checkout", "", false}:                 84,
+				{"checkout", "payments", "", false}:                 79,
+				{"checkout", "payments", "", true}:                  5,
+				{"payments", "payments", "database", false}:         84,
+				{"checkout", "shipping", "messaging_system", false}: 84,
+				{"shipping", "inventory", "", false}:                84,
+				{"inventory", "0", "database", false}:               84,
+			}, got)
+			assert.Equal(t, 0, c.sg.len())
+		}
+	}
+	assert.Equal(t, normalize(t, out[false]), normalize(t, out[true]))
+}
