@@ -335,7 +335,7 @@ func (f *fanout[T]) newBackend(ctx context.Context, s backendSpec) (*backend[T],
 	if err != nil {
 		return nil, err
 	}
-	if err := exp.Start(ctx, f.host); err != nil {
+	if err := exp.Start(ctx, reconnectHost{f.host}); err != nil {
 		return nil, errors.Join(err, exp.Shutdown(ctx))
 	}
 	b := newBackend(s.endpoint, s.weight, exp, send)

@@ -48,6 +48,7 @@ func newSubExporter(p ProtocolConfig) subExporter {
 		cfg.TimeoutConfig = tmpl.TimeoutConfig
 		cfg.ClientConfig = tmpl.ClientConfig
 		cfg.ClientConfig.Endpoint = endpoint
+		cfg.ClientConfig.Middlewares = withReconnect(cfg.ClientConfig.Middlewares)
 		cfg.QueueConfig = configoptional.None[exporterhelper.QueueBatchConfig]()
 		cfg.RetryConfig.Enabled = false
 		return cfg
