@@ -10,6 +10,9 @@ func TestSeriesLayout(t *testing.T) {
 	if got := unsafe.Sizeof(series{}); got > 128 {
 		t.Errorf("series is %d bytes, want at most 128 (one size class)", got)
 	}
+	if got := unsafe.Sizeof(pending{}); got != 80 {
+		t.Errorf("a pending span is %d bytes, the README says 80", got)
+	}
 	if got := unsafe.Sizeof(dimVal{}); got != 32 {
 		t.Errorf("dimVal is %d bytes, want 32", got)
 	}
