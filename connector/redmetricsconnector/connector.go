@@ -315,6 +315,7 @@ func (c *connectorImp) ConsumeTraces(ctx context.Context, td ptrace.Traces) erro
 		last = res
 	}
 	if g != nil {
+		c.pairLeftovers(g, &sc.sg, now, &sgs)
 		c.mergeLocal(&sc.sg, now, &sgs)
 	}
 	c.scratch.Put(sc)

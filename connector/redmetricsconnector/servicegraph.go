@@ -267,6 +267,28 @@ type sgScratch struct {
 	cnt   []dimVal // client, server, connection_type
 	local []localEdge
 	nl    int
+	// The batch's own pairing table: up to batchPairs spans of the
+	// batch, referencing its memory; emptied at the end of every batch.
+	ltab []int32 // open addressing, position + 1
+	lp   []batchSpan
+	nlp  int
+}
+
+// batchPairs is how many spans a batch pairs in its own table; past it,
+// spans go straight to the shared store.
+const batchPairs = 1024
+
+type batchSpan struct {
+	key          pairKey
+	h            uint64
+	sideH        uint64
+	vals         []dimVal // halfService, halfPeer (unset), dims
+	span         ptrace.Span
+	w            uint64
+	dur          float64
+	side         uint8
+	conn         uint8
+	failed, done bool
 }
 
 type localEdge struct {
@@ -291,6 +313,11 @@ func (g *serviceGraph) newScratch() sgScratch {
 	for i := range sc.local {
 		sc.local[i].vals = make([]dimVal, edgeDims+2*g.nd)
 		sc.local[i].buckets = make([]uint64, 2*g.nb)
+	}
+	sc.ltab = make([]int32, 2*batchPairs)
+	sc.lp = make([]batchSpan, batchPairs)
+	for i := range sc.lp {
+		sc.lp[i].vals = make([]dimVal, halfDims+g.nd)
 	}
 	return sc
 }
@@ -388,9 +415,66 @@ func (c *connectorImp) onSpan(g *serviceGraph, sc *sgScratch, sctx *spanCtx, spa
 	}
 
 	kh := g.keyHash(&key)
+	// Most calls complete within one batch (a trace-ID-routed tier sends
+	// whole traces): pair them in the call's own table, without locks or
+	// copies; only what is still unpaired at the end of the batch goes to
+	// the shared store (pairLeftovers).
+	slot, i := sc.llookup(kh, &key)
+	if i >= 0 {
+		e := &sc.lp[i]
+		if e.side != side {
+			e.done = true
+			ec := max(e.conn, conn)
+			w = max(w, e.w)
+			if side == sideClient {
+				c.recordEdge(g, sc, sv, e.vals, myH, e.sideH, "", ec, failed || e.failed, w, dur, e.dur, true, true, now, st)
+			} else {
+				c.recordEdge(g, sc, e.vals, sv, e.sideH, myH, "", ec, failed || e.failed, w, e.dur, dur, true, true, now, st)
+			}
+			return
+		}
+		if !e.done {
+			// The same side twice (a duplicated span): keep the first.
+			c.countSide(g, sc, familyDropped, side, sctx.service, conn, w, now, st)
+			return
+		}
+	}
+	if i < 0 && sc.nlp < len(sc.lp) {
+		e := &sc.lp[sc.nlp]
+		sc.ltab[slot] = int32(sc.nlp) + 1
+		sc.nlp++
+		e.key, e.h, e.side, e.conn, e.failed, e.done = key, kh, side, conn, failed, false
+		e.w, e.dur, e.sideH, e.span = w, dur, myH, span
+		copy(e.vals, sv)
+		return
+	}
+	c.pairShared(g, sc, &key, kh, sv, myH, side, conn, failed, w, dur, span, now, st)
+}
+
+// pairLeftovers hands the batch's spans that found no other side in the
+// batch to the shared store, and empties the batch's table.
+func (c *connectorImp) pairLeftovers(g *serviceGraph, sc *sgScratch, now stamp, st *sgStats) {
+	for i := 0; i < sc.nlp; i++ {
+		e := &sc.lp[i]
+		if !e.done {
+			c.pairShared(g, sc, &e.key, e.h, e.vals, e.sideH, e.side, e.conn, e.failed, e.w, e.dur, e.span, now, st)
+		}
+		e.span = ptrace.Span{}
+		clear(e.vals) // drop the references to the request
+	}
+	if sc.nlp > 0 {
+		clear(sc.ltab)
+		sc.nlp = 0
+	}
+}
+
+// pairShared pairs one span with the shared store: completes the call if
+// its other side waits there, else stores the span, or drops it (counted)
+// when its shard is full of spans younger than the TTL.
+func (c *connectorImp) pairShared(g *serviceGraph, sc *sgScratch, key *pairKey, kh uint64, sv []dimVal, myH uint64, side, conn uint8, failed bool, w uint64, dur float64, span ptrace.Span, now stamp, st *sgStats) {
 	sh := g.shardOf(kh)
 	sh.mu.Lock()
-	slot, i := sh.lookup(kh, &key)
+	slot, i := sh.lookup(kh, key)
 	if i >= 0 {
 		e := &sh.slab[i]
 		if e.side != side {
@@ -410,27 +494,44 @@ func (c *connectorImp) onSpan(g *serviceGraph, sc *sgScratch, sctx *spanCtx, spa
 		}
 		// The same side twice (a duplicated span): keep the first.
 		sh.mu.Unlock()
-		c.countSide(g, sc, familyDropped, side, sctx.service, conn, w, now, st)
+		c.countSide(g, sc, familyDropped, side, sv[halfService].s, conn, w, now, st)
 		return
 	}
 	if sh.n >= sh.max {
 		if c.expireShard(g, sc, sh, now, false, st) {
-			slot, _ = sh.lookup(kh, &key) // removals moved the table's runs
+			slot, _ = sh.lookup(kh, key) // removals moved the table's runs
 		}
 	}
 	if sh.n >= sh.max {
 		// Full of spans younger than the TTL: drop this one. Nothing
 		// allocates here (the dropped counter exists after the first).
 		sh.mu.Unlock()
-		c.countSide(g, sc, familyDropped, side, sctx.service, conn, w, now, st)
+		c.countSide(g, sc, familyDropped, side, sv[halfService].s, conn, w, now, st)
 		return
 	}
+	sv[halfPeer] = dimVal{}
 	if p, ok := firstStr(g.peers, span.Attributes()); ok {
 		sv[halfPeer] = dimVal{t: vStr, s: p}
 	}
 	node := sh.intern(c.seed, sv, myH)
-	sh.insertAt(slot, pending{key: key, h: kh, node: node, expireAt: now.mono + g.ttl, dur: dur, w: w, side: side, conn: conn, failed: failed})
+	sh.insertAt(slot, pending{key: *key, h: kh, node: node, expireAt: now.mono + g.ttl, dur: dur, w: w, side: side, conn: conn, failed: failed})
 	sh.mu.Unlock()
+}
+
+// llookup finds key in the batch's table: its slot (or the empty slot
+// where it would go) and its position, -1 if absent. Entries are never
+// removed (a completed one is marked done), the table is cleared per batch.
+func (sc *sgScratch) llookup(h uint64, k *pairKey) (uint64, int32) {
+	m := uint64(len(sc.ltab) - 1)
+	for i := h & m; ; i = (i + 1) & m {
+		v := sc.ltab[i]
+		if v == 0 {
+			return i, -1
+		}
+		if sc.lp[v-1].key == *k {
+			return i, v - 1
+		}
+	}
 }
 
 // lookup returns the index slot of key (or the empty slot where it would

@@ -550,3 +550,39 @@ func TestServiceGraphLeavesREDUnchanged(t *testing.T) {
 	}
 	assert.Equal(t, normalize(t, out[false]), normalize(t, out[true]))
 }
+
+// A batch with more spans than its own table holds: the first clients
+// pair in the batch, the later ones through the shared store, whichever
+// side comes first; a client paired in the batch whose server comes twice
+// counts the second server as waiting (it goes to the store).
+func TestServiceGraphBatchLargerThanItsTable(t *testing.T) {
+	const n = batchPairs + 500
+	c, sink, clk := newTestConnector(t, sgConfig())
+	td := ptrace.NewTraces()
+	add := func(svc string, kind ptrace.SpanKind, parent bool) ptrace.SpanSlice {
+		rs := td.ResourceSpans().AppendEmpty()
+		rs.Resource().Attributes().PutStr("service.name", svc)
+		spans := rs.ScopeSpans().AppendEmpty().Spans()
+		for i := 0; i < n; i++ {
+			sp := spans.AppendEmpty()
+			sp.SetKind(kind)
+			var tid pcommon.TraceID
+			tid[0], tid[1], tid[15] = byte(i), byte(i>>8), 7
+			sp.SetTraceID(tid)
+			if parent {
+				sp.SetSpanID(pcommon.SpanID{2, byte(i), byte(i >> 8)})
+				sp.SetParentSpanID(pcommon.SpanID{1, byte(i), byte(i >> 8)})
+			} else {
+				sp.SetSpanID(pcommon.SpanID{1, byte(i), byte(i >> 8)})
+			}
+			sp.SetEndTimestamp(pcommon.Timestamp(time.Millisecond))
+		}
+		return spans
+	}
+	add("front", ptrace.SpanKindClient, false)
+	add("back", ptrace.SpanKindServer, true)
+	require.NoError(t, c.ConsumeTraces(context.Background(), td))
+	assert.Equal(t, 0, c.sg.len(), "every pair completed")
+	flushNow(t, c, clk, time.Minute)
+	assert.Equal(t, int64(n), edges(t, allMetrics(sink))[edge{"front", "back", "", false}].requests)
+}
