@@ -84,36 +84,65 @@ func graphTraces(traces int) ptrace.Traces {
 // graphBenchTraces is 84 traces: 1,008 spans.
 const graphBenchTraces = 84
 
+// splitByResource returns one Traces per ResourceSpans of td, as each
+// service's SDK exports its own batches.
+func splitByResource(td ptrace.Traces) []ptrace.Traces {
+	var out []ptrace.Traces
+	for i := 0; i < td.ResourceSpans().Len(); i++ {
+		one := ptrace.NewTraces()
+		td.ResourceSpans().At(i).CopyTo(one.ResourceSpans().AppendEmpty())
+		out = append(out, one)
+	}
+	return out
+}
+
 // BenchmarkServiceGraph: the same traces through redmetrics with the
-// service graph off and on (RED + graph in one pass). allocs/op are per
-// batch of 1,008 spans.
+// service graph off and on (RED + graph in one pass). batch=whole sends
+// whole traces in one call (both sides of every call pair within the
+// batch); batch=per-service sends each service's spans in a call of their
+// own, so every call pairs through the shared store. allocs/op are per
+// 1,008 spans.
 func BenchmarkServiceGraph(b *testing.B) {
-	for _, on := range []bool{false, true} {
-		name := "graph=off"
-		if on {
-			name = "graph=on"
+	for _, split := range []bool{false, true} {
+		for _, on := range []bool{false, true} {
+			name := "batch=whole"
+			if split {
+				name = "batch=per-service"
+			}
+			name += "/graph=off"
+			if on {
+				name = name[:len(name)-3] + "on"
+			}
+			b.Run(name, func(b *testing.B) {
+				cfg := benchConfig()
+				cfg.ServiceGraph.Enabled = on
+				c := newBenchConnector(b, cfg)
+				td := graphTraces(graphBenchTraces)
+				spans := td.SpanCount()
+				batches := []ptrace.Traces{td}
+				if split {
+					batches = splitByResource(td)
+				}
+				ctx := context.Background()
+				for _, x := range batches {
+					_ = c.ConsumeTraces(ctx, x)
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					for _, x := range batches {
+						_ = c.ConsumeTraces(ctx, x)
+					}
+				}
+				b.StopTimer()
+				ns := float64(b.Elapsed().Nanoseconds()) / float64(b.N*spans)
+				b.ReportMetric(ns, "ns/span")
+				b.ReportMetric(1e9/ns, "spans/s")
+				if on && c.sg.len() != 0 {
+					b.Fatalf("%d spans left unpaired", c.sg.len())
+				}
+			})
 		}
-		b.Run(name, func(b *testing.B) {
-			cfg := benchConfig()
-			cfg.ServiceGraph.Enabled = on
-			c := newBenchConnector(b, cfg)
-			td := graphTraces(graphBenchTraces)
-			spans := td.SpanCount()
-			ctx := context.Background()
-			_ = c.ConsumeTraces(ctx, td)
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				_ = c.ConsumeTraces(ctx, td)
-			}
-			b.StopTimer()
-			ns := float64(b.Elapsed().Nanoseconds()) / float64(b.N*spans)
-			b.ReportMetric(ns, "ns/span")
-			b.ReportMetric(1e9/ns, "spans/s")
-			if on && c.sg.len() != 0 {
-				b.Fatalf("%d spans left unpaired", c.sg.len())
-			}
-		})
 	}
 }
 
