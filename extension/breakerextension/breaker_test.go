@@ -6,6 +6,7 @@ package breakerextension
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -879,4 +880,55 @@ func TestIdleExpiryForgetsEveryAutomaticState(t *testing.T) {
 	assert.Zero(t, half.nFailure.Load())
 	snap := half.snapshot(h.clk.Now(), time.Now())
 	assert.Zero(t, snap.Trips)
+}
+
+// TestForgottenHeldBreakerStaysTheKeysBreaker: after the sweeper forgot a
+// key whose breaker a caller still holds (the fanout keeps one per
+// backend), everything that looks the key up again (SetManualState over
+// HTTP or the API, Provider.Breaker, the endpoint, metrics) finds that same
+// breaker, never a second one.
+func TestForgottenHeldBreakerStaysTheKeysBreaker(t *testing.T) {
+	h := newHarness(t, testPolicy(), func(c *Config) { c.IdleExpiry = time.Minute })
+	h.c.start()
+	defer h.c.stop()
+	held := h.c.Breaker("backend:4317")
+	call(t, held, nil)
+	h.clk.Advance(3 * time.Minute)
+	_, ok := h.c.breakers.Load("backend:4317")
+	require.False(t, ok, "idle: forgotten")
+
+	h.c.SetManualState("backend:4317", ManualForcedOpen)
+	assert.Same(t, held, h.c.Breaker("backend:4317"))
+	_, err := held.Allow()
+	require.ErrorIs(t, err, ErrOpen, "the operator's forced_open reaches the breaker the caller holds")
+	snaps := h.c.Snapshot()
+	require.Len(t, snaps, 1)
+	assert.Equal(t, "forced_open", snaps[0].Manual)
+	assert.Equal(t, int64(1), h.c.count.Load())
+
+	// Forgotten again and used again by its holder first: still one breaker.
+	h.c.SetManualState("backend:4317", ManualNone)
+	h.clk.Advance(3 * time.Minute)
+	_, ok = h.c.breakers.Load("backend:4317")
+	require.False(t, ok)
+	call(t, held, nil)
+	assert.Same(t, held, h.c.Breaker("backend:4317"))
+	assert.Equal(t, int64(1), h.c.count.Load())
+}
+
+// TestForgottenUnheldBreakerIsReleased: once nothing holds a forgotten
+// breaker, the registry keeps nothing of it.
+func TestForgottenUnheldBreakerIsReleased(t *testing.T) {
+	h := newHarness(t, testPolicy(), func(c *Config) { c.IdleExpiry = time.Minute })
+	h.c.start()
+	defer h.c.stop()
+	func() { call(t, h.c.Breaker("gone:4317"), errBackend) }()
+	h.clk.Advance(3 * time.Minute)
+	runtime.GC()
+	h.clk.Advance(time.Minute)
+	h.c.regMu.Lock()
+	n := len(h.c.detached)
+	h.c.regMu.Unlock()
+	assert.Zero(t, n)
+	assert.Zero(t, h.c.count.Load())
 }

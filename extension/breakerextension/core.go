@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"weak"
 
 	"go.uber.org/zap"
 )
@@ -38,7 +39,15 @@ type core struct {
 	coarseNow atomic.Int64
 	ticking   atomic.Bool
 
+	// The registry is the one owner of the key -> breaker mapping. breakers
+	// holds the keys in use (looked up without a lock); a forgotten key
+	// moves to detached as a weak pointer, so that while a caller still
+	// holds its breaker every lookup of the key finds that same breaker,
+	// and once nothing does the registry keeps nothing of it. Changes to
+	// the mapping are made under regMu (taken before any breaker's mu).
 	breakers sync.Map // string -> *breaker
+	regMu    sync.Mutex
+	detached map[string]weak.Pointer[breaker]
 	count    atomic.Int64
 	// retired holds the call counts of forgotten keys, so the calls metric
 	// stays monotonic while keys come and go.
@@ -78,6 +87,7 @@ func newCore(cfg *Config, clk clock, logger *zap.Logger, seed uint64) *core {
 		idleExpiry: int64(cfg.IdleExpiry),
 		open:       map[string]struct{}{},
 		timers:     map[string]stopper{},
+		detached:   map[string]weak.Pointer[breaker]{},
 	}
 	named := map[string]*policy{"default": c.def}
 	for name, pc := range cfg.Policies {
@@ -159,25 +169,43 @@ func (c *core) get(key string) *breaker {
 	if v, ok := c.breakers.Load(key); ok {
 		return v.(*breaker)
 	}
-	b := newBreaker(c, key, firstMatch(c.globs, key, c.def), firstMatch(c.manual, key, ManualNone))
-	v, loaded := c.breakers.LoadOrStore(key, b)
-	if !loaded {
-		c.count.Add(1)
+	c.regMu.Lock()
+	defer c.regMu.Unlock()
+	if v, ok := c.breakers.Load(key); ok {
+		return v.(*breaker)
 	}
-	return v.(*breaker)
+	if wp, ok := c.detached[key]; ok {
+		if b := wp.Value(); b != nil {
+			// Forgotten, but a caller still holds it: it stays the key's
+			// breaker.
+			c.attachLocked(b)
+			return b
+		}
+		delete(c.detached, key)
+	}
+	b := newBreaker(c, key, firstMatch(c.globs, key, c.def), firstMatch(c.manual, key, ManualNone))
+	c.breakers.Store(key, b)
+	c.count.Add(1)
+	return b
 }
 
-// reattach puts back a breaker the sweeper forgot while a caller still held
-// it. If the key was recreated meanwhile, the old breaker keeps working on
-// its own.
+// reattach puts back a breaker the sweeper forgot, when its holder uses it.
 func (c *core) reattach(b *breaker) {
+	c.regMu.Lock()
+	c.attachLocked(b)
+	c.regMu.Unlock()
+}
+
+// attachLocked registers a detached breaker again (once: the flag is
+// cleared under the breaker's lock). No other breaker can hold its key
+// meanwhile: get finds b through its weak pointer for as long as b lives.
+func (c *core) attachLocked(b *breaker) {
 	b.mu.Lock()
-	w := b.word.Load()
-	if w&flagDetached != 0 {
+	if w := b.word.Load(); w&flagDetached != 0 {
 		b.word.Store(w &^ flagDetached)
-		if _, loaded := c.breakers.LoadOrStore(b.key, b); !loaded {
-			c.count.Add(1)
-		}
+		delete(c.detached, b.key)
+		c.breakers.Store(b.key, b)
+		c.count.Add(1)
 	}
 	b.mu.Unlock()
 }
@@ -353,6 +381,12 @@ func (c *core) checkStalls(now int64) {
 // Use is read from the outcome and rejection counters. Keys with a manual
 // state, set at runtime or by config, are kept.
 func (c *core) sweep(now int64) {
+	c.regMu.Lock()
+	for k, wp := range c.detached {
+		if wp.Value() == nil {
+			delete(c.detached, k) // nothing holds it any more
+		}
+	}
 	c.breakers.Range(func(k, v any) bool {
 		b := v.(*breaker)
 		calls := b.calls()
@@ -364,17 +398,18 @@ func (c *core) sweep(now int64) {
 			return true
 		}
 		if now-b.lastActive >= c.idleExpiry && b.manual == ManualNone {
-			if c.breakers.CompareAndDelete(k, b) {
-				c.count.Add(-1)
-				c.retired.success.Add(b.nSuccess.Swap(0))
-				c.retired.failure.Add(b.nFailure.Swap(0))
-				c.retired.ignored.Add(b.nIgnored.Swap(0))
-				c.retired.rejected.Add(b.nRejected.Swap(0))
-				b.forgetLocked(now)
-			}
+			c.breakers.Delete(k)
+			c.detached[b.key] = weak.Make(b)
+			c.count.Add(-1)
+			c.retired.success.Add(b.nSuccess.Swap(0))
+			c.retired.failure.Add(b.nFailure.Swap(0))
+			c.retired.ignored.Add(b.nIgnored.Swap(0))
+			c.retired.rejected.Add(b.nRejected.Swap(0))
+			b.forgetLocked(now)
 		}
 		b.mu.Unlock()
-		c.deliver()
 		return true
 	})
+	c.regMu.Unlock()
+	c.deliver()
 }
