@@ -293,10 +293,12 @@ func (c *connectorImp) ConsumeTraces(ctx context.Context, td ptrace.Traces) erro
 				res, o, cr = c.record(res, familySpan, sc.vals, w, dur, ex, span, now)
 				overflowed += o
 				created += cr
-				if k := span.Kind(); g != nil && k >= ptrace.SpanKindServer && k <= ptrace.SpanKindConsumer {
+				if g != nil {
 					// Server, client, producer and consumer spans are
 					// one side of a call.
-					c.onSpan(g, &sc.sg, &sctx, span, w, now, &sgs)
+					if k := span.Kind(); k >= ptrace.SpanKindServer && k <= ptrace.SpanKindConsumer {
+						c.onSpan(g, &sc.sg, &sctx, span, w, now, &sgs)
+					}
 				}
 
 				if c.eventPlan != nil {

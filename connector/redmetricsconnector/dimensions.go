@@ -219,12 +219,21 @@ func mix(h, x uint64) uint64 {
 func hashVals(seed maphash.Seed, res uint64, family uint8, vals []dimVal) uint64 {
 	h := mix(res, uint64(family)+1)
 	for i := range vals {
-		h = mix(h, valHash(seed, &vals[i]))
+		// valHash's body, written out: the call per value (valHash is
+		// too large to inline) costs RED ~10 % of its time per span.
+		v := &vals[i]
+		x := uint64(v.t) << 56
+		if v.t == vStr {
+			x ^= maphash.String(seed, v.s)
+		} else {
+			x ^= bits.RotateLeft64(v.n*mulK, 17) + v.n
+		}
+		h = mix(h, x)
 	}
 	return h
 }
 
-// valHash hashes one dimension value with its type tag.
+// valHash hashes one dimension value with its type tag, as hashVals does.
 func valHash(seed maphash.Seed, v *dimVal) uint64 {
 	x := uint64(v.t) << 56
 	if v.t == vStr {
