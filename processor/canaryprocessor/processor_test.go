@@ -358,3 +358,21 @@ func TestLogs(t *testing.T) {
 	require.NoError(t, pass.ConsumeLogs(ctx, canaryLogs("gen-a")))
 	assert.Equal(t, 4, rec.records())
 }
+
+// A batch arrives at once: the order of its numbers inside it (the
+// receiver lays a batch out by resource) is not reordering; a number that
+// comes in a later batch than a higher one is.
+func TestOrderWithinABatch(t *testing.T) {
+	p, tel, _ := telemetryProcessor(t, createDefaultConfig(), newTraceRecorder(), newManualClock())
+	ctx := context.Background()
+	require.NoError(t, p.ConsumeTraces(ctx, canaries("gen-a", 3, 1, 2)))
+	require.NoError(t, p.ConsumeTraces(ctx, canaries("gen-a", 5, 4, 5)))
+	_, err := tel.GetMetric("otelcol_canary_reordered")
+	require.Error(t, err, "nothing reordered yet")
+	require.NoError(t, p.ConsumeTraces(ctx, canaries("gen-a", 7)))
+	require.NoError(t, p.ConsumeTraces(ctx, canaries("gen-a", 6)))
+	ign := metricdatatest.IgnoreTimestamp()
+	metadatatest.AssertEqualCanaryReordered(t, tel, []metricdata.DataPoint[int64]{{Value: 1}}, ign)
+	metadatatest.AssertEqualCanaryDuplicated(t, tel, []metricdata.DataPoint[int64]{{Value: 1}}, ign)
+	metadatatest.AssertEqualCanaryReceived(t, tel, []metricdata.DataPoint[int64]{{Value: 7}}, ign)
+}
