@@ -586,3 +586,84 @@ func TestServiceGraphBatchLargerThanItsTable(t *testing.T) {
 	flushNow(t, c, clk, time.Minute)
 	assert.Equal(t, int64(n), edges(t, allMetrics(sink))[edge{"front", "back", "", false}].requests)
 }
+
+// Concurrent batches pairing each other's spans, with flushes running at
+// the same time: every call is counted once, none is lost, and the store
+// ends empty (run with -race).
+func TestServiceGraphConcurrentPairingAndFlush(t *testing.T) {
+	const workers, rounds, perRound = 4, 50, 40
+	cfg := sgConfig()
+	cfg.AggregationTemporality = Delta
+	c, sink, clk := newTestConnector(t, cfg)
+	ctx := context.Background()
+	batch := func(w, r int, server bool) ptrace.Traces {
+		td := ptrace.NewTraces()
+		rs := td.ResourceSpans().AppendEmpty()
+		svc, kind := "front", ptrace.SpanKindClient
+		if server {
+			svc, kind = "back", ptrace.SpanKindServer
+		}
+		rs.Resource().Attributes().PutStr("service.name", svc)
+		spans := rs.ScopeSpans().AppendEmpty().Spans()
+		for i := 0; i < perRound; i++ {
+			sp := spans.AppendEmpty()
+			sp.SetKind(kind)
+			var tid pcommon.TraceID
+			tid[0], tid[1], tid[2], tid[15] = byte(w), byte(r), byte(i), byte(r*7+i)
+			sp.SetTraceID(tid)
+			if server {
+				sp.SetSpanID(pcommon.SpanID{2})
+				sp.SetParentSpanID(pcommon.SpanID{1})
+			} else {
+				sp.SetSpanID(pcommon.SpanID{1})
+			}
+			sp.SetEndTimestamp(pcommon.Timestamp(time.Millisecond))
+		}
+		return td
+	}
+	done := make(chan struct{})
+	flushed := make(chan struct{})
+	go func() {
+		defer close(flushed)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+				c.flush(ctx)
+			}
+		}
+	}()
+	errs := make(chan error, 2*workers)
+	for w := 0; w < workers; w++ {
+		// One goroutine sends a worker's clients, another its servers
+		// (the other worker's order): pairs meet across calls and
+		// goroutines, in the batch tables and the shared store.
+		for _, server := range []bool{false, true} {
+			go func(w int, server bool) {
+				for r := 0; r < rounds; r++ {
+					if err := c.ConsumeTraces(ctx, batch(w, r, server)); err != nil {
+						errs <- err
+						return
+					}
+				}
+				errs <- nil
+			}(w, server)
+		}
+	}
+	for i := 0; i < 2*workers; i++ {
+		require.NoError(t, <-errs)
+	}
+	close(done)
+	<-flushed
+	assert.Equal(t, 0, c.sg.len(), "every client met its server (TTL 2s, the manual clock did not move)")
+	flushNow(t, c, clk, time.Second)
+	var total int64
+	for _, md := range sink.AllMetrics() {
+		for e, s := range edges(t, md) {
+			require.Equal(t, edge{"front", "back", "", false}, e)
+			total += s.requests
+		}
+	}
+	assert.Equal(t, int64(workers*rounds*perRound), total, "delta points add up to every call, once")
+}
