@@ -325,7 +325,7 @@ func compileAttributes(key string, a AttributesConfig) (*attrFilter, error) {
 	}
 	f := &attrFilter{include: inc, exclude: exc}
 	for _, g := range exc {
-		if g.kind == globAny {
+		if g.MatchesAll() {
 			f.none = true
 		}
 	}

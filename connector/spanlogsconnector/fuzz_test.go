@@ -9,23 +9,6 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
-// FuzzGlob checks that the classified fast paths agree with the general
-// matcher on arbitrary patterns and inputs.
-func FuzzGlob(f *testing.F) {
-	for _, s := range [][2]string{{"*", ""}, {"a*", "abc"}, {"*c", "abc"}, {"*b*", "abc"}, {"a?c", "abc"}, {"a*b*c", "aXbYc"}} {
-		f.Add(s[0], s[1])
-	}
-	f.Fuzz(func(t *testing.T, pat, s string) {
-		g, err := compileGlob("k", pat)
-		if err != nil {
-			return
-		}
-		if got, want := g.match(s), matchGeneral(pat, s); got != want {
-			t.Fatalf("%q ~ %q: fast path %v, general %v", pat, s, got, want)
-		}
-	})
-}
-
 // FuzzTemplate: any template either fails to parse with an error naming the
 // key, or renders without panicking; literal-only templates render as
 // written (up to the trailing trim).

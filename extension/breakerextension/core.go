@@ -12,6 +12,8 @@ import (
 	"weak"
 
 	"go.uber.org/zap"
+
+	"github.com/otelcsp/otelcsp/internal/glob"
 )
 
 // core owns every key's breaker, the policies, the idle sweeper and stall
@@ -74,7 +76,7 @@ type queued struct {
 type subscription struct{ fn func(StateChange) }
 
 type globRule[T any] struct {
-	glob string
+	glob glob.Glob
 	val  T
 }
 
@@ -93,12 +95,12 @@ func newCore(cfg *Config, clk clock, logger *zap.Logger, seed uint64) *core {
 	for name, pc := range cfg.Policies {
 		named[name] = compilePolicy(name, pc)
 	}
-	for glob, name := range cfg.Keys {
-		c.globs = append(c.globs, globRule[*policy]{glob: glob, val: named[name]})
+	for pattern, name := range cfg.Keys {
+		c.globs = append(c.globs, globRule[*policy]{glob: glob.Compile(pattern), val: named[name]})
 	}
-	for glob, s := range cfg.Manual {
+	for pattern, s := range cfg.Manual {
 		m, _ := ParseManualState(s) // Validate rejected bad ones
-		c.manual = append(c.manual, globRule[ManualState]{glob: glob, val: m})
+		c.manual = append(c.manual, globRule[ManualState]{glob: glob.Compile(pattern), val: m})
 	}
 	sortRules(c.globs)
 	sortRules(c.manual)
@@ -120,46 +122,21 @@ func newCore(cfg *Config, clk clock, logger *zap.Logger, seed uint64) *core {
 // so the first match is the answer and the choice never depends on map order.
 func sortRules[T any](r []globRule[T]) {
 	sort.Slice(r, func(i, j int) bool {
-		if len(r[i].glob) != len(r[j].glob) {
-			return len(r[i].glob) > len(r[j].glob)
+		a, b := r[i].glob.String(), r[j].glob.String()
+		if len(a) != len(b) {
+			return len(a) > len(b)
 		}
-		return r[i].glob < r[j].glob
+		return a < b
 	})
 }
 
 func firstMatch[T any](rules []globRule[T], key string, def T) T {
 	for _, r := range rules {
-		if globMatch(r.glob, key) {
+		if r.glob.Match(key) {
 			return r.val
 		}
 	}
 	return def
-}
-
-// globMatch matches `*` (any run, including `/` and `:`, which endpoints
-// contain) and `?` (one byte).
-func globMatch(pattern, s string) bool {
-	px, sx := 0, 0
-	starP, starS := -1, 0
-	for sx < len(s) {
-		switch {
-		case px < len(pattern) && (pattern[px] == '?' || pattern[px] == s[sx]):
-			px++
-			sx++
-		case px < len(pattern) && pattern[px] == '*':
-			starP, starS = px, sx
-			px++
-		case starP >= 0:
-			starS++
-			px, sx = starP+1, starS
-		default:
-			return false
-		}
-	}
-	for px < len(pattern) && pattern[px] == '*' {
-		px++
-	}
-	return px == len(pattern)
 }
 
 // Breaker implements Provider.
