@@ -79,6 +79,18 @@ func counter(t *testing.T, tt *componenttest.Telemetry, name string, want ...att
 	return n
 }
 
+// gauge is the value of an int gauge with one point (0 when absent).
+func gauge(tt *componenttest.Telemetry, name string) int64 {
+	m, err := tt.GetMetric(name)
+	if err != nil {
+		return 0
+	}
+	if g, ok := m.Data.(metricdata.Gauge[int64]); ok && len(g.DataPoints) == 1 {
+		return g.DataPoints[0].Value
+	}
+	return 0
+}
+
 func errorLines(logs *observer.ObservedLogs) []string {
 	var out []string
 	for _, e := range logs.FilterLevelExact(zapcore.ErrorLevel).All() {

@@ -323,7 +323,12 @@ func TestFanoutFollowsBackendSetChangesWhileDataFlows(t *testing.T) {
 	cfg := testConfig(servers...)
 	cfg.Resolver.Static = configoptional.None[StaticResolverConfig]()
 	cfg.Resolver.File = configoptional.Some(FileResolverConfig{Path: path, Interval: 10 * time.Millisecond})
-	exp := startTraces(t, cfg, nil)
+	exp, tt, _ := observed(t, cfg, nil)
+	t.Cleanup(func() { require.NoError(t, exp.Shutdown(context.Background())) })
+	// backends waits until the resolver has applied a set of n backends.
+	backends := func(n int64) {
+		require.Eventually(t, func() bool { return gauge(tt, "otelcol_fanout_backends") == n }, 10*time.Second, time.Millisecond)
+	}
 
 	in, total := batches(8, 40, 20, 3)
 	accepted := 0
@@ -332,12 +337,12 @@ func TestFanoutFollowsBackendSetChangesWhileDataFlows(t *testing.T) {
 		switch i {
 		case 10:
 			write(servers[0], servers[1]) // remove the third backend
-			time.Sleep(200 * time.Millisecond)
+			backends(2)
 			removedCount = servers[2].spanCount()
 		case 25:
 			assert.Equal(t, removedCount, servers[2].spanCount(), "a removed backend still got data")
 			write(servers...) // bring it back
-			time.Sleep(200 * time.Millisecond)
+			backends(3)
 		}
 		a, r := sendAll(t, exp, []ptrace.Traces{td})
 		require.Zero(t, r)
