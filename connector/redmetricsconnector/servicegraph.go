@@ -420,7 +420,9 @@ func (c *connectorImp) onSpan(g *serviceGraph, sc *sgScratch, sctx *spanCtx, spa
 	// copies; only what is still unpaired at the end of the batch goes to
 	// the shared store (pairLeftovers).
 	slot, i := sc.llookup(kh, &key)
-	if i >= 0 {
+	// A completed entry stays in the table (no removals within a batch):
+	// a later span with its key goes to the shared store.
+	if i >= 0 && !sc.lp[i].done {
 		e := &sc.lp[i]
 		if e.side != side {
 			e.done = true
@@ -433,11 +435,9 @@ func (c *connectorImp) onSpan(g *serviceGraph, sc *sgScratch, sctx *spanCtx, spa
 			}
 			return
 		}
-		if !e.done {
-			// The same side twice (a duplicated span): keep the first.
-			c.countSide(g, sc, familyDropped, side, sctx.service, conn, w, now, st)
-			return
-		}
+		// The same side twice (a duplicated span): keep the first.
+		c.countSide(g, sc, familyDropped, side, sctx.service, conn, w, now, st)
+		return
 	}
 	if i < 0 && sc.nlp < len(sc.lp) {
 		e := &sc.lp[sc.nlp]
