@@ -128,6 +128,9 @@ func (c *connectorImp) flushAt(ctx context.Context, final bool) {
 		c.tb.RedmetricsSeriesExpired.Add(ctx, expired)
 	}
 	c.tb.RedmetricsSeriesActive.Record(ctx, c.live.Load())
+	if c.sg != nil {
+		c.tb.RedmetricsGraphStoreSpans.Record(ctx, int64(c.sg.len()))
+	}
 
 	if n := b.md.DataPointCount(); n > 0 {
 		if err := c.next.ConsumeMetrics(ctx, b.md); err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
 
@@ -41,5 +42,26 @@ func TestOwnMetrics(t *testing.T) {
 	flushNow(t, c, clk, 2*time.Minute)
 	metadatatest.AssertEqualRedmetricsSeriesExpired(t, tel, []metricdata.DataPoint[int64]{{Value: 3}}, metricdatatest.IgnoreTimestamp())
 	metadatatest.AssertEqualRedmetricsSeriesActive(t, tel, []metricdata.DataPoint[int64]{{Value: 0}}, metricdatatest.IgnoreTimestamp())
+	require.NoError(t, c.Shutdown(context.Background()))
+}
+
+// otelcol_redmetrics_graph_store_spans: the spans waiting in the service
+// graph store after each flush.
+func TestOwnMetricsGraphStore(t *testing.T) {
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
+	cfg := createDefaultConfig()
+	cfg.ServiceGraph.Enabled = true
+	clk := newManualClock()
+	c, err := newConnector(metadatatest.NewSettings(tel), cfg, new(consumertest.MetricsSink), clk)
+	require.NoError(t, err)
+	consumeSG(t, c,
+		sgSpan{service: "a", kind: ptrace.SpanKindClient, trace: 1, id: 1},
+		sgSpan{service: "a", kind: ptrace.SpanKindClient, trace: 2, id: 1},
+	)
+	flushNow(t, c, clk, time.Second)
+	metadatatest.AssertEqualRedmetricsGraphStoreSpans(t, tel, []metricdata.DataPoint[int64]{{Value: 2}}, metricdatatest.IgnoreTimestamp())
+	flushNow(t, c, clk, 2*time.Second)
+	metadatatest.AssertEqualRedmetricsGraphStoreSpans(t, tel, []metricdata.DataPoint[int64]{{Value: 0}}, metricdatatest.IgnoreTimestamp())
 	require.NoError(t, c.Shutdown(context.Background()))
 }

@@ -27,6 +27,7 @@ type TelemetryBuilder struct {
 	mu                        sync.Mutex
 	registrations             []metric.Registration
 	RedmetricsFlushDuration   metric.Float64Histogram
+	RedmetricsGraphStoreSpans metric.Int64Gauge
 	RedmetricsPointsRefused   metric.Int64Counter
 	RedmetricsSeriesActive    metric.Int64Gauge
 	RedmetricsSeriesCreated   metric.Int64Counter
@@ -69,6 +70,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		metric.WithDescription("Time spent building and handing one flush of metrics to the next consumer. [Alpha]"),
 		metric.WithUnit("s"),
 		metric.WithExplicitBucketBoundaries([]float64{0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5}...),
+	)
+	errs = errors.Join(errs, err)
+	builder.RedmetricsGraphStoreSpans, err = builder.meter.Int64Gauge(
+		"otelcol_redmetrics_graph_store_spans",
+		metric.WithDescription("Spans waiting in the service graph store for their other side, after the last flush (at most service_graph.store.max_items). [Alpha]"),
+		metric.WithUnit("{span}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.RedmetricsPointsRefused, err = builder.meter.Int64Counter(

@@ -20,6 +20,7 @@ func TestSetupTelemetry(t *testing.T) {
 	require.NoError(t, err)
 	defer tb.Shutdown()
 	tb.RedmetricsFlushDuration.Record(context.Background(), 1)
+	tb.RedmetricsGraphStoreSpans.Record(context.Background(), 1)
 	tb.RedmetricsPointsRefused.Add(context.Background(), 1)
 	tb.RedmetricsSeriesActive.Record(context.Background(), 1)
 	tb.RedmetricsSeriesCreated.Add(context.Background(), 1)
@@ -28,6 +29,9 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.RedmetricsSpansSkipped.Add(context.Background(), 1)
 	AssertEqualRedmetricsFlushDuration(t, testTel,
 		[]metricdata.HistogramDataPoint[float64]{{}}, metricdatatest.IgnoreValue(),
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualRedmetricsGraphStoreSpans(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualRedmetricsPointsRefused(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
