@@ -15,57 +15,6 @@ import (
 // gateways (testdata/deploy/gateway.yaml), whose canary processor counts
 // the sequence and drops it.
 
-// canaryAgentConfig is testdata/deploy/agent.yaml with the canary: the
-// synthetic/canary receiver, its pipeline and its fanout routed by
-// synthetic.generator. While the shipped file does not carry it yet (it
-// changes the span counts other tests of the shipped agent assert), the
-// test adds exactly those blocks; once it does, the file is used as is.
-func canaryAgentConfig(t *testing.T) string {
-	t.Helper()
-	cfg := shippedConfig(t, "testdata/deploy/agent.yaml")
-	if strings.Contains(cfg, "synthetic/canary:") {
-		return cfg
-	}
-	for _, e := range []struct{ anchor, insert string }{
-		{"receivers:\n  otlp:\n", `receivers:
-  synthetic/canary:
-    rate: 1
-    canary:
-      enabled: true
-    services:
-      - name: otelcsp-canary
-        operations:
-          - name: canary
-            kind: internal
-            latency: {median: 1ms, p99: 1ms}
-  otlp:
-`},
-		{"\nservice:\n", `
-  fanout/canary:
-    routing_key: attributes
-    routing_attributes: [synthetic.generator]
-    resolver: *gateways
-    protocol: *otlp
-    breaker: breaker
-    sending_queue: *queue
-    drain_timeout: 25s
-
-service:
-`},
-		{"      exporters: [fanout/traces]\n", `      exporters: [fanout/traces]
-    traces/canary:
-      receivers: [synthetic/canary]
-      processors: [memory_limiter]
-      exporters: [fanout/canary]
-`},
-	} {
-		if strings.Count(cfg, e.anchor) != 1 {
-			t.Fatalf("agent.yaml: %q is not there exactly once; update canaryAgentConfig", e.anchor)
-		}
-		cfg = strings.Replace(cfg, e.anchor, e.insert, 1)
-	}
-	return cfg
-}
 
 // canaryFigures are the canary counters of the gateways, per gateway.
 type canaryFigures struct {
@@ -118,7 +67,7 @@ func testCanary(t *testing.T, noQueue bool) {
 	st := startGateways(t, 3)
 	st.agent = startWithFreshPorts(t, func() *agent {
 		a := newAgent(t, st.dns, t.TempDir())
-		cfg := canaryAgentConfig(t)
+		cfg := shippedConfig(t, "testdata/deploy/agent.yaml")
 		if noQueue {
 			block := "  fanout/canary:\n"
 			i := strings.Index(cfg, block)

@@ -122,7 +122,9 @@ func newBackend(t *testing.T, name string, sink *countingServer) *backend {
 	// no queue they would be exported under the front's request context
 	// and lost whenever the front gave up on a call. Every error span
 	// makes one log record (no rate limit) so records can be matched to
-	// spans.
+	// spans. Like the shipped gateways, the backends end the canary the
+	// shipped agent sends (one trace a second) with the canary processor,
+	// so the sinks and RED see only the test's spans.
 	config := fmt.Sprintf(`
 extensions:
   health_check:
@@ -132,6 +134,8 @@ receivers:
     protocols:
       grpc:
         endpoint: 127.0.0.1:%[2]d
+processors:
+  canary:
 connectors:
   redmetrics:
     dimensions:
@@ -164,6 +168,7 @@ service:
   pipelines:
     traces:
       receivers: [otlp]
+      processors: [canary]
       exporters: [otlp_grpc, redmetrics, spanlogs]
     metrics:
       receivers: [redmetrics]

@@ -82,7 +82,7 @@ func TestE2ETwoTiers(t *testing.T) {
 
 	// The agent's own metrics agree: it accepted every span, sent them all
 	// and refused none.
-	if got := at.agent.metricSum("otelcol_receiver_accepted_spans"); got != float64(l.spans()) {
+	if got := at.agent.metricSum("otelcol_receiver_accepted_spans", `receiver="otlp"`); got != float64(l.spans()) {
 		t.Errorf("agent otelcol_receiver_accepted_spans = %v, want %d", got, l.spans())
 	}
 	if got := at.agent.metricSum("otelcol_fanout_items_sent"); got < float64(l.spans()) {
