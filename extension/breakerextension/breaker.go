@@ -159,6 +159,8 @@ type breaker struct {
 	lastDone    atomic.Int64
 	ancientBase atomic.Int64
 
+	cfgManual ManualState // the manual state config gives the key (immutable)
+
 	mu sync.Mutex
 	// guarded by mu
 	manual         ManualState
@@ -178,7 +180,7 @@ type breaker struct {
 }
 
 func newBreaker(c *core, key string, p *policy, m ManualState) *breaker {
-	b := &breaker{key: key, p: p, core: c, buckets: make([]bucket, p.ringMask+1), manual: m}
+	b := &breaker{key: key, p: p, core: c, buckets: make([]bucket, p.ringMask+1), manual: m, cfgManual: m}
 	for i := range b.buckets {
 		b.buckets[i].epoch.Store(-1)
 	}
@@ -763,13 +765,24 @@ func (b *breaker) setStateLocked(state, flags uint64, reason string) uint32 {
 }
 
 // setManual changes the manual state; the admission state callers see may
-// change, which subscribers hear about.
-func (b *breaker) setManual(m ManualState) {
+// change, which subscribers hear about. A key whose manual state differs
+// from the one config gives it is a runtime override; there are at most
+// max_manual_keys of them (errTooManyManual), because overrides are never
+// forgotten.
+func (b *breaker) setManual(m ManualState) error {
 	b.mu.Lock()
 	old := b.manual
 	if old == m {
 		b.mu.Unlock()
-		return
+		return nil
+	}
+	if wasOverride, isOverride := old != b.cfgManual, m != b.cfgManual; isOverride && !wasOverride {
+		if !b.core.addOverride() {
+			b.mu.Unlock()
+			return errTooManyManual
+		}
+	} else if wasOverride && !isOverride {
+		b.core.overrides.Add(-1)
 	}
 	w := b.word.Load()
 	machine := State(wordState(w))
@@ -783,6 +796,7 @@ func (b *breaker) setManual(m ManualState) {
 	b.core.enqueue(StateChange{Key: b.key, From: from, To: to, Generation: uint64(wordGen(w)), Reason: "manual:" + m.String()}, to)
 	b.mu.Unlock()
 	b.core.deliver()
+	return nil
 }
 
 // calls is the number of outcomes and rejections so far: the sweeper's

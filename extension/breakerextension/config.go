@@ -69,6 +69,9 @@ type Config struct {
 	Manual map[string]string `mapstructure:"manual"`
 	// IdleExpiry forgets keys unused for that long.
 	IdleExpiry time.Duration `mapstructure:"idle_expiry"`
+	// MaxManualKeys bounds the keys whose manual state was changed at
+	// runtime (HTTP endpoint or Controller): those are never forgotten.
+	MaxManualKeys int `mapstructure:"max_manual_keys"`
 	// HTTP serves the state listing and manual control; off unless set.
 	HTTP configoptional.Optional[confighttp.ServerConfig] `mapstructure:"http"`
 
@@ -103,9 +106,10 @@ func createDefaultConfig() *Config {
 	srv := confighttp.NewDefaultServerConfig()
 	srv.NetAddr.Endpoint = DefaultHTTPEndpoint
 	return &Config{
-		PolicyConfig: defaultPolicy(),
-		IdleExpiry:   10 * time.Minute,
-		HTTP:         configoptional.Default(srv),
+		PolicyConfig:  defaultPolicy(),
+		IdleExpiry:    10 * time.Minute,
+		MaxManualKeys: 100,
+		HTTP:          configoptional.Default(srv),
 	}
 }
 
@@ -165,6 +169,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.IdleExpiry <= 0 {
 		errs = append(errs, fmt.Errorf("\"idle_expiry\": must be > 0, got %v", cfg.IdleExpiry))
+	}
+	if cfg.MaxManualKeys < 1 {
+		errs = append(errs, fmt.Errorf("\"max_manual_keys\": must be >= 1, got %d", cfg.MaxManualKeys))
 	}
 	return errors.Join(errs...)
 }

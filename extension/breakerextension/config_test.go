@@ -50,6 +50,7 @@ func TestConfigDefaults(t *testing.T) {
 	assert.Equal(t, 1, cfg.HalfOpenPermits)
 	assert.Equal(t, 2, cfg.SuccessThreshold)
 	assert.Equal(t, 10*time.Minute, cfg.IdleExpiry)
+	assert.Equal(t, 100, cfg.MaxManualKeys)
 	assert.False(t, cfg.HTTP.HasValue(), "the HTTP endpoint is off by default")
 	require.NoError(t, componentValidate(cfg))
 }
@@ -76,6 +77,7 @@ func TestConfigAllKeys(t *testing.T) {
 	assert.Equal(t, map[string]string{"critical-*": "strict", "*.batch.svc:4317": "patient"}, cfg.Keys)
 	assert.Equal(t, map[string]string{"canary-*": "metrics_only"}, cfg.Manual)
 	assert.Equal(t, time.Hour, cfg.IdleExpiry)
+	assert.Equal(t, 7, cfg.MaxManualKeys)
 	require.True(t, cfg.HTTP.HasValue())
 	assert.Equal(t, "127.0.0.1:0", cfg.HTTP.Get().NetAddr.Endpoint)
 }
@@ -104,7 +106,7 @@ func TestConfigInvalid(t *testing.T) {
 		{"bad_slow", []string{
 			`"slow_call_duration": must be 0 (off) or >= 4ms, got 1ms`, `"jitter": must be in [0, 1), got 1`,
 			`"backoff_multiplier": must be >= 1, got 0.5`, `"ramp_up": must be >= 0, got -1s`,
-			`"idle_expiry": must be > 0, got 0s`,
+			`"idle_expiry": must be > 0, got 0s`, `"max_manual_keys": must be >= 1, got 0`,
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -4,6 +4,8 @@
 package breakerextension // import "github.com/otelcsp/otelcsp/extension/breakerextension"
 
 import (
+	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sort"
 	"sync"
@@ -31,6 +33,10 @@ type core struct {
 	manual []globRule[ManualState]
 
 	idleExpiry int64
+	maxManual  int64
+	// overrides counts keys whose manual state differs from the one config
+	// gives them (set at runtime): kept for good, so bounded by maxManual.
+	overrides  atomic.Int64
 	stallTick  int64 // 0: no policy watches slow calls
 	coarseTick int64
 
@@ -87,6 +93,7 @@ func newCore(cfg *Config, clk clock, logger *zap.Logger, seed uint64) *core {
 		rng:        rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		def:        compilePolicy("default", cfg.PolicyConfig),
 		idleExpiry: int64(cfg.IdleExpiry),
+		maxManual:  int64(cfg.MaxManualKeys),
 		open:       map[string]struct{}{},
 		timers:     map[string]stopper{},
 		detached:   map[string]weak.Pointer[breaker]{},
@@ -202,8 +209,63 @@ func (c *core) random() float64 {
 	return c.rng.Float64()
 }
 
-// SetManualState implements Controller.
-func (c *core) SetManualState(key string, m ManualState) { c.get(key).setManual(m) }
+// errTooManyManual refuses a runtime manual state beyond max_manual_keys.
+var errTooManyManual = errors.New("too many keys with a manual state set at runtime")
+
+// SetManualState implements Controller. Beyond max_manual_keys runtime
+// overrides, a new one is refused and logged (the HTTP endpoint answers
+// 409); setting a key back to its configured state always works.
+func (c *core) SetManualState(key string, m ManualState) {
+	if err := c.setManual(key, m); err != nil {
+		c.logger.Warn("breaker manual state refused", zap.String("key", key), zap.Stringer("manual", m), zap.Error(err))
+	}
+}
+
+func (c *core) setManual(key string, m ManualState) error {
+	if err := c.get(key).setManual(m); err != nil {
+		return fmt.Errorf("%w (max_manual_keys: %d); set one back to none first", err, c.maxManual)
+	}
+	return nil
+}
+
+// addOverride takes one of the max_manual_keys slots.
+func (c *core) addOverride() bool {
+	for {
+		n := c.overrides.Load()
+		if n >= c.maxManual {
+			return false
+		}
+		if c.overrides.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// known says whether key is in use or matches a configured glob (keys or
+// manual): the HTTP endpoint changes only those, so a request cannot make
+// up keys.
+func (c *core) known(key string) bool {
+	if _, ok := c.breakers.Load(key); ok {
+		return true
+	}
+	c.regMu.Lock()
+	wp, ok := c.detached[key]
+	c.regMu.Unlock()
+	if ok && wp.Value() != nil {
+		return true
+	}
+	for _, r := range c.globs {
+		if r.glob.Match(key) {
+			return true
+		}
+	}
+	for _, r := range c.manual {
+		if r.glob.Match(key) {
+			return true
+		}
+	}
+	return false
+}
 
 // Subscribe implements Subscriber.
 func (c *core) Subscribe(fn func(StateChange)) func() {
@@ -374,7 +436,7 @@ func (c *core) sweep(now int64) {
 			b.mu.Unlock()
 			return true
 		}
-		if now-b.lastActive >= c.idleExpiry && b.manual == ManualNone {
+		if now-b.lastActive >= c.idleExpiry && b.manual == ManualNone && b.cfgManual == ManualNone {
 			c.breakers.Delete(k)
 			c.detached[b.key] = weak.Make(b)
 			c.count.Add(-1)

@@ -7,17 +7,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/bearertokenauthextension"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/config/configauth"
 	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/extension/extensiontest"
@@ -244,8 +247,21 @@ func getJSON(t *testing.T, url string, code int, into any) {
 
 func postJSON(t *testing.T, method, url, body string, code int, into any) {
 	t.Helper()
+	request(t, method, url, "application/json", "", body, code, into)
+}
+
+// request sends one request with the given Content-Type and bearer token
+// (none when empty) and checks the status code.
+func request(t *testing.T, method, url, contentType, token, body string, code int, into any) {
+	t.Helper()
 	req, err := http.NewRequestWithContext(context.Background(), method, url, bytes.NewBufferString(body))
 	require.NoError(t, err)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
@@ -278,4 +294,92 @@ func TestStatusForKeysOpenedBeforeStart(t *testing.T) {
 	ev := host.last()
 	require.NotNil(t, ev)
 	assert.Equal(t, componentstatus.StatusRecoverableError, ev.Status())
+}
+
+func startHTTPExtension(t *testing.T, cfg *Config, host component.Host) (*breakerExtension, string) {
+	t.Helper()
+	e, _ := newTestExtension(t, cfg, nil)
+	require.NoError(t, e.Start(context.Background(), host))
+	t.Cleanup(func() { require.NoError(t, e.Shutdown(context.Background())) })
+	return e, "http://" + e.listenAddr() + breakersPath
+}
+
+// TestHTTPEndpointRefusesUnsafeChanges: changes need Content-Type
+// application/json (a browser's cross-site simple request cannot send it),
+// name a key in use or matching a configured glob (a POST cannot make up
+// keys: 2,000 POSTs of new keys leave none behind), and at most
+// max_manual_keys keys carry a runtime manual state. GET changes nothing.
+func TestHTTPEndpointRefusesUnsafeChanges(t *testing.T) {
+	cfg := createDefaultConfig()
+	cfg.Keys = map[string]string{"backend-*": "default"}
+	cfg.MaxManualKeys = 2
+	srv := confighttp.NewDefaultServerConfig()
+	srv.NetAddr.Endpoint = "127.0.0.1:0"
+	cfg.HTTP = configoptional.Some(srv)
+	e, base := startHTTPExtension(t, cfg, componenttest.NewNopHost())
+	call(t, e.Breaker("a:4317"), nil)
+
+	body := `{"key":"a:4317","manual":"forced_open"}`
+	for _, ct := range []string{"", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"} {
+		request(t, http.MethodPost, base, ct, "", body, http.StatusUnsupportedMediaType, nil)
+		request(t, http.MethodPut, base, ct, "", body, http.StatusUnsupportedMediaType, nil)
+	}
+	assert.Equal(t, StateClosed, e.Breaker("a:4317").State(), "no change without application/json")
+	request(t, http.MethodPost, base, "application/json; charset=utf-8", "", body, http.StatusOK, nil)
+	assert.Equal(t, StateOpen, e.Breaker("a:4317").State())
+
+	for i := range 2000 {
+		postJSON(t, http.MethodPost, base, fmt.Sprintf(`{"key":"made-up-%d:4317","manual":"forced_open"}`, i), http.StatusNotFound, nil)
+	}
+	getJSON(t, base+"?key=made-up-1:4317", http.StatusNotFound, nil)
+	assert.Len(t, e.Snapshot(), 1, "neither POST nor GET created a key")
+
+	// A key matching a configured glob may be set before it is used, up to
+	// max_manual_keys runtime overrides.
+	postJSON(t, http.MethodPost, base, `{"key":"backend-1:4317","manual":"disabled"}`, http.StatusOK, nil)
+	var msg map[string]string
+	postJSON(t, http.MethodPost, base, `{"key":"backend-2:4317","manual":"forced_open"}`, http.StatusConflict, &msg)
+	assert.Contains(t, msg["error"], "max_manual_keys: 2")
+	assert.Equal(t, StateClosed, e.Breaker("backend-2:4317").State())
+	postJSON(t, http.MethodPost, base, `{"key":"a:4317","manual":"none"}`, http.StatusOK, nil)
+	postJSON(t, http.MethodPost, base, `{"key":"backend-2:4317","manual":"forced_open"}`, http.StatusOK, nil)
+	assert.Equal(t, StateOpen, e.Breaker("backend-2:4317").State())
+	// The Go API is bounded the same way.
+	e.SetManualState("backend-3:4317", ManualForcedOpen)
+	assert.Equal(t, StateClosed, e.Breaker("backend-3:4317").State())
+}
+
+// TestHTTPEndpointBearerToken: the endpoint authenticates through the
+// collector's auth extensions (confighttp's auth); with bearertokenauth
+// every request, GET included, needs the token.
+func TestHTTPEndpointBearerToken(t *testing.T) {
+	authID := component.MustNewID("bearertokenauth")
+	af := bearertokenauthextension.NewFactory()
+	acfg := af.CreateDefaultConfig().(*bearertokenauthextension.Config)
+	acfg.BearerToken = "s3cr3t-t0ken"
+	auth, err := af.Create(context.Background(), extensiontest.NewNopSettings(af.Type()), acfg)
+	require.NoError(t, err)
+	host := &statusHost{exts: map[component.ID]component.Component{authID: auth}}
+	require.NoError(t, auth.Start(context.Background(), host))
+	t.Cleanup(func() { require.NoError(t, auth.Shutdown(context.Background())) })
+
+	cfg := createDefaultConfig()
+	srv := confighttp.NewDefaultServerConfig()
+	srv.NetAddr.Endpoint = "127.0.0.1:0"
+	srv.Auth = configoptional.Some(confighttp.AuthConfig{Config: configauth.Config{AuthenticatorID: authID}})
+	cfg.HTTP = configoptional.Some(srv)
+	e, base := startHTTPExtension(t, cfg, host)
+	call(t, e.Breaker("a:4317"), nil)
+
+	body := `{"key":"a:4317","manual":"forced_open"}`
+	request(t, http.MethodGet, base, "", "", "", http.StatusUnauthorized, nil)
+	request(t, http.MethodPost, base, "application/json", "", body, http.StatusUnauthorized, nil)
+	request(t, http.MethodPost, base, "application/json", "wrong", body, http.StatusUnauthorized, nil)
+	assert.Equal(t, StateClosed, e.Breaker("a:4317").State(), "no change without the token")
+
+	var list listResponse
+	request(t, http.MethodGet, base, "", "s3cr3t-t0ken", "", http.StatusOK, &list)
+	require.Len(t, list.Keys, 1)
+	request(t, http.MethodPost, base, "application/json", "s3cr3t-t0ken", body, http.StatusOK, nil)
+	assert.Equal(t, StateOpen, e.Breaker("a:4317").State())
 }

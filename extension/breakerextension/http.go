@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"mime"
 	"net/http"
+	"strconv"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/confighttp"
@@ -59,6 +61,14 @@ func (e *breakerExtension) handleList(w http.ResponseWriter, r *http.Request) {
 }
 
 func (e *breakerExtension) handleSet(w http.ResponseWriter, r *http.Request) {
+	// A browser sends a cross-site form or simple request only with a
+	// form, multipart or text/plain type; application/json needs a CORS
+	// preflight, which this endpoint never answers. So requiring it keeps
+	// other sites' pages from changing states (cross-site request forgery).
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		writeJSON(w, http.StatusUnsupportedMediaType, map[string]string{"error": "Content-Type must be application/json"})
+		return
+	}
 	var req manualRequest
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<16))
 	if err == nil {
@@ -77,7 +87,15 @@ func (e *breakerExtension) handleSet(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
-	e.SetManualState(req.Key, m)
+	if !e.known(req.Key) {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "unknown key " + strconv.Quote(req.Key) +
+			": not in use and matching no glob of keys or manual"})
+		return
+	}
+	if err := e.setManual(req.Key, m); err != nil {
+		writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
+		return
+	}
 	e.set.Logger.Info("breaker manual state set over HTTP", zap.String("key", req.Key),
 		zap.Stringer("manual", m), zap.String("remote", r.RemoteAddr))
 	now, wall := e.clk.Now(), wallNow()
