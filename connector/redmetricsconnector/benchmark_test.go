@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/otelcsp/otelcsp/connector/redmetricsconnector/internal/metadata"
+	"github.com/otelcsp/otelcsp/internal/clock"
 )
 
 const benchSpans = 1000
@@ -57,7 +58,7 @@ func benchConfig() *Config {
 }
 
 func newBenchConnector(b *testing.B, cfg *Config) *connectorImp {
-	c, err := newConnector(connectortest.NewNopSettings(metadata.Type), cfg, consumertest.NewNop(), realClock{})
+	c, err := newConnector(connectortest.NewNopSettings(metadata.Type), cfg, consumertest.NewNop(), clock.Real{})
 	if err != nil {
 		b.Fatal(err)
 	}

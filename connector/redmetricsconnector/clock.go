@@ -1,6 +1,10 @@
 package redmetricsconnector // import "github.com/otelcsp/otelcsp/connector/redmetricsconnector"
 
-import "time"
+import (
+	"time"
+
+	"github.com/otelcsp/otelcsp/internal/clock"
+)
 
 // Clock is the connector's source of time. Tests inject a manual clock so
 // flush timing, start timestamps and expiration are checked without
@@ -12,32 +16,9 @@ import "time"
 // a VM resumed, an operator's date -s) neither expires every series at once
 // nor keeps idle ones forever.
 type Clock interface {
-	Now() time.Time
-	// Monotonic is the time elapsed since a fixed, arbitrary origin, from
-	// the monotonic clock: wall-clock steps do not move it.
+	clock.Clock
 	Monotonic() time.Duration
-	NewTicker(d time.Duration) Ticker
 }
 
 // Ticker delivers flush ticks.
-type Ticker interface {
-	Chan() <-chan time.Time
-	Stop()
-}
-
-type realClock struct{}
-
-// monoOrigin carries the process's monotonic clock reading; time.Since
-// subtracts monotonic readings, never wall times.
-var monoOrigin = time.Now()
-
-func (realClock) Now() time.Time { return time.Now() }
-
-func (realClock) Monotonic() time.Duration { return time.Since(monoOrigin) }
-
-func (realClock) NewTicker(d time.Duration) Ticker { return realTicker{time.NewTicker(d)} }
-
-type realTicker struct{ t *time.Ticker }
-
-func (r realTicker) Chan() <-chan time.Time { return r.t.C }
-func (r realTicker) Stop()                  { r.t.Stop() }
+type Ticker = clock.Ticker

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/otelcsp/otelcsp/connector/redmetricsconnector/internal/metadata"
+	"github.com/otelcsp/otelcsp/internal/clock"
 	"github.com/otelcsp/otelcsp/internal/ratelog"
 )
 
@@ -71,12 +72,10 @@ type connectorImp struct {
 	lastSnaps   int   // sizes of the previous flush's snapshot: capacity hints
 	lastSnapU64 int
 
-	lifeMu   sync.Mutex
-	started  bool
-	stopped  bool
-	ticker   Ticker
-	done     chan struct{}
-	loopDone chan struct{}
+	lifeMu  sync.Mutex
+	started bool
+	stopped bool
+	loop    *clock.Loop
 
 	// refusals paces the log of flushes the metrics pipeline refused.
 	refusals *ratelog.Limiter
@@ -181,23 +180,8 @@ func (c *connectorImp) Start(context.Context, component.Host) error {
 		return nil
 	}
 	c.started = true
-	c.ticker = c.clock.NewTicker(c.cfg.MetricsFlushInterval)
-	c.done = make(chan struct{})
-	c.loopDone = make(chan struct{})
-	go c.loop(c.ticker, c.done, c.loopDone)
+	c.loop = clock.Every(c.clock, c.cfg.MetricsFlushInterval, func() { c.flush(context.Background()) })
 	return nil
-}
-
-func (c *connectorImp) loop(t Ticker, done, loopDone chan struct{}) {
-	defer close(loopDone)
-	for {
-		select {
-		case <-done:
-			return
-		case <-t.Chan():
-			c.flush(context.Background())
-		}
-	}
 }
 
 // Shutdown stops the flush loop and flushes what was aggregated since the
@@ -211,9 +195,7 @@ func (c *connectorImp) Shutdown(ctx context.Context) error {
 	}
 	c.stopped = true
 	if c.started {
-		close(c.done)
-		c.ticker.Stop()
-		<-c.loopDone
+		c.loop.Stop()
 		c.flushAt(ctx, true)
 	}
 	c.tb.Shutdown()

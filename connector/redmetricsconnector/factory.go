@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 
 	"github.com/otelcsp/otelcsp/connector/redmetricsconnector/internal/metadata"
+	"github.com/otelcsp/otelcsp/internal/clock"
 )
 
 // NewFactory returns the factory of the redmetrics connector.
@@ -20,5 +21,5 @@ func NewFactory() connector.Factory {
 }
 
 func createTracesToMetrics(_ context.Context, set connector.Settings, cfg component.Config, next consumer.Metrics) (connector.Traces, error) {
-	return newConnector(set, cfg.(*Config), next, realClock{})
+	return newConnector(set, cfg.(*Config), next, clock.Real{})
 }

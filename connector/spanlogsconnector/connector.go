@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/otelcsp/otelcsp/connector/spanlogsconnector/internal/metadata"
+	"github.com/otelcsp/otelcsp/internal/clock"
 	"github.com/otelcsp/otelcsp/internal/ratelog"
 )
 
@@ -87,7 +88,7 @@ func newSpanLogs(set component.TelemetrySettings, cfg *compiled, next consumer.L
 		limiter:   newLimiter(cfg.maxFingerprints),
 		fp:        newFingerprinter(),
 		now:       time.Now,
-		mono:      monotonic,
+		mono:      clock.Real{}.Monotonic,
 		refusals: ratelog.New(refusalLogEvery, zapcore.ErrorLevel,
 			"Logs pipeline refused span log records; the records are dropped (the spans were not failed)", "records"),
 	}

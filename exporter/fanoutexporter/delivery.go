@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/otelcsp/otelcsp/internal/clock"
 	"github.com/otelcsp/otelcsp/internal/ratelog"
 )
 
@@ -156,11 +157,9 @@ func isClosed(c chan struct{}) bool {
 // logEvery is the most often one kind of failure is logged.
 const logEvery = 10 * time.Second
 
-// monoOrigin anchors now(): time.Since subtracts monotonic readings, so a
-// wall-clock step does not stop or flood the rate-limited logs.
-var monoOrigin = time.Now()
-
-func now() time.Duration { return time.Since(monoOrigin) }
+// now is the monotonic clock, so that a wall-clock step neither stops nor
+// floods the rate-limited logs, nor moves a handover's end.
+func now() time.Duration { return clock.Real{}.Monotonic() }
 
 // pushLogs are the rate-limited logs of push's outcomes.
 type pushLogs struct {

@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/processor/processortest"
 
+	"github.com/otelcsp/otelcsp/internal/clock"
 	"github.com/otelcsp/otelcsp/processor/canaryprocessor/internal/metadata"
 	"github.com/otelcsp/otelcsp/processor/canaryprocessor/internal/metadatatest"
 )
@@ -25,7 +26,7 @@ func BenchmarkNonCanary(b *testing.B) {
 		{100, 1}, // the worst case: one span per resource
 	} {
 		b.Run(fmt.Sprintf("resources=%d/spans_per_resource=%d", shape.resources, shape.spans), func(b *testing.B) {
-			p, err := newTracesProcessor(processortest.NewNopSettings(metadata.Type), createDefaultConfig(), consumertest.NewNop(), realClock{})
+			p, err := newTracesProcessor(processortest.NewNopSettings(metadata.Type), createDefaultConfig(), consumertest.NewNop(), clock.Real{})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -53,7 +54,7 @@ func BenchmarkCanary(b *testing.B) {
 	defer func() { _ = tel.Shutdown(context.Background()) }()
 	cfg := createDefaultConfig()
 	cfg.Drop = false
-	p, err := newTracesProcessor(metadatatest.NewSettings(tel), cfg, consumertest.NewNop(), realClock{})
+	p, err := newTracesProcessor(metadatatest.NewSettings(tel), cfg, consumertest.NewNop(), clock.Real{})
 	if err != nil {
 		b.Fatal(err)
 	}

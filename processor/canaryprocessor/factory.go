@@ -7,6 +7,7 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/processor"
 
+	"github.com/otelcsp/otelcsp/internal/clock"
 	"github.com/otelcsp/otelcsp/processor/canaryprocessor/internal/metadata"
 )
 
@@ -21,7 +22,7 @@ func NewFactory() processor.Factory {
 }
 
 func createTraces(_ context.Context, set processor.Settings, cfg component.Config, next consumer.Traces) (processor.Traces, error) {
-	return newTracesProcessor(set, cfg.(*Config), next, realClock{})
+	return newTracesProcessor(set, cfg.(*Config), next, clock.Real{})
 }
 
 func createLogs(_ context.Context, _ processor.Settings, cfg component.Config, next consumer.Logs) (processor.Logs, error) {

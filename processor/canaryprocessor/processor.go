@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/otelcsp/otelcsp/internal/clock"
 	"github.com/otelcsp/otelcsp/internal/ratelog"
 	"github.com/otelcsp/otelcsp/processor/canaryprocessor/internal/metadata"
 	"github.com/otelcsp/otelcsp/processor/canaryprocessor/internal/sequence"
@@ -77,12 +78,10 @@ type tracesProcessor struct {
 	batch      []arrival
 	generators atomic.Int64
 
-	lifeMu   sync.Mutex
-	started  bool
-	stopped  bool
-	ticker   Ticker
-	done     chan struct{}
-	loopDone chan struct{}
+	lifeMu  sync.Mutex
+	started bool
+	stopped bool
+	loop    *clock.Loop
 }
 
 var _ processor.Traces = (*tracesProcessor)(nil)
@@ -141,23 +140,8 @@ func (p *tracesProcessor) Start(context.Context, component.Host) error {
 		return nil
 	}
 	p.started = true
-	p.ticker = p.clock.NewTicker(p.sweepInterval())
-	p.done = make(chan struct{})
-	p.loopDone = make(chan struct{})
-	go p.loop(p.ticker, p.done, p.loopDone)
+	p.loop = clock.Every(p.clock, p.sweepInterval(), func() { p.sweep(context.Background()) })
 	return nil
-}
-
-func (p *tracesProcessor) loop(t Ticker, done, loopDone chan struct{}) {
-	defer close(loopDone)
-	for {
-		select {
-		case <-done:
-			return
-		case <-t.Chan():
-			p.sweep(context.Background())
-		}
-	}
 }
 
 // Shutdown stops the sweep loop. Gaps still open are neither lost nor
@@ -171,9 +155,7 @@ func (p *tracesProcessor) Shutdown(context.Context) error {
 	}
 	p.stopped = true
 	if p.started {
-		close(p.done)
-		p.ticker.Stop()
-		<-p.loopDone
+		p.loop.Stop()
 	}
 	p.tb.Shutdown()
 	return nil

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
 
+	"github.com/otelcsp/otelcsp/internal/clock"
 	"github.com/otelcsp/otelcsp/processor/canaryprocessor/internal/metadatatest"
 	"github.com/otelcsp/otelcsp/receiver/syntheticreceiver"
 )
@@ -31,7 +32,7 @@ func TestSyntheticReceiver(t *testing.T) {
 	ctx := context.Background()
 	tel := componenttest.NewTelemetry()
 	t.Cleanup(func() { require.NoError(t, tel.Shutdown(ctx)) })
-	tp, err := newTracesProcessor(metadatatest.NewSettings(tel), createDefaultConfig(), newTraceRecorder(), realClock{})
+	tp, err := newTracesProcessor(metadatatest.NewSettings(tel), createDefaultConfig(), newTraceRecorder(), clock.Real{})
 	require.NoError(t, err)
 	passed := &logRecorder{}
 	lp := newLogsProcessor(createDefaultConfig(), passed)

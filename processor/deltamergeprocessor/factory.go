@@ -7,6 +7,7 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/processor"
 
+	"github.com/otelcsp/otelcsp/internal/clock"
 	"github.com/otelcsp/otelcsp/processor/deltamergeprocessor/internal/metadata"
 )
 
@@ -20,5 +21,5 @@ func NewFactory() processor.Factory {
 }
 
 func createMetrics(_ context.Context, set processor.Settings, cfg component.Config, next consumer.Metrics) (processor.Metrics, error) {
-	return newProcessor(set, cfg.(*Config), next, realClock{})
+	return newProcessor(set, cfg.(*Config), next, clock.Real{})
 }

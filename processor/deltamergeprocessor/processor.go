@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
+	"github.com/otelcsp/otelcsp/internal/clock"
 	"github.com/otelcsp/otelcsp/processor/deltamergeprocessor/internal/merge"
 	"github.com/otelcsp/otelcsp/processor/deltamergeprocessor/internal/metadata"
 )
@@ -36,12 +37,10 @@ type deltaMerge struct {
 	table   *merge.Table
 	streams atomic.Int64
 
-	lifeMu   sync.Mutex
-	started  bool
-	stopped  bool
-	ticker   Ticker
-	done     chan struct{}
-	loopDone chan struct{}
+	lifeMu  sync.Mutex
+	started bool
+	stopped bool
+	loop    *clock.Loop
 }
 
 var _ processor.Metrics = (*deltaMerge)(nil)
@@ -88,23 +87,8 @@ func (p *deltaMerge) Start(context.Context, component.Host) error {
 		return nil
 	}
 	p.started = true
-	p.ticker = p.clock.NewTicker(p.cfg.Interval)
-	p.done = make(chan struct{})
-	p.loopDone = make(chan struct{})
-	go p.loop(p.ticker, p.done, p.loopDone)
+	p.loop = clock.Every(p.clock, p.cfg.Interval, func() { p.flush(context.Background()) })
 	return nil
-}
-
-func (p *deltaMerge) loop(t Ticker, done, loopDone chan struct{}) {
-	defer close(loopDone)
-	for {
-		select {
-		case <-done:
-			return
-		case <-t.Chan():
-			p.flush(context.Background())
-		}
-	}
 }
 
 // Shutdown stops the flush loop and emits every stream once more, so the
@@ -118,9 +102,7 @@ func (p *deltaMerge) Shutdown(ctx context.Context) error {
 	}
 	p.stopped = true
 	if p.started {
-		close(p.done)
-		p.ticker.Stop()
-		<-p.loopDone
+		p.loop.Stop()
 		p.flush(ctx)
 	}
 	p.tb.Shutdown()
