@@ -1,0 +1,5 @@
+//go:build !race
+
+package fanoutexporter
+
+const raceEnabled = false
