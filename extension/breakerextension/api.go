@@ -140,7 +140,9 @@ type StateChange struct {
 	Generation uint64
 	// Reason says why the transition happened (e.g. "consecutive_failures",
 	// "failure_ratio", "slow_call_ratio", "stall", "throttled", "probe_failed",
-	// "success_threshold", "open_duration_elapsed", "manual").
+	// "success_threshold", "open_duration_elapsed", "manual", "idle_expiry",
+	// "outlier_success_rate", "outlier_failure_percentage",
+	// "ejection_elapsed").
 	Reason string
 	// Shadow is true when the breaker has a manual state (metrics_only,
 	// forced_open, disabled): the machine changed state but admission did

@@ -53,6 +53,26 @@ func BenchmarkAllowDoneSlowWatch(b *testing.B) {
 	}
 }
 
+// BenchmarkAllowDoneOutlierDetection is the closed path with
+// outlier_detection on: the same code, the detector reads the counters
+// once per interval.
+func BenchmarkAllowDoneOutlierDetection(b *testing.B) {
+	cfg := createDefaultConfig()
+	cfg.OutlierDetection.GetOrInsertDefault()
+	c := newCore(cfg, newRealClock(), zap.NewNop(), 1)
+	c.start()
+	b.Cleanup(c.stop)
+	br := c.Breaker("backend:4317")
+	b.ReportAllocs()
+	for b.Loop() {
+		p, err := br.Allow()
+		if err != nil {
+			b.Fatal(err)
+		}
+		p.Done(nil)
+	}
+}
+
 func BenchmarkAllowDoneParallel(b *testing.B) {
 	br := benchCore(b).Breaker("backend:4317")
 	b.ReportAllocs()

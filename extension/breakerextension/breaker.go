@@ -177,6 +177,7 @@ type breaker struct {
 	lastActive     int64  // clock reading when the sweeper last saw it used
 	lastCalls      uint64 // outcome and rejection counts the sweeper last saw
 	halfOpenCohort int64  // stall cohort when the breaker last went half-open
+	ejected        bool   // open because outlier detection ejected it
 }
 
 func newBreaker(c *core, key string, p *policy, m ManualState) *breaker {
@@ -750,6 +751,7 @@ func (b *breaker) setStateLocked(state, flags uint64, reason string) uint32 {
 	keep := w & (flagManual | flagDetached)
 	b.word.Store(makeWord(state, flags|keep, gen))
 	b.lastReason = reason
+	b.ejected = false
 	from, to := State(wordState(w)), State(state)
 	ch := StateChange{Key: b.key, Generation: uint64(gen), Reason: reason, From: from, To: to}
 	switch b.manual {
@@ -797,6 +799,50 @@ func (b *breaker) setManual(m ManualState) error {
 	b.mu.Unlock()
 	b.core.deliver()
 	return nil
+}
+
+// eject opens a closed breaker for d on outlier detection's word (reason
+// says which ejection): the open period takes no backoff step, and when it
+// has elapsed the key returns to service, closed, as an Envoy host is
+// unejected, rather than probing. A breaker not closed, or forced open or
+// disabled, is left alone.
+func (b *breaker) eject(d int64, reason string) bool {
+	b.mu.Lock()
+	w := b.word.Load()
+	if wordState(w) != stClosed || b.manual == ManualForcedOpen || b.manual == ManualDisabled {
+		b.mu.Unlock()
+		return false
+	}
+	b.openUntil = b.core.clk.Now() + d
+	b.trips++
+	gen := b.setStateLocked(stOpen, 0, reason)
+	b.ejected = true
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+	b.armLocked(time.Duration(d), func() { b.ejectionElapsed(gen) })
+	b.mu.Unlock()
+	b.core.deliver()
+	return true
+}
+
+func (b *breaker) ejectionElapsed(gen uint32) {
+	b.mu.Lock()
+	w := b.word.Load()
+	if wordGen(w) != gen || wordState(w) != stOpen {
+		b.mu.Unlock()
+		return
+	}
+	b.timer = nil
+	b.toClosedLocked(b.core.clk.Now(), "ejection_elapsed")
+	b.mu.Unlock()
+	b.core.deliver()
+}
+
+func (b *breaker) isEjected() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.ejected
 }
 
 // calls is the number of outcomes and rejections so far: the sweeper's

@@ -74,9 +74,113 @@ type Config struct {
 	MaxManualKeys int `mapstructure:"max_manual_keys"`
 	// HTTP serves the state listing and manual control; off unless set.
 	HTTP configoptional.Optional[confighttp.ServerConfig] `mapstructure:"http"`
+	// OutlierDetection ejects keys much worse than their group's other
+	// keys; off unless set.
+	OutlierDetection configoptional.Optional[OutlierDetectionConfig] `mapstructure:"outlier_detection"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}
+}
+
+// OutlierDetectionConfig ejects a key that does much worse than its peers
+// (Envoy's outlier detection, gRPC's gRFC A50), on top of each breaker's
+// fixed thresholds. The defaults are Envoy's.
+type OutlierDetectionConfig struct {
+	// Groups are key globs; the keys matching one glob (the first in list
+	// order that matches) are judged against each other. Keys matching none
+	// are not judged. Default ["*"]: every key of the extension is one group,
+	// as the fanout's backends are.
+	Groups []string `mapstructure:"groups"`
+	// Interval is how often the group is judged, on the calls of the
+	// interval just ended.
+	Interval time.Duration `mapstructure:"interval"`
+	// StdevFactor: a key is ejected when its success rate is below the
+	// group's mean minus StdevFactor standard deviations.
+	StdevFactor float64 `mapstructure:"stdev_factor"`
+	// RequestVolume is the calls a key needs in the interval to be judged
+	// (and counted in the statistics).
+	RequestVolume int `mapstructure:"request_volume"`
+	// MinimumHosts is the keys with RequestVolume calls a group needs for
+	// either ejection to run.
+	MinimumHosts int `mapstructure:"minimum_hosts"`
+	// EnforcingSuccessRate is the chance (percent) that a key the success
+	// rate singles out is ejected.
+	EnforcingSuccessRate int `mapstructure:"enforcing_success_rate"`
+	// Threshold: a key with at least Threshold percent failures is ejected
+	// (failure-percentage ejection), with EnforcingFailurePercentage chance.
+	Threshold                  int `mapstructure:"threshold"`
+	EnforcingFailurePercentage int `mapstructure:"enforcing_failure_percentage"`
+	// BaseEjectionTime times the number of times a key was ejected is how
+	// long it stays ejected, capped at MaxEjectionTime and shortened by a
+	// random share up to Jitter.
+	BaseEjectionTime time.Duration `mapstructure:"base_ejection_time"`
+	MaxEjectionTime  time.Duration `mapstructure:"max_ejection_time"`
+	Jitter           float64       `mapstructure:"jitter"`
+	// MaxEjectionPercent caps the share of a group's keys ejected at once
+	// (one key can always be).
+	MaxEjectionPercent int `mapstructure:"max_ejection_percent"`
+
+	_ struct{}
+}
+
+func defaultOutlierDetection() OutlierDetectionConfig {
+	return OutlierDetectionConfig{
+		Groups:                     []string{"*"},
+		Interval:                   10 * time.Second,
+		StdevFactor:                1.9,
+		RequestVolume:              100,
+		MinimumHosts:               5,
+		EnforcingSuccessRate:       100,
+		Threshold:                  85,
+		EnforcingFailurePercentage: 0,
+		BaseEjectionTime:           30 * time.Second,
+		MaxEjectionTime:            300 * time.Second,
+		Jitter:                     0.1,
+		MaxEjectionPercent:         10,
+	}
+}
+
+func (o *OutlierDetectionConfig) validate() []error {
+	var errs []error
+	bad := func(key, msg string, v any) {
+		errs = append(errs, fmt.Errorf("%q: %s, got %v", "outlier_detection::"+key, msg, v))
+	}
+	if len(o.Groups) == 0 {
+		bad("groups", "must list at least one key glob", o.Groups)
+	}
+	if o.Interval < time.Millisecond {
+		bad("interval", "must be >= 1ms", o.Interval)
+	}
+	if o.StdevFactor < 0 || math.IsNaN(o.StdevFactor) || math.IsInf(o.StdevFactor, 0) {
+		bad("stdev_factor", "must be >= 0", o.StdevFactor)
+	}
+	if o.RequestVolume < 1 {
+		bad("request_volume", "must be >= 1", o.RequestVolume)
+	}
+	if o.MinimumHosts < 1 {
+		bad("minimum_hosts", "must be >= 1", o.MinimumHosts)
+	}
+	for _, p := range []struct {
+		key string
+		v   int
+	}{
+		{"enforcing_success_rate", o.EnforcingSuccessRate}, {"threshold", o.Threshold},
+		{"enforcing_failure_percentage", o.EnforcingFailurePercentage}, {"max_ejection_percent", o.MaxEjectionPercent},
+	} {
+		if p.v < 0 || p.v > 100 {
+			bad(p.key, "must be a percentage in [0, 100]", p.v)
+		}
+	}
+	if o.BaseEjectionTime <= 0 {
+		bad("base_ejection_time", "must be > 0", o.BaseEjectionTime)
+	}
+	if o.MaxEjectionTime < o.BaseEjectionTime {
+		bad("max_ejection_time", "must be >= base_ejection_time ("+o.BaseEjectionTime.String()+")", o.MaxEjectionTime)
+	}
+	if o.Jitter < 0 || o.Jitter >= 1 || math.IsNaN(o.Jitter) {
+		bad("jitter", "must be in [0, 1)", o.Jitter)
+	}
+	return errs
 }
 
 // DefaultHTTPEndpoint is where the HTTP endpoint listens when `http:` is
@@ -106,10 +210,11 @@ func createDefaultConfig() *Config {
 	srv := confighttp.NewDefaultServerConfig()
 	srv.NetAddr.Endpoint = DefaultHTTPEndpoint
 	return &Config{
-		PolicyConfig:  defaultPolicy(),
-		IdleExpiry:    10 * time.Minute,
-		MaxManualKeys: 100,
-		HTTP:          configoptional.Default(srv),
+		PolicyConfig:     defaultPolicy(),
+		IdleExpiry:       10 * time.Minute,
+		MaxManualKeys:    100,
+		HTTP:             configoptional.Default(srv),
+		OutlierDetection: configoptional.Default(defaultOutlierDetection()),
 	}
 }
 
@@ -169,6 +274,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.IdleExpiry <= 0 {
 		errs = append(errs, fmt.Errorf("\"idle_expiry\": must be > 0, got %v", cfg.IdleExpiry))
+	}
+	if od := cfg.OutlierDetection.Get(); od != nil {
+		errs = append(errs, od.validate()...)
 	}
 	if cfg.MaxManualKeys < 1 {
 		errs = append(errs, fmt.Errorf("\"max_manual_keys\": must be >= 1, got %d", cfg.MaxManualKeys))

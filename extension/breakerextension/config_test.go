@@ -52,6 +52,7 @@ func TestConfigDefaults(t *testing.T) {
 	assert.Equal(t, 10*time.Minute, cfg.IdleExpiry)
 	assert.Equal(t, 100, cfg.MaxManualKeys)
 	assert.False(t, cfg.HTTP.HasValue(), "the HTTP endpoint is off by default")
+	assert.False(t, cfg.OutlierDetection.HasValue(), "outlier detection is off by default")
 	require.NoError(t, componentValidate(cfg))
 }
 
@@ -78,6 +79,12 @@ func TestConfigAllKeys(t *testing.T) {
 	assert.Equal(t, map[string]string{"canary-*": "metrics_only"}, cfg.Manual)
 	assert.Equal(t, time.Hour, cfg.IdleExpiry)
 	assert.Equal(t, 7, cfg.MaxManualKeys)
+	require.True(t, cfg.OutlierDetection.HasValue())
+	assert.Equal(t, OutlierDetectionConfig{
+		Groups: []string{"backend-*", "*"}, Interval: 5 * time.Second, StdevFactor: 2.5, RequestVolume: 50,
+		MinimumHosts: 3, EnforcingSuccessRate: 80, Threshold: 70, EnforcingFailurePercentage: 100,
+		BaseEjectionTime: 10 * time.Second, MaxEjectionTime: time.Minute, Jitter: 0.3, MaxEjectionPercent: 20,
+	}, *cfg.OutlierDetection.Get())
 	require.True(t, cfg.HTTP.HasValue())
 	assert.Equal(t, "127.0.0.1:0", cfg.HTTP.Get().NetAddr.Endpoint)
 }
@@ -103,6 +110,17 @@ func TestConfigInvalid(t *testing.T) {
 			`"success_threshold": must be >= 1, got 0`, `"min_calls": must be >= 1, got 0`,
 			`"window_buckets": must be in [1, 1000], got 0`,
 		}},
+		{"bad_outlier", []string{
+			`"outlier_detection::groups": must list at least one key glob`, `"outlier_detection::interval": must be >= 1ms, got 0s`,
+			`"outlier_detection::stdev_factor": must be >= 0, got -1`, `"outlier_detection::request_volume": must be >= 1, got 0`,
+			`"outlier_detection::minimum_hosts": must be >= 1, got 0`,
+			`"outlier_detection::enforcing_success_rate": must be a percentage in [0, 100], got 101`,
+			`"outlier_detection::threshold": must be a percentage in [0, 100], got -5`,
+			`"outlier_detection::max_ejection_percent": must be a percentage in [0, 100], got 200`,
+			`"outlier_detection::max_ejection_time": must be >= base_ejection_time (30s), got 10s`,
+			`"outlier_detection::jitter": must be in [0, 1), got 1`,
+		}},
+		{"outlier_typo", []string{"stdev"}},
 		{"bad_slow", []string{
 			`"slow_call_duration": must be 0 (off) or >= 4ms, got 1ms`, `"jitter": must be in [0, 1), got 1`,
 			`"backoff_multiplier": must be >= 1, got 0.5`, `"ramp_up": must be >= 0, got -1s`,
@@ -128,6 +146,17 @@ func TestConfigNamedPolicyValidated(t *testing.T) {
 	cfg.Policies = nil
 	cfg.Keys = map[string]string{"*": "default"}
 	assert.NoError(t, cfg.Validate(), "the default policy can be named explicitly")
+}
+
+func TestConfigOutlierDetectionEnabledWithDefaults(t *testing.T) {
+	cfg, err := loadConfig(t, "outlier_default")
+	require.NoError(t, err)
+	require.True(t, cfg.OutlierDetection.HasValue(), "`outlier_detection:` alone turns it on")
+	assert.Equal(t, OutlierDetectionConfig{
+		Groups: []string{"*"}, Interval: 10 * time.Second, StdevFactor: 1.9, RequestVolume: 100, MinimumHosts: 5,
+		EnforcingSuccessRate: 100, Threshold: 85, EnforcingFailurePercentage: 0,
+		BaseEjectionTime: 30 * time.Second, MaxEjectionTime: 300 * time.Second, Jitter: 0.1, MaxEjectionPercent: 10,
+	}, *cfg.OutlierDetection.Get(), "Envoy's defaults")
 }
 
 func TestConfigHTTPEnabledWithDefaults(t *testing.T) {

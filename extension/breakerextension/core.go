@@ -34,6 +34,7 @@ type core struct {
 
 	idleExpiry int64
 	maxManual  int64
+	od         *outlierDetector // nil: outlier detection off
 	// overrides counts keys whose manual state differs from the one config
 	// gives them (set at runtime): kept for good, so bounded by maxManual.
 	overrides  atomic.Int64
@@ -101,6 +102,9 @@ func newCore(cfg *Config, clk clock, logger *zap.Logger, seed uint64) *core {
 	named := map[string]*policy{"default": c.def}
 	for name, pc := range cfg.Policies {
 		named[name] = compilePolicy(name, pc)
+	}
+	if od := cfg.OutlierDetection.Get(); od != nil {
+		c.od = newOutlierDetector(*od)
 	}
 	for pattern, name := range cfg.Keys {
 		c.globs = append(c.globs, globRule[*policy]{glob: glob.Compile(pattern), val: named[name]})
@@ -375,6 +379,9 @@ func (c *core) start() {
 	c.scheduleLocked("idle", max(c.idleExpiry/2, int64(time.Millisecond)), c.sweep)
 	if c.stallTick > 0 {
 		c.scheduleLocked("stall", c.stallTick, c.checkStalls)
+	}
+	if c.od != nil {
+		c.scheduleLocked("outlier", int64(c.od.cfg.Interval), c.detectOutliers)
 	}
 }
 

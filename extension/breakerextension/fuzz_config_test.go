@@ -55,6 +55,10 @@ func FuzzConfig(f *testing.F) {
 		"keys: {'': p, '" + strings.Repeat("*?", 50) + "': p}\npolicies: {p: {}}",
 		"manual: {'*': forced_open, '?': disabled, '**': metrics_only}",
 		"manual: {'*': FORCED_OPEN}",
+		// Outlier detection at its limits.
+		"outlier_detection: {interval: 1ms, base_ejection_time: 1ns, max_ejection_time: 1ns, minimum_hosts: 1, request_volume: 1}",
+		"outlier_detection: {groups: ['', '*', '?'], stdev_factor: 1e308, max_ejection_percent: 100, enforcing_failure_percentage: 100, threshold: 0}",
+		"outlier_detection: {groups: backend}",
 		// Deep nesting.
 		"policies: " + strings.Repeat("{a: ", 100) + "b" + strings.Repeat("}", 100),
 		"keys: " + strings.Repeat("[", 200) + strings.Repeat("]", 200),

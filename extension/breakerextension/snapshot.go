@@ -28,6 +28,8 @@ type KeySnapshot struct {
 	WindowSlow          int64 `json:"window_slow"`
 	Stalled             int64 `json:"stalled"`
 	HalfOpenInFlight    int32 `json:"half_open_in_flight"`
+	// Ejected says the key is open because outlier detection ejected it.
+	Ejected bool `json:"ejected,omitempty"`
 
 	Success  uint64 `json:"success"`
 	Failure  uint64 `json:"failure"`
@@ -51,6 +53,7 @@ func (b *breaker) snapshot(now int64, wallNow time.Time) KeySnapshot {
 		LastReason:       b.lastReason,
 		Trips:            b.trips,
 		HalfOpenInFlight: b.probes,
+		Ejected:          b.ejected,
 	}
 	if wordState(w) == stOpen {
 		t := wallNow.Add(time.Duration(b.openUntil - now))
