@@ -15,7 +15,6 @@ import (
 // gateways (testdata/deploy/gateway.yaml), whose canary processor counts
 // the sequence and drops it.
 
-
 // canaryFigures are the canary counters of the gateways, per gateway.
 type canaryFigures struct {
 	received, lost, late, duplicated, reordered, latencyCount []float64

@@ -26,8 +26,10 @@ func TestFanoutWithBreakerExtension(t *testing.T) {
 	bf := breakerextension.NewFactory()
 	bcfg := bf.CreateDefaultConfig().(*breakerextension.Config)
 	bcfg.ConsecutiveFailures = 2
-	bcfg.OpenDuration = 300 * time.Millisecond
-	bcfg.MaxOpenDuration = 300 * time.Millisecond
+	// Long enough that the 20 batches sent while it is open take less, on a
+	// loaded machine too (300ms was not).
+	bcfg.OpenDuration = 2 * time.Second
+	bcfg.MaxOpenDuration = 2 * time.Second
 	bcfg.Jitter = 0
 	bcfg.SuccessThreshold = 1
 	id := component.MustNewID("breaker")

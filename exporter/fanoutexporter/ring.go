@@ -248,8 +248,8 @@ const tailWork = numSlots / 8
 // race and tail touch only memory that newRing allocated and that no other
 // goroutine sees before newRing returns (the ring is then published through
 // an atomic pointer), so the race detector has nothing to check in them:
-// go:norace spares -race builds its instrumentation of their ≈ 10 million
-// accesses, which made a rebuild under -race ten times slower.
+// the norace directive spares -race builds its instrumentation of their
+// ≈ 10 million accesses, which made a rebuild under -race ten times slower.
 //
 //go:norace
 func (r *ring) race(order, quota []int) {
