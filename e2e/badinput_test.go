@@ -254,7 +254,7 @@ func TestE2EBadPayloads(t *testing.T) {
 		// Random bytes as JSON: the core otlp receiver's decode error then
 		// quotes bytes that are not UTF-8, cannot render its error status
 		// as JSON and answers 500 with a fallback body (otlpreceiver
-		// v0.165.0, otlphttp.go fallbackMsg). Refused all the same; what
+		// v0.161.0, otlphttp.go fallbackMsg). Refused all the same; what
 		// matters here is that nothing goes through and the front survives.
 		code, body, err := httpPost(u, "application/json", random(200))
 		if err != nil || code < 400 {

@@ -78,7 +78,7 @@ func (c *collector) start() {
 // logged that it is ready, failing the test if the process exits first or
 // the time runs out.
 //
-// The collector (otelcol v0.165.0, Collector.Run) installs its SIGTERM
+// The collector (otelcol v0.161.0, Collector.Run) installs its SIGTERM
 // handler only after every component has started, so health_check answers
 // 200 a moment before a SIGTERM would be handled: one then kills the
 // process with the default action ("signal: terminated", not status 0).
