@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/component/componenttest"
-	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/connector/connectortest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -56,15 +55,8 @@ func FuzzConfig(f *testing.F) {
 	td := configProbeTraces()
 	spans := td.SpanCount()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		conf, ok := fuzzconfig.Conf(data)
-		if !ok {
-			return
-		}
 		cfg := NewFactory().CreateDefaultConfig()
-		if err := conf.Unmarshal(cfg); err != nil {
-			return
-		}
-		if err := confmap.Validate(cfg); err != nil {
+		if !fuzzconfig.Valid(data, cfg) {
 			return
 		}
 		ctx := context.Background()

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/exporter/exportertest"
 
 	"github.com/otelcsp/otelcsp/exporter/fanoutexporter/internal/metadata"
@@ -55,15 +54,8 @@ func FuzzConfig(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		conf, ok := fuzzconfig.Conf(data)
-		if !ok {
-			return
-		}
 		cfg := NewFactory().CreateDefaultConfig()
-		if err := conf.Unmarshal(cfg); err != nil {
-			return
-		}
-		if err := confmap.Validate(cfg); err != nil {
+		if !fuzzconfig.Valid(data, cfg) {
 			return
 		}
 		ctx := context.Background()

@@ -12,7 +12,6 @@ import (
 	"testing"
 
 	"go.opentelemetry.io/collector/component/componenttest"
-	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/extension/extensiontest"
 	"google.golang.org/grpc/codes"
@@ -67,15 +66,8 @@ func FuzzConfig(f *testing.F) {
 	}
 	failure := status.Error(codes.Unavailable, "backend down")
 	f.Fuzz(func(t *testing.T, data []byte) {
-		conf, ok := fuzzconfig.Conf(data)
-		if !ok {
-			return
-		}
 		cfg := NewFactory().CreateDefaultConfig()
-		if err := conf.Unmarshal(cfg); err != nil {
-			return
-		}
-		if err := confmap.Validate(cfg); err != nil {
+		if !fuzzconfig.Valid(data, cfg) {
 			return
 		}
 		ctx := context.Background()

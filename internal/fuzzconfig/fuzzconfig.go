@@ -10,6 +10,7 @@ import (
 	"slices"
 	"testing"
 
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
 	"go.yaml.in/yaml/v3"
 )
@@ -35,6 +36,14 @@ func Conf(data []byte) (conf *confmap.Conf, ok bool) {
 		return nil, false
 	}
 	return confmap.NewFromStringMap(m), true
+}
+
+// Valid reads fuzz bytes as Conf does into cfg, a component's default
+// config, and says whether the result unmarshals and validates: the
+// configs a FuzzConfig target then builds and runs a component from.
+func Valid(data []byte, cfg component.Config) bool {
+	conf, ok := Conf(data)
+	return ok && conf.Unmarshal(cfg) == nil && confmap.Validate(cfg) == nil
 }
 
 // AddSeeds adds every entry of the package's testdata/config.yaml, valid and

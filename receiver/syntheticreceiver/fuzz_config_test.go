@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
@@ -57,15 +56,8 @@ func FuzzConfig(f *testing.F) {
 	}
 	now := time.Unix(1_700_000_000, 0)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		conf, ok := fuzzconfig.Conf(data)
-		if !ok {
-			return
-		}
 		cfg := NewFactory().CreateDefaultConfig()
-		if err := conf.Unmarshal(cfg); err != nil {
-			return
-		}
-		if err := confmap.Validate(cfg); err != nil {
+		if !fuzzconfig.Valid(data, cfg) {
 			return
 		}
 		ctx := context.Background()
