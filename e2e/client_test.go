@@ -33,6 +33,7 @@ type load struct {
 	maxAttempts    int           // per batch; retryable refusals are retried
 	backoff        time.Duration // between attempts
 	callTimeout    time.Duration
+	sdkTraceIDs    bool // trace IDs through sdkTraceID (withSDKTraceIDs)
 }
 
 var services = []string{"frontend", "cart", "payment"}
@@ -60,6 +61,9 @@ func (l load) batch(b int) ptrace.Traces {
 		var traceID pcommon.TraceID
 		binary.BigEndian.PutUint64(traceID[:8], l.run)
 		binary.BigEndian.PutUint64(traceID[8:], uint64(tr+1))
+		if l.sdkTraceIDs {
+			traceID = sdkTraceID(traceID)
+		}
 		root := l.spanID(tr * l.spansPerTrace)
 		for j := range l.spansPerTrace {
 			g := tr*l.spansPerTrace + j
@@ -84,6 +88,37 @@ func (l load) batch(b int) ptrace.Traces {
 		}
 	}
 	return td
+}
+
+// withSDKTraceIDs is the load with trace IDs that look random, as SDKs make
+// them, instead of (run, i+1). Tail sampling's probabilistic policy hashes the
+// salted trace ID with FNV-1a and keeps the trace when the hash is under
+// 10% of 2^64. FNV-1a carries a change in the last bytes it reads into the
+// lower bits of the hash only, so IDs that differ in their last bytes
+// share the top bits the policy compares:
+// the 4,250 IDs (21, 1…4250) all hash within 0.2146–0.2155 of 2^64, and
+// the policy keeps none of them (a first run kept 0 of 3,000), or all.
+// Span IDs stay the same, so the stores count them exactly.
+func (l load) withSDKTraceIDs() load {
+	l.sdkTraceIDs = true
+	return l
+}
+
+// sdkTraceID maps load's trace ID to a random-looking one, one to one for a
+// run (splitmix64 is a bijection).
+func sdkTraceID(id pcommon.TraceID) pcommon.TraceID {
+	hi, lo := binary.BigEndian.Uint64(id[:8]), binary.BigEndian.Uint64(id[8:])
+	var out pcommon.TraceID
+	binary.BigEndian.PutUint64(out[:8], splitmix64(hi^splitmix64(lo)))
+	binary.BigEndian.PutUint64(out[8:], splitmix64(lo+hi<<32))
+	return out
+}
+
+func splitmix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	return x ^ x>>31
 }
 
 // spanID is span g's ID: the run in the top byte keeps loads of one test apart.

@@ -1,22 +1,13 @@
 package e2e_test
 
 import (
-	"context"
-	"encoding/binary"
 	"fmt"
 	"math"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
-	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/status"
 )
 
 // The shipped agent and gateway configs (testdata/deploy/), run as shipped
@@ -25,116 +16,6 @@ import (
 // (redmetrics and spanlogs on every span, tail sampling) → the stores in
 // the test process: a countingServer per gateway for sampled traces, one
 // storeSink for remote write and OTLP/HTTP logs.
-
-// sdkLoad is a load whose trace IDs look random, as SDKs make them, instead
-// of load's (run, i+1). Tail sampling's probabilistic policy hashes the
-// salted trace ID with FNV-1a and keeps the trace when the hash is under
-// 10% of 2^64. FNV-1a carries a change in the last bytes it reads into the
-// lower bits of the hash only, so IDs that differ in their last bytes
-// share the top bits the policy compares:
-// the 4,250 IDs (21, 1…4250) all hash within 0.2146–0.2155 of 2^64, and
-// the policy keeps none of them (a first run kept 0 of 3,000), or all.
-// Span IDs stay load's, so the stores count them exactly.
-type sdkLoad struct{ load }
-
-// sdkTraceID maps load's trace ID to a random-looking one, one to one for a
-// run (splitmix64 is a bijection).
-func sdkTraceID(id pcommon.TraceID) pcommon.TraceID {
-	hi, lo := binary.BigEndian.Uint64(id[:8]), binary.BigEndian.Uint64(id[8:])
-	var out pcommon.TraceID
-	binary.BigEndian.PutUint64(out[:8], splitmix64(hi^splitmix64(lo)))
-	binary.BigEndian.PutUint64(out[8:], splitmix64(lo+hi<<32))
-	return out
-}
-
-func splitmix64(x uint64) uint64 {
-	x += 0x9e3779b97f4a7c15
-	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
-	x = (x ^ x>>27) * 0x94d049bb133111eb
-	return x ^ x>>31
-}
-
-// send sends the load to an OTLP/gRPC endpoint as sendLoad does (paced
-// batches, workers, bounded retries of retryable codes; all bounded by
-// timeout) and returns the client's accounting.
-func (l sdkLoad) send(t *testing.T, endpoint string, timeout time.Duration) loadResult {
-	t.Helper()
-	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = conn.Close() }()
-	client := ptraceotlp.NewGRPCClient(conn)
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	res := loadResult{l: l.load, outcomes: make([]batchOutcome, l.batches()), failures: map[codes.Code]int{}}
-	var mu sync.Mutex
-	next := make(chan int)
-	go func() {
-		defer close(next)
-		tick := time.NewTicker(l.interval)
-		defer tick.Stop()
-		for b := range l.batches() {
-			select {
-			case next <- b:
-			case <-ctx.Done():
-				return
-			}
-			select {
-			case <-tick.C:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	var wg sync.WaitGroup
-	for range l.workers {
-		wg.Go(func() {
-			for b := range next {
-				td := l.batch(b)
-				for _, rs := range td.ResourceSpans().All() {
-					for _, ss := range rs.ScopeSpans().All() {
-						for _, sp := range ss.Spans().All() {
-							sp.SetTraceID(sdkTraceID(sp.TraceID()))
-						}
-					}
-				}
-				req := ptraceotlp.NewExportRequestFromTraces(td)
-				var o batchOutcome
-				for o.attempts < l.maxAttempts && ctx.Err() == nil {
-					if o.attempts > 0 {
-						select {
-						case <-time.After(l.backoff):
-						case <-ctx.Done():
-						}
-					}
-					o.sent = true
-					o.attempts++
-					o.start = time.Now()
-					callCtx, callCancel := context.WithTimeout(ctx, l.callTimeout)
-					_, err := client.Export(callCtx, req)
-					callCancel()
-					o.end, o.code = time.Now(), status.Code(err)
-					if err == nil {
-						o.accepted = true
-						break
-					}
-					mu.Lock()
-					res.failures[o.code]++
-					mu.Unlock()
-					if !retryable(o.code) {
-						break
-					}
-				}
-				mu.Lock()
-				res.outcomes[b] = o
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	return res
-}
 
 // gatewayStack is the stores, the gateways and the agent of one test.
 type gatewayStack struct {
@@ -281,7 +162,7 @@ func TestE2EAgentToGateways(t *testing.T) {
 	if errorTraces != 1250 || errorSpans != 1250 {
 		t.Fatalf("load shape: %d error traces, %d error spans; want 1250 of each", errorTraces, errorSpans)
 	}
-	res := sdkLoad{l}.send(t, st.agent.otlpEndpoint(), time.Minute)
+	res := sendLoad(t, st.agent.otlpEndpoint(), l.withSDKTraceIDs()).wait(time.Minute)
 	if a, _, _ := res.counts(); a != l.batches() {
 		t.Fatalf("with no fault every batch must be accepted: %s\n%s", res, st.dump())
 	}
@@ -455,7 +336,7 @@ func TestE2EAgentPersistentQueue(t *testing.T) {
 			t.Fatalf("load shape: span %d of each trace must be its only error span", g)
 		}
 	}
-	res := sdkLoad{l}.send(t, ag.otlpEndpoint(), time.Minute)
+	res := sendLoad(t, ag.otlpEndpoint(), l.withSDKTraceIDs()).wait(time.Minute)
 	accepted := res.acceptedSpans()
 	n := len(accepted)
 	t.Logf("gateways down: the agent accepted %d of %d spans (%s)", n, l.spans(), res)

@@ -38,9 +38,8 @@ const (
 
 // storeSink is the HTTP server of the remote-write and logs stores.
 type storeSink struct {
-	t   *testing.T
-	url string // http://127.0.0.1:port
-	srv *http.Server
+	t *testing.T
+	httpSink
 
 	mu sync.Mutex
 	// series keeps, per remote-write series (all its labels, __name__
@@ -55,7 +54,6 @@ type storeSink struct {
 	logSev      map[plog.SeverityNumber]int
 	logBodies   map[string]int // records per body kind (the part after the span name)
 	suppressed  int64          // sum of the spanlogs.suppressed_count attributes
-	bad         []string       // requests the sink could not decode: always a test failure
 }
 
 type promSample struct {
@@ -66,43 +64,79 @@ type promSample struct {
 
 func startStoreSink(t *testing.T) *storeSink {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	s := &storeSink{
-		t: t, url: "http://" + lis.Addr().String(),
+		t:      t,
 		series: map[string]promSample{}, names: map[string]int{},
 		logs: map[uint64]int{}, logSev: map[plog.SeverityNumber]int{}, logBodies: map[string]int{},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+remoteWritePath, s.remoteWrite)
 	mux.HandleFunc("POST "+logStorePath+"/v1/logs", s.otlpLogs)
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	s.serve(t, "store sink", mux)
+	return s
+}
+
+// httpSink is the HTTP server of a store in the test process. A request it
+// cannot decode is answered 400 and fails the test at cleanup.
+type httpSink struct {
+	url string // http://127.0.0.1:port
+	srv *http.Server
+
+	badMu sync.Mutex
+	bad   []string
+}
+
+func (h *httpSink) serve(t *testing.T, name string, mux *http.ServeMux) {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.url = "http://" + lis.Addr().String()
+	h.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	done := make(chan struct{})
-	go func() { defer close(done); _ = s.srv.Serve(lis) }()
+	go func() { defer close(done); _ = h.srv.Serve(lis) }()
 	t.Cleanup(func() {
-		_ = s.srv.Close()
+		_ = h.srv.Close()
 		<-done
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if len(s.bad) > 0 {
-			t.Errorf("store sink got %d requests it could not decode; first: %s", len(s.bad), s.bad[0])
+		h.badMu.Lock()
+		defer h.badMu.Unlock()
+		if len(h.bad) > 0 {
+			t.Errorf("%s got %d requests it could not decode; first: %s", name, len(h.bad), h.bad[0])
 		}
 	})
-	return s
+}
+
+func (h *httpSink) fail(w http.ResponseWriter, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	h.badMu.Lock()
+	h.bad = append(h.bad, msg)
+	h.badMu.Unlock()
+	http.Error(w, msg, http.StatusBadRequest)
+}
+
+// readRemoteWrite decodes a remote-write request from who, or answers it
+// with a failure (ok false).
+func (h *httpSink) readRemoteWrite(w http.ResponseWriter, r *http.Request, who string) (ts []promTimeSeries, ok bool) {
+	if v := r.Header.Get("X-Prometheus-Remote-Write-Version"); !strings.HasPrefix(v, "0.1.") {
+		h.fail(w, "%sremote write version %q, want 0.1.0 (WriteRequest v1)", who, v)
+		return nil, false
+	}
+	b, err := storeBody(r)
+	if err != nil {
+		h.fail(w, "%sremote write body: %v", who, err)
+		return nil, false
+	}
+	ts, err = prwDecode(b)
+	if err != nil {
+		h.fail(w, "%sremote write: %v", who, err)
+		return nil, false
+	}
+	return ts, true
 }
 
 func (s *storeSink) remoteWriteURL() string { return s.url + remoteWritePath }
 func (s *storeSink) logStoreURL() string    { return s.url + logStorePath }
-
-func (s *storeSink) fail(w http.ResponseWriter, format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	s.mu.Lock()
-	s.bad = append(s.bad, msg)
-	s.mu.Unlock()
-	http.Error(w, msg, http.StatusBadRequest)
-}
 
 // storeBody reads a request body, undoing the Content-Encoding the exporters use
 // (remote write: snappy, always; OTLP/HTTP: gzip by default).
@@ -128,18 +162,8 @@ func storeBody(r *http.Request) ([]byte, error) {
 }
 
 func (s *storeSink) remoteWrite(w http.ResponseWriter, r *http.Request) {
-	if v := r.Header.Get("X-Prometheus-Remote-Write-Version"); !strings.HasPrefix(v, "0.1.") {
-		s.fail(w, "remote write version %q, want 0.1.0 (WriteRequest v1)", v)
-		return
-	}
-	b, err := storeBody(r)
-	if err != nil {
-		s.fail(w, "remote write body: %v", err)
-		return
-	}
-	ts, err := prwDecode(b)
-	if err != nil {
-		s.fail(w, "remote write: %v", err)
+	ts, ok := s.readRemoteWrite(w, r, "")
+	if !ok {
 		return
 	}
 	s.mu.Lock()

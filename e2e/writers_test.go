@@ -3,7 +3,6 @@ package e2e_test
 import (
 	"fmt"
 	"math"
-	"net"
 	"net/http"
 	"sort"
 	"strings"
@@ -31,8 +30,7 @@ import (
 
 // writerSink is the remote-write store of many writers.
 type writerSink struct {
-	url string // http://127.0.0.1:port
-	srv *http.Server
+	httpSink
 
 	mu sync.Mutex
 	// series keeps, per writer and per series (all its labels), the
@@ -40,58 +38,24 @@ type writerSink struct {
 	series    map[string]map[string]promSample
 	writes    map[string]int // requests decoded, per writer
 	staleNaNs int
-	bad       []string // requests the sink could not decode: a test failure
 }
 
 func startWriterSink(t *testing.T) *writerSink {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &writerSink{url: "http://" + lis.Addr().String(), series: map[string]map[string]promSample{}, writes: map[string]int{}}
+	s := &writerSink{series: map[string]map[string]promSample{}, writes: map[string]int{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /{writer}"+remoteWritePath, s.remoteWrite)
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = s.srv.Serve(lis) }()
-	t.Cleanup(func() {
-		_ = s.srv.Close()
-		<-done
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if len(s.bad) > 0 {
-			t.Errorf("remote-write sink got %d requests it could not decode; first: %s", len(s.bad), s.bad[0])
-		}
-	})
+	s.serve(t, "remote-write sink", mux)
 	return s
 }
 
 // urlFor is the remote-write URL a writer is given.
 func (s *writerSink) urlFor(writer string) string { return s.url + "/" + writer + remoteWritePath }
 
-func (s *writerSink) fail(w http.ResponseWriter, format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	s.mu.Lock()
-	s.bad = append(s.bad, msg)
-	s.mu.Unlock()
-	http.Error(w, msg, http.StatusBadRequest)
-}
-
 func (s *writerSink) remoteWrite(w http.ResponseWriter, r *http.Request) {
 	writer := r.PathValue("writer")
-	if v := r.Header.Get("X-Prometheus-Remote-Write-Version"); !strings.HasPrefix(v, "0.1.") {
-		s.fail(w, "%s: remote write version %q, want 0.1.0 (WriteRequest v1)", writer, v)
-		return
-	}
-	b, err := storeBody(r)
-	if err != nil {
-		s.fail(w, "%s: remote write body: %v", writer, err)
-		return
-	}
-	ts, err := prwDecode(b)
-	if err != nil {
-		s.fail(w, "%s: remote write: %v", writer, err)
+	ts, ok := s.readRemoteWrite(w, r, writer+": ")
+	if !ok {
 		return
 	}
 	s.mu.Lock()
@@ -338,7 +302,7 @@ func TestE2EManyWritersCumulative(t *testing.T) {
 	if wantTotal != float64(l.spans()) {
 		t.Fatalf("expected calls add up to %v, the load has %d spans", wantTotal, l.spans())
 	}
-	res := sdkLoad{l}.send(t, ag.otlpEndpoint(), time.Minute)
+	res := sendLoad(t, ag.otlpEndpoint(), l.withSDKTraceIDs()).wait(time.Minute)
 	if a, _, _ := res.counts(); a != l.batches() {
 		t.Fatalf("with no fault every batch must be accepted: %s\n%s", res, dump())
 	}
@@ -530,7 +494,7 @@ func TestE2EManyWritersDeltaMerge(t *testing.T) {
 		interval: 8 * time.Millisecond, maxAttempts: 5, backoff: 200 * time.Millisecond, callTimeout: 20 * time.Second}
 
 	// Phase 1.
-	res := sdkLoad{phase1}.send(t, ag.otlpEndpoint(), time.Minute)
+	res := sendLoad(t, ag.otlpEndpoint(), phase1.withSDKTraceIDs()).wait(time.Minute)
 	if a, _, _ := res.counts(); a != phase1.batches() {
 		t.Fatalf("phase 1: with no fault every batch must be accepted: %s\n%s", res, dump())
 	}
@@ -578,7 +542,7 @@ func TestE2EManyWritersDeltaMerge(t *testing.T) {
 	for part := 0; part < 40 && time.Since(phase2Began) < 30*time.Second && gNow() < 1500; part++ {
 		l := phase1
 		l.run, l.traces = uint64(33+part), 300
-		res := sdkLoad{l}.send(t, ag.otlpEndpoint(), time.Minute)
+		res := sendLoad(t, ag.otlpEndpoint(), l.withSDKTraceIDs()).wait(time.Minute)
 		if a, _, _ := res.counts(); a != l.batches() {
 			t.Fatalf("phase 2 part %d: with no fault every batch must be accepted: %s\n%s", part, res, dump())
 		}
