@@ -23,8 +23,7 @@ import (
 func TestFanoutWithBreakerExtension(t *testing.T) {
 	servers := []*otlpServer{startOTLPServer(t), startOTLPServer(t), startOTLPServer(t)}
 
-	bf := breakerextension.NewFactory()
-	bcfg := bf.CreateDefaultConfig().(*breakerextension.Config)
+	bcfg := breakerextension.NewFactory().CreateDefaultConfig().(*breakerextension.Config)
 	bcfg.ConsecutiveFailures = 2
 	// Long enough that the 20 batches sent while it is open take less, on a
 	// loaded machine too (300ms was not).
@@ -32,14 +31,7 @@ func TestFanoutWithBreakerExtension(t *testing.T) {
 	bcfg.MaxOpenDuration = 2 * time.Second
 	bcfg.Jitter = 0
 	bcfg.SuccessThreshold = 1
-	id := component.MustNewID("breaker")
-	ext, err := bf.Create(context.Background(), extensiontest.NewNopSettings(bf.Type()), bcfg)
-	require.NoError(t, err)
-	h := host{Host: componenttest.NewNopHost(), extensions: map[component.ID]component.Component{id: ext}}
-	require.NoError(t, ext.Start(context.Background(), h))
-	t.Cleanup(func() { require.NoError(t, ext.Shutdown(context.Background())) })
-	provider, err := breakerextension.FromHost(h, id)
-	require.NoError(t, err)
+	id, h, provider := startBreakers(t, bcfg)
 
 	cfg := testConfig(servers...)
 	cfg.Breaker = &id
@@ -85,22 +77,14 @@ func TestFanoutWithBreakerExtension(t *testing.T) {
 func TestFanoutAndMiddlewareShareABreaker(t *testing.T) {
 	servers := []*otlpServer{startOTLPServer(t), startOTLPServer(t), startOTLPServer(t)}
 
-	bf := breakerextension.NewFactory()
-	bcfg := bf.CreateDefaultConfig().(*breakerextension.Config)
+	bcfg := breakerextension.NewFactory().CreateDefaultConfig().(*breakerextension.Config)
 	bcfg.ConsecutiveFailures = 2
 	bcfg.FailureRatio = 0
 	bcfg.OpenDuration = 200 * time.Millisecond
 	bcfg.MaxOpenDuration = 200 * time.Millisecond
 	bcfg.Jitter = 0
 	bcfg.SuccessThreshold = 1
-	id := component.MustNewID("breaker")
-	ext, err := bf.Create(context.Background(), extensiontest.NewNopSettings(bf.Type()), bcfg)
-	require.NoError(t, err)
-	h := host{Host: componenttest.NewNopHost(), extensions: map[component.ID]component.Component{id: ext}}
-	require.NoError(t, ext.Start(context.Background(), h))
-	t.Cleanup(func() { require.NoError(t, ext.Shutdown(context.Background())) })
-	provider, err := breakerextension.FromHost(h, id)
-	require.NoError(t, err)
+	id, h, provider := startBreakers(t, bcfg)
 
 	cfg := testConfig(servers...)
 	cfg.Breaker = &id
@@ -124,7 +108,7 @@ func TestFanoutAndMiddlewareShareABreaker(t *testing.T) {
 	send(5)
 	b := provider.Breaker(failing.addr)
 	require.Equal(t, breakerextension.StateOpen, b.State())
-	snap := keySnapshot(t, ext, failing.addr)
+	snap := keySnapshot(t, h.extensions[id], failing.addr)
 	assert.Equal(t, uint64(failing.requests.Load()), snap.Failure, "each call to the backend counts once, not once per guard")
 	assert.Zero(t, snap.Ignored, "no guard refused a call the other admitted")
 
@@ -148,4 +132,20 @@ func keySnapshot(t *testing.T, ext component.Component, key string) breakerexten
 	}
 	t.Fatalf("no breaker for %s", key)
 	return breakerextension.KeySnapshot{}
+}
+
+// startBreakers starts a breaker extension with cfg and returns its ID, a
+// host that holds it, and its Provider.
+func startBreakers(t *testing.T, cfg *breakerextension.Config) (component.ID, host, breakerextension.Provider) {
+	t.Helper()
+	bf := breakerextension.NewFactory()
+	id := component.MustNewID("breaker")
+	ext, err := bf.Create(context.Background(), extensiontest.NewNopSettings(bf.Type()), cfg)
+	require.NoError(t, err)
+	h := host{Host: componenttest.NewNopHost(), extensions: map[component.ID]component.Component{id: ext}}
+	require.NoError(t, ext.Start(context.Background(), h))
+	t.Cleanup(func() { require.NoError(t, ext.Shutdown(context.Background())) })
+	provider, err := breakerextension.FromHost(h, id)
+	require.NoError(t, err)
+	return id, h, provider
 }
