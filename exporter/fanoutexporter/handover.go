@@ -93,9 +93,8 @@ type handoverState struct {
 // previous owner while the handover lasts, or -1.
 type handoverRouter struct {
 	recent      *recentKeys
-	ho          *handoverState
+	ho          *handoverState // nil outside a handover
 	now, window uint64
-	active      bool
 }
 
 func (f *fanout[T]) handoverRouter(st *routingState[T]) handoverRouter {
@@ -105,7 +104,7 @@ func (f *fanout[T]) handoverRouter(st *routingState[T]) handoverRouter {
 	t := now()
 	hr := handoverRouter{recent: f.recent, now: timeUnits(t), window: timeUnits(f.cfg.Handover)}
 	if ho := st.handover; ho != nil && t < ho.until {
-		hr.ho, hr.active = ho, true
+		hr.ho = ho
 	}
 	return hr
 }
@@ -116,7 +115,7 @@ func (hr *handoverRouter) previousOwner(h uint64) int {
 	switch {
 	case hr.recent == nil:
 		return -1
-	case !hr.active:
+	case hr.ho == nil:
 		hr.recent.record(h, hr.now)
 		return -1
 	case !hr.recent.seenBefore(h, hr.ho.at, hr.now, hr.window):
