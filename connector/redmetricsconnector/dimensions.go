@@ -7,6 +7,8 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/otelcsp/otelcsp/internal/spanname"
 )
 
 // slotKind says where a dimension's value comes from.
@@ -302,33 +304,9 @@ func putValue(m pcommon.Map, key string, v dimVal) {
 	}
 }
 
-// spanKindStr and statusCodeStr give the values contrib writes.
-func spanKindStr(k ptrace.SpanKind) string {
-	switch k {
-	case ptrace.SpanKindUnspecified:
-		return "SPAN_KIND_UNSPECIFIED"
-	case ptrace.SpanKindInternal:
-		return "SPAN_KIND_INTERNAL"
-	case ptrace.SpanKindServer:
-		return "SPAN_KIND_SERVER"
-	case ptrace.SpanKindClient:
-		return "SPAN_KIND_CLIENT"
-	case ptrace.SpanKindProducer:
-		return "SPAN_KIND_PRODUCER"
-	case ptrace.SpanKindConsumer:
-		return "SPAN_KIND_CONSUMER"
-	}
-	return ""
-}
+// spanKindStr and statusCodeStr give the values contrib writes: the OTLP
+// enum names ("SPAN_KIND_SERVER", "STATUS_CODE_ERROR"), from the module's one
+// table of them; "" for a value the enum does not define.
+func spanKindStr(k ptrace.SpanKind) string { return spanname.KindProto(k) }
 
-func statusCodeStr(c ptrace.StatusCode) string {
-	switch c {
-	case ptrace.StatusCodeUnset:
-		return "STATUS_CODE_UNSET"
-	case ptrace.StatusCodeOk:
-		return "STATUS_CODE_OK"
-	case ptrace.StatusCodeError:
-		return "STATUS_CODE_ERROR"
-	}
-	return ""
-}
+func statusCodeStr(c ptrace.StatusCode) string { return spanname.StatusProto(c) }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/otelcsp/otelcsp/internal/spanname"
 )
 
 // Rule types. A rule's type decides which spans it matches and the shape of
@@ -284,9 +286,6 @@ func compileGlobs(key string, pats []string) ([]glob, error) {
 	return out, nil
 }
 
-// spanKindNames are the names span_kinds globs match against.
-var spanKindNames = [...]string{"unspecified", "internal", "server", "client", "producer", "consumer"}
-
 // compileKinds turns kind globs into a bitmask indexed by ptrace.SpanKind,
 // so the hot path tests one bit. A glob that matches no kind is a typo.
 func compileKinds(key string, pats []string) (uint8, error) {
@@ -301,17 +300,26 @@ func compileKinds(key string, pats []string) (uint8, error) {
 			return 0, err
 		}
 		var m uint8
-		for i, n := range spanKindNames {
-			if g.match(n) {
-				m |= 1 << i
+		for _, kind := range spanname.Kinds() {
+			if g.match(spanname.Kind(kind)) {
+				m |= 1 << uint(kind)
 			}
 		}
 		if m == 0 {
-			return 0, fmt.Errorf("%q: matches no span kind (%s), got %q", k, strings.Join(spanKindNames[:], ", "), p)
+			return 0, fmt.Errorf("%q: matches no span kind (%s), got %q", k, kindList(), p)
 		}
 		mask |= m
 	}
 	return mask, nil
+}
+
+// kindList names the kinds span_kinds globs match, for error messages.
+func kindList() string {
+	names := make([]string, 0, len(spanname.Kinds()))
+	for _, k := range spanname.Kinds() {
+		names = append(names, spanname.Kind(k))
+	}
+	return strings.Join(names, ", ")
 }
 
 func compileAttributes(key string, a AttributesConfig) (*attrFilter, error) {

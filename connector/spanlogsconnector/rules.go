@@ -6,6 +6,8 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/otelcsp/otelcsp/internal/spanname"
 )
 
 type ruleKind uint8
@@ -93,14 +95,19 @@ type threshold struct {
 // passesFilters applies the rule's span filters; the service filter is
 // checked once per resource by the caller (servicePasses).
 func (r *rule) passesSpan(span ptrace.Span) bool {
-	k := span.Kind()
-	if k < 0 || int(k) >= len(spanKindNames) {
-		k = ptrace.SpanKindUnspecified
-	}
-	if r.kinds&(1<<uint(k)) == 0 {
+	if r.kinds&(1<<uint(spanKind(span))) == 0 {
 		return false
 	}
 	return matchAny(r.spanNames, span.Name())
+}
+
+// spanKind is the span's kind, a value the OTLP enum does not define read
+// as unspecified (filters and the {span.kind} placeholder agree on it).
+func spanKind(span ptrace.Span) ptrace.SpanKind {
+	if k := span.Kind(); spanname.Kind(k) != "" {
+		return k
+	}
+	return ptrace.SpanKindUnspecified
 }
 
 func (r *rule) servicePasses(service string) bool {

@@ -11,6 +11,8 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/otelcsp/otelcsp/internal/spanname"
 )
 
 // A body template is text with placeholders in braces, parsed once at config
@@ -169,7 +171,7 @@ func (t *template) render(buf []byte, in *renderInput) []byte {
 		case phSpanName:
 			buf = append(buf, in.span.Name()...)
 		case phSpanKind:
-			buf = append(buf, kindName(in.span.Kind())...)
+			buf = append(buf, spanname.Kind(spanKind(in.span))...)
 		case phStatusCode:
 			buf = append(buf, statusName(in.span.Status().Code())...)
 		case phStatusMessage:
@@ -260,20 +262,10 @@ func appendMillis(buf []byte, d time.Duration) []byte {
 	return strconv.AppendFloat(buf, v, 'f', -1, 64)
 }
 
-func kindName(k ptrace.SpanKind) string {
-	if int(k) >= 0 && int(k) < len(spanKindNames) {
-		return spanKindNames[k]
-	}
-	return "unspecified"
-}
-
+// statusName reads a code the OTLP enum does not define as UNSET.
 func statusName(c ptrace.StatusCode) string {
-	switch c {
-	case ptrace.StatusCodeError:
-		return "ERROR"
-	case ptrace.StatusCodeOk:
-		return "OK"
-	default:
-		return "UNSET"
+	if n := spanname.Status(c); n != "" {
+		return n
 	}
+	return spanname.Status(ptrace.StatusCodeUnset)
 }
