@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/otelcsp/otelcsp/extension/breakerextension/internal/metadata"
+	"github.com/otelcsp/otelcsp/internal/clock"
 )
 
 // breakerExtension is the collector-facing side: lifecycle, telemetry,
@@ -52,7 +53,7 @@ var (
 	_ extensionmiddleware.HTTPClient = (*breakerExtension)(nil)
 )
 
-func newExtension(cfg *Config, set extension.Settings, clk clock) (*breakerExtension, error) {
+func newExtension(cfg *Config, set extension.Settings, clk clock.TimerClock) (*breakerExtension, error) {
 	logger := set.Logger
 	if logger == nil {
 		logger = zap.NewNop()

@@ -98,7 +98,7 @@ func (e *breakerExtension) handleSet(w http.ResponseWriter, r *http.Request) {
 	}
 	e.set.Logger.Info("breaker manual state set over HTTP", zap.String("key", req.Key),
 		zap.Stringer("manual", m), zap.String("remote", r.RemoteAddr))
-	now, wall := e.clk.Now(), wallNow()
+	now, wall := e.now(), e.clk.Now()
 	writeJSON(w, http.StatusOK, e.get(req.Key).snapshot(now, wall))
 }
 

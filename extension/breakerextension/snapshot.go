@@ -75,7 +75,7 @@ func (b *breaker) snapshot(now int64, wallNow time.Time) KeySnapshot {
 
 // Snapshot implements Controller: every known key, sorted.
 func (c *core) Snapshot() []KeySnapshot {
-	now, wall := c.clk.Now(), time.Now()
+	now, wall := c.now(), c.clk.Now()
 	var out []KeySnapshot
 	c.breakers.Range(func(_, v any) bool {
 		out = append(out, v.(*breaker).snapshot(now, wall))
@@ -84,8 +84,6 @@ func (c *core) Snapshot() []KeySnapshot {
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out
 }
-
-func wallNow() time.Time { return time.Now() }
 
 // outcomeTotals sums call counts over live keys and forgotten ones.
 type outcomeTotals struct{ success, failure, ignored, rejected uint64 }
