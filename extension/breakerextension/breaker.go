@@ -172,6 +172,7 @@ type breaker struct {
 	closedAt       int64 // clock reading of the last close (0: never opened)
 	openUntil      int64 // clock reading when the open state ends
 	lastReason     string
+	changedAt      int64 // clock reading of the last change of machine or manual state (or of creation)
 	timer          clock.Timer
 	stopped        bool // the provider stopped: arm no timer
 	rampAcc        float64
@@ -183,7 +184,7 @@ type breaker struct {
 }
 
 func newBreaker(c *core, key string, p *policy, m ManualState) *breaker {
-	b := &breaker{key: key, p: p, core: c, buckets: make([]bucket, p.ringMask+1), manual: m, cfgManual: m}
+	b := &breaker{key: key, p: p, core: c, buckets: make([]bucket, p.ringMask+1), manual: m, cfgManual: m, changedAt: c.now()}
 	for i := range b.buckets {
 		b.buckets[i].epoch.Store(-1)
 	}
@@ -753,6 +754,7 @@ func (b *breaker) setStateLocked(state, flags uint64, reason string) uint32 {
 	keep := w & (flagManual | flagDetached)
 	b.word.Store(makeWord(state, flags|keep, gen))
 	b.lastReason = reason
+	b.changedAt = b.core.now()
 	b.ejected = false
 	from, to := State(wordState(w)), State(state)
 	ch := StateChange{Key: b.key, Generation: uint64(gen), Reason: reason, From: from, To: to}
@@ -791,6 +793,7 @@ func (b *breaker) setManual(m ManualState) error {
 	w := b.word.Load()
 	machine := State(wordState(w))
 	b.manual = m
+	b.changedAt = b.core.now()
 	if m == ManualNone {
 		b.word.Store(w &^ flagManual)
 	} else {
@@ -882,6 +885,7 @@ func (b *breaker) forgetLocked(now int64) {
 	b.lastActive, b.lastCalls = 0, 0
 	if wordState(w) == stClosed {
 		b.word.Store(makeWord(stClosed, w&flagManual|flagDetached, wordGen(w)+1))
+		b.changedAt = now
 		return
 	}
 	b.word.Store(w | flagDetached)

@@ -213,6 +213,7 @@ func TestHTTPEndpoint(t *testing.T) {
 	assert.Equal(t, uint64(5), list.Keys[0].Failure)
 	require.NotNil(t, list.Keys[0].NextProbe)
 	assert.Equal(t, clk.Now().Add(time.Second), list.Keys[0].NextProbe.UTC(), "open_duration (1s, no jitter) after the trip")
+	assert.Equal(t, clk.Now(), list.Keys[0].StateSince.UTC(), "it tripped just now")
 	assert.Equal(t, "closed", list.Keys[1].State)
 	assert.Nil(t, list.Keys[1].NextProbe)
 

@@ -20,6 +20,9 @@ type KeySnapshot struct {
 	Manual     string `json:"manual"`
 	Generation uint64 `json:"generation"`
 	LastReason string `json:"last_reason,omitempty"`
+	// StateSince is when the machine or manual state last changed (or the
+	// key was created).
+	StateSince time.Time `json:"state_since"`
 	Trips      uint64 `json:"trips"`
 
 	ConsecutiveFailures int64 `json:"consecutive_failures"`
@@ -51,6 +54,7 @@ func (b *breaker) snapshot(now int64, wallNow time.Time) KeySnapshot {
 		Manual:           b.manual.String(),
 		Generation:       uint64(wordGen(w)),
 		LastReason:       b.lastReason,
+		StateSince:       wallNow.Add(time.Duration(b.changedAt - now)),
 		Trips:            b.trips,
 		HalfOpenInFlight: b.probes,
 		Ejected:          b.ejected,
