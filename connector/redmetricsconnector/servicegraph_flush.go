@@ -57,25 +57,24 @@ func (b *builder) emitGraph(sn *snapshot, p *snap) {
 	o := b.out(nil)
 	b.attrs.Clear()
 	withInst := b.c.spanPlan.instAt >= 0
-	overflow := s.key == ""
-	b.vals = decodeKey(s.key, b.vals[:0])
+	overflow := s.vals == nil
 	if overflow {
 		b.attrs.PutBool(overflowKey, true)
 		if withInst {
 			b.attrs.PutStr(collectorInstanceKey, b.c.instanceID)
 		}
 	} else if s.family == familyEdge {
-		for i, v := range b.vals {
+		for i, v := range s.vals {
 			if i == edgeDims && withInst {
 				b.attrs.PutStr(collectorInstanceKey, b.c.instanceID)
 			}
 			putValue(b.attrs, g.names[i], v)
 		}
-		if len(b.vals) == edgeDims && withInst {
+		if len(s.vals) == edgeDims && withInst {
 			b.attrs.PutStr(collectorInstanceKey, b.c.instanceID)
 		}
 	} else {
-		for i, v := range b.vals {
+		for i, v := range s.vals {
 			putValue(b.attrs, g.names[i], v)
 		}
 		if withInst {
@@ -102,7 +101,7 @@ func (b *builder) emitGraph(sn *snapshot, p *snap) {
 		return
 	}
 	sum(graphRequests, p.count)
-	if !overflow && b.vals[edgeFailed].n == 1 {
+	if !overflow && s.vals[edgeFailed].n == 1 {
 		sum(graphFailed, p.count)
 	}
 	counts := sn.u64[p.bOff : p.bOff+p.bLen]

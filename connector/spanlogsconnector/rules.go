@@ -4,6 +4,7 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
@@ -92,8 +93,78 @@ type threshold struct {
 	d        time.Duration
 }
 
-// passesFilters applies the rule's span filters; the service filter is
-// checked once per resource by the caller (servicePasses).
+// emission says which records a rule's match asks for.
+type emission uint8
+
+const (
+	emitNothing    emission = iota
+	emitSpan                // one record of the span
+	emitExceptions          // one record per exception event of the span
+)
+
+// verdict is a rule's answer for one span: what to emit, and what of the
+// records depends on the match (severity, the slow threshold that applied).
+//
+// It is three words, returned in registers: severity points at the rule's
+// or a package-level value rather than holding a copy, which made the
+// verdict five words that were spilled and copied on every call.
+type verdict struct {
+	emit      emission
+	severity  *severity
+	threshold time.Duration // slow rules: the threshold the span exceeded
+}
+
+// facts are what the rule types' cheap tests read of a span, read once
+// per span for all the rules.
+type facts struct {
+	status     ptrace.StatusCode
+	events     int
+	start, end pcommon.Timestamp
+}
+
+func factsOf(span ptrace.Span) facts {
+	return facts{status: span.Status().Code(), events: span.Events().Len(), start: span.StartTimestamp(), end: span.EndTimestamp()}
+}
+
+// candidate is the rule type's cheap test, the one most spans fail: an
+// error status, any events, a duration over the rule's smallest threshold.
+// It is inlined into the span loop, so a span no rule wants costs no call.
+// match assumes it passed.
+func (r *rule) candidate(f facts) bool {
+	switch r.kind {
+	case kindErrors:
+		return f.status == ptrace.StatusCodeError
+	case kindExceptions:
+		return f.events > 0
+	case kindSlow:
+		return f.end > f.start && time.Duration(f.end-f.start) > r.minThreshold // spanDuration > minThreshold
+	}
+	return true
+}
+
+// match says what r emits for a candidate span: the span filters' globs
+// and, for slow rules, the threshold that applies. service is the span's
+// resource's service, which passed r's service filter (checked once per
+// resource, servicePasses).
+func (r *rule) match(span ptrace.Span, service string) verdict {
+	if !r.passesSpan(span) {
+		return verdict{}
+	}
+	switch r.kind {
+	case kindErrors:
+		return verdict{emit: emitSpan, severity: &r.severity}
+	case kindExceptions:
+		return verdict{emit: emitExceptions, severity: &r.severity}
+	case kindSlow:
+		if th := r.thresholdFor(service, span.Name()); th > 0 && spanDuration(span) > th {
+			return verdict{emit: emitSpan, severity: &r.severity, threshold: th}
+		}
+		return verdict{}
+	}
+	return verdict{emit: emitSpan, severity: r.severityFor(span)}
+}
+
+// passesSpan applies the rule's span kind and span name filters.
 func (r *rule) passesSpan(span ptrace.Span) bool {
 	if r.kinds&(1<<uint(spanKind(span))) == 0 {
 		return false
@@ -125,14 +196,16 @@ func (r *rule) thresholdFor(service, spanName string) time.Duration {
 	return r.threshold
 }
 
-func (r *rule) severityFor(span ptrace.Span) severity {
+// severityFor maps an `all` rule's span status when no severity is
+// configured; every other rule has one fixed severity.
+func (r *rule) severityFor(span ptrace.Span) *severity {
 	if r.kind == kindAll && !r.severityFixed {
 		if span.Status().Code() == ptrace.StatusCodeError {
-			return sevError
+			return &sevError
 		}
-		return sevInfo
+		return &sevInfo
 	}
-	return r.severity
+	return &r.severity
 }
 
 // attrFilter selects span attribute keys for records.

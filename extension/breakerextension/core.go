@@ -15,7 +15,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/otelcsp/otelcsp/internal/clock"
 	"github.com/otelcsp/otelcsp/internal/glob"
 )
 
@@ -23,10 +22,7 @@ import (
 // ticker, and the ordered delivery of state changes. The extension wraps it
 // with the collector's lifecycle, telemetry and HTTP endpoint.
 type core struct {
-	// clk is the breakers' only source of time, so tests drive every
-	// transition with a manual clock instead of sleeping. The engine counts
-	// in monotonic nanoseconds (now); the wall clock only labels snapshots.
-	clk    clock.TimerClock
+	clk    clock
 	logger *zap.Logger
 
 	rngMu sync.Mutex
@@ -74,7 +70,7 @@ type core struct {
 	onStatus   func(openKeys []string)
 
 	tickMu  sync.Mutex
-	timers  map[string]clock.Timer
+	timers  map[string]stopper
 	running bool
 }
 
@@ -91,7 +87,7 @@ type globRule[T any] struct {
 	val  T
 }
 
-func newCore(cfg *Config, clk clock.TimerClock, logger *zap.Logger, seed uint64) *core {
+func newCore(cfg *Config, clk clock, logger *zap.Logger, seed uint64) *core {
 	c := &core{
 		clk:        clk,
 		logger:     logger,
@@ -100,7 +96,7 @@ func newCore(cfg *Config, clk clock.TimerClock, logger *zap.Logger, seed uint64)
 		idleExpiry: int64(cfg.IdleExpiry),
 		maxManual:  int64(cfg.MaxManualKeys),
 		open:       map[string]struct{}{},
-		timers:     map[string]clock.Timer{},
+		timers:     map[string]stopper{},
 		detached:   map[string]weak.Pointer[breaker]{},
 	}
 	named := map[string]*policy{"default": c.def}
@@ -202,17 +198,13 @@ func (c *core) attachLocked(b *breaker) {
 	b.mu.Unlock()
 }
 
-// now is the monotonic clock in nanoseconds (always > 0, so 0 can mean
-// "unset").
-func (c *core) now() int64 { return int64(c.clk.Monotonic()) }
-
 // coarse is the clock for bucketing successes and failures: the ticker's
 // reading while it runs (at most coarseTick old), the clock otherwise.
 func (c *core) coarse() int64 {
 	if c.ticking.Load() {
 		return c.coarseNow.Load()
 	}
-	return c.now()
+	return c.clk.Now()
 }
 
 func (c *core) random() float64 {
@@ -381,7 +373,7 @@ func (c *core) start() {
 		b.mu.Unlock()
 		return true
 	})
-	c.coarseNow.Store(c.now())
+	c.coarseNow.Store(c.clk.Now())
 	c.ticking.Store(true)
 	c.scheduleLocked("coarse", c.coarseTick, func(now int64) { c.coarseNow.Store(now) })
 	c.scheduleLocked("idle", max(c.idleExpiry/2, int64(time.Millisecond)), c.sweep)
@@ -396,7 +388,7 @@ func (c *core) start() {
 func (c *core) scheduleLocked(name string, every int64, f func(now int64)) {
 	var tick func()
 	tick = func() {
-		f(c.now())
+		f(c.clk.Now())
 		c.tickMu.Lock()
 		defer c.tickMu.Unlock()
 		if c.running {

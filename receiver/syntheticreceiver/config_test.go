@@ -38,7 +38,8 @@ func TestConfigDefaults(t *testing.T) {
 	require.NoError(t, err)
 	assert.GreaterOrEqual(t, len(services), 5)
 	assert.LessOrEqual(t, len(services), 8)
-	require.NoError(t, validateServices(services))
+	_, err = compileTopology(services, "")
+	require.NoError(t, err)
 }
 
 func TestConfigEveryKey(t *testing.T) {

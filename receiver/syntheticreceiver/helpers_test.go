@@ -19,6 +19,7 @@ func newTestGenerator(tb testing.TB, services []ServiceConfig, seed uint64, cana
 	if canary {
 		genID = "test-generator"
 	}
-	require.NoError(tb, validateServices(services))
-	return newGenerator(compileTopology(services, genID), seed, canary)
+	topo, err := compileTopology(services, genID)
+	require.NoError(tb, err)
+	return newGenerator(topo, seed, canary)
 }

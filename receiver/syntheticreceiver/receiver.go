@@ -80,7 +80,10 @@ func newReceiver(cfg *Config, set receiver.Settings, clk clock) (*syntheticRecei
 			generatorID = set.ID.String() + "-" + hex.EncodeToString(b[:])
 		}
 	}
-	topo := compileTopology(services, generatorID)
+	topo, err := compileTopology(services, generatorID)
+	if err != nil {
+		return nil, err
+	}
 	seed := cfg.Seed
 	if seed == 0 {
 		seed = mrand.Uint64()
