@@ -3,6 +3,8 @@ package redmetricsconnector
 import (
 	"context"
 	"fmt"
+	"math"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -43,11 +45,7 @@ func countSeries(t *testing.T, c *connectorImp, sink interface{ Reset() }, clk *
 	t.Helper()
 	n := 0
 	for i := range c.shards {
-		for _, s := range c.shards[i].m {
-			for ; s != nil; s = s.next {
-				n++
-			}
-		}
+		c.shards[i].t.each(func(*series) { n++ })
 	}
 	return n
 }
@@ -90,13 +88,19 @@ func TestHashSeparatesPresence(t *testing.T) {
 	b := []dimVal{{}, {t: vStr, s: "v"}}
 	e := []dimVal{{t: vStr, s: ""}, {}}
 	n := []dimVal{{}, {}}
+	hash := func(res uint64, family uint8, v []dimVal) uint64 {
+		return keyHash(seed, res, appendKey(nil, family, v))
+	}
 	hs := map[uint64]bool{}
+	keys := map[string]bool{}
 	for _, v := range [][]dimVal{a, b, e, n} {
-		hs[hashVals(seed, 1, familySpan, v)] = true
+		hs[hash(1, familySpan, v)] = true
+		keys[string(appendKey(nil, familySpan, v))] = true
 	}
 	assert.Len(t, hs, 4)
-	assert.NotEqual(t, hashVals(seed, 1, familySpan, a), hashVals(seed, 1, familyEvent, a), "families never share a series")
-	assert.NotEqual(t, hashVals(seed, 1, familySpan, a), hashVals(seed, 2, familySpan, a), "resources never share a series")
+	assert.Len(t, keys, 4, "keys separate presence too: equal keys are what merges series")
+	assert.NotEqual(t, hash(1, familySpan, a), hash(1, familyEvent, a), "families never share a series")
+	assert.NotEqual(t, hash(1, familySpan, a), hash(2, familySpan, a), "resources never share a series")
 }
 
 // TestConcurrentConsumeAndFlush runs ingestion from several goroutines while
@@ -181,4 +185,22 @@ func TestFlushTimingWithInjectedClock(t *testing.T) {
 
 	clk.Advance(15 * time.Second)
 	require.Eventually(t, func() bool { return len(sink.AllMetrics()) == 2 }, 5*time.Second, time.Millisecond)
+}
+
+// TestKeyRoundTrip: decodeKey gives back every value appendKey encoded, of
+// every type, including long strings (multi-byte length prefixes), large
+// numbers, and span kinds or status codes outside the known range.
+func TestKeyRoundTrip(t *testing.T) {
+	long := strings.Repeat("x", 300)
+	vals := []dimVal{
+		{t: vStr, s: "svc"}, {}, {t: vStr, s: ""}, {t: vStr, s: long},
+		{t: vInt, n: uint64(1<<64 - 1)}, {t: vInt, n: 200}, {t: vDouble, n: math.Float64bits(-0.5)},
+		{t: vBool, n: 1}, {t: vBool}, {t: vKind, n: 2}, {t: vKind, n: 1 << 31}, {t: vStatus, n: 300},
+	}
+	for _, family := range []uint8{familySpan, familyEvent, familyEdge} {
+		key := string(appendKey(nil, family, vals))
+		assert.Equal(t, family, key[0])
+		assert.Equal(t, vals, decodeKey(key, nil))
+	}
+	assert.Empty(t, decodeKey(string(appendKey(nil, familySpan, nil)), nil))
 }

@@ -50,7 +50,7 @@ type connectorImp struct {
 	// connector's table only ever holds series of one writer.
 	instanceID string
 
-	// testHash replaces hashVals in tests that force every series onto
+	// testHash replaces keyHash in tests that force every series onto
 	// one hash to prove lookups compare dimension values, not just hashes.
 	testHash func(res uint64, family uint8, vals []dimVal) uint64
 
@@ -95,6 +95,7 @@ func (c *connectorImp) stamp() stamp {
 type scratch struct {
 	vals  []dimVal
 	evals []dimVal
+	key   []byte // appendKey of the span (or event) being recorded
 	sg    sgScratch
 }
 
@@ -146,9 +147,6 @@ func newConnector(set connector.Settings, cfg *Config, next consumer.Metrics, cl
 	n := 8 * runtime.GOMAXPROCS(0)
 	shardBits := bits.Len(uint(n - 1))
 	c.shards = make([]shard, 1<<shardBits)
-	for i := range c.shards {
-		c.shards[i].m = make(map[uint64]*series)
-	}
 	c.shift = uint(64 - shardBits)
 
 	nv, ne := len(c.spanPlan.slots), 0
@@ -271,8 +269,9 @@ func (c *connectorImp) ConsumeTraces(ctx context.Context, td ptrace.Traces) erro
 				}
 				ex := c.maxEx > 0 && !span.TraceID().IsEmpty()
 				c.spanPlan.fill(&sctx, sc.vals)
+				sc.key = appendKey(sc.key[:0], familySpan, sc.vals)
 				var o, cr int64
-				res, o, cr = c.record(res, familySpan, sc.vals, w, dur, ex, span, now)
+				res, o, cr = c.record(res, familySpan, sc.vals, sc.key, w, dur, ex, span, now)
 				overflowed += o
 				created += cr
 				if g != nil {
@@ -289,7 +288,8 @@ func (c *connectorImp) ConsumeTraces(ctx context.Context, td ptrace.Traces) erro
 						sctx.hasEvent = true
 						sctx.eventAttrs = evs.At(e).Attributes()
 						c.eventPlan.fill(&sctx, sc.evals)
-						res, o, cr = c.record(res, familyEvent, sc.evals, w, dur, ex, span, now)
+						sc.key = appendKey(sc.key[:0], familyEvent, sc.evals)
+						res, o, cr = c.record(res, familyEvent, sc.evals, sc.key, w, dur, ex, span, now)
 						overflowed += o
 						created += cr
 					}
@@ -319,26 +319,26 @@ func (c *connectorImp) ConsumeTraces(ctx context.Context, td ptrace.Traces) erro
 	return nil
 }
 
-// record finds (or creates) the series of vals and adds one span to it. It
-// returns the resource to use for the next spans (a new one if res was
-// removed meanwhile), 1 if the span went to the overflow series, and 1 if a
-// series was created.
-func (c *connectorImp) record(res *resource, family uint8, vals []dimVal, w uint64, dur float64, ex bool, span ptrace.Span, now stamp) (*resource, int64, int64) {
+// record finds (or creates) the series of vals, whose key is key, and adds
+// one span to it. It returns the resource to use for the next spans (a new
+// one if res was removed meanwhile), 1 if the span went to the overflow
+// series, and 1 if a series was created.
+func (c *connectorImp) record(res *resource, family uint8, vals []dimVal, key []byte, w uint64, dur float64, ex bool, span ptrace.Span, now stamp) (*resource, int64, int64) {
 	if res == nil {
 		// The resource table is full: like a series past the limit.
 		c.recordOverflow(family, w, dur, ex, span, now)
 		return nil, 1, 0
 	}
-	h := hashVals(c.seed, res.hash, family, vals)
+	h := keyHash(c.seed, res.hash, key)
 	if c.testHash != nil {
 		h = c.testHash(res.hash, family, vals)
 	}
 	sh := &c.shards[h>>c.shift]
 	sh.mu.Lock()
-	s := sh.find(h, res, family, vals)
+	s := sh.t.find(h, res, unsafeString(key))
 	var created int64
 	if s == nil {
-		s, created = c.create(sh, h, res, family, vals, now)
+		s, created = c.create(sh, h, res, family, key, now)
 		if s == nil {
 			sh.mu.Unlock()
 			c.recordOverflow(family, w, dur, ex, span, now)
@@ -356,7 +356,7 @@ func (c *connectorImp) recordOverflow(family uint8, w uint64, dur float64, ex bo
 	c.overflowMu.Lock()
 	o := c.overflow[family]
 	if o == nil {
-		o = c.newSeries(nil, family, nil, now)
+		o = c.newSeries(nil, family, "", now)
 		c.overflow[family] = o
 	}
 	c.update(o, w, dur, ex, span, now)
@@ -365,7 +365,7 @@ func (c *connectorImp) recordOverflow(family uint8, w uint64, dur float64, ex bo
 
 // create makes a new series under the shard lock, or returns nil when the
 // cardinality limit is reached.
-func (c *connectorImp) create(sh *shard, h uint64, res *resource, family uint8, vals []dimVal, now stamp) (*series, int64) {
+func (c *connectorImp) create(sh *shard, h uint64, res *resource, family uint8, key []byte, now stamp) (*series, int64) {
 	if !c.reserve() {
 		return nil, 0
 	}
@@ -376,15 +376,15 @@ func (c *connectorImp) create(sh *shard, h uint64, res *resource, family uint8, 
 			c.live.Add(-1)
 			return nil, 0
 		}
-		if s := sh.find(h, r, family, vals); s != nil {
+		if s := sh.t.find(h, r, unsafeString(key)); s != nil {
 			c.res.release(r)
 			c.live.Add(-1)
 			return s, 0
 		}
 		res = r
 	}
-	s := c.newSeries(res, family, cloneVals(vals), now)
-	sh.insert(h, s)
+	s := c.newSeries(res, family, string(key), now)
+	sh.t.insert(h, s)
 	return s, 1
 }
 
@@ -403,8 +403,9 @@ func (c *connectorImp) reserve() bool {
 	return true
 }
 
-func (c *connectorImp) newSeries(res *resource, family uint8, vals []dimVal, now stamp) *series {
-	s := &series{res: res, family: family, vals: vals, start: now.wall, lastSeen: now.mono}
+// newSeries makes a series; an empty key makes the family's overflow series.
+func (c *connectorImp) newSeries(res *resource, family uint8, key string, now stamp) *series {
+	s := &series{res: res, family: family, key: key, start: now.wall, lastSeen: now.mono}
 	if family == familySpan && !c.histDisabled {
 		if c.expo {
 			s.expo = newExpoHist()

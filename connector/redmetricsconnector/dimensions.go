@@ -1,6 +1,7 @@
 package redmetricsconnector // import "github.com/otelcsp/otelcsp/connector/redmetricsconnector"
 
 import (
+	"encoding/binary"
 	"hash/maphash"
 	"math"
 	"math/bits"
@@ -214,28 +215,63 @@ func mix(h, x uint64) uint64 {
 	return h ^ (h >> 29)
 }
 
-// hashVals hashes a series identity: its resource, its metric family and,
-// for each dimension, the value's type tag (so absent, "" and 0 differ) and
-// its content. Equality is always checked on a hash match, so the hash only
-// needs to spread well, not be collision-free.
-func hashVals(seed maphash.Seed, res uint64, family uint8, vals []dimVal) uint64 {
-	h := mix(res, uint64(family)+1)
+// appendKey appends a series' key to buf: its family, then for each
+// dimension the value's type tag (so absent, "" and 0 differ) and its
+// content, strings length-prefixed. The encoding is self-delimiting, so
+// equal keys mean equal families and values: a series is found by
+// hashing its key once and comparing it in one piece, where hashing and
+// comparing value by value cost a string hash and a string comparison per
+// dimension. decodeKey reverses it.
+func appendKey(buf []byte, family uint8, vals []dimVal) []byte {
+	buf = append(buf, family)
 	for i := range vals {
-		// valHash's body, written out: the call per value (valHash is
-		// too large to inline) costs RED ~10 % of its time per span.
 		v := &vals[i]
-		x := uint64(v.t) << 56
-		if v.t == vStr {
-			x ^= maphash.String(seed, v.s)
-		} else {
-			x ^= bits.RotateLeft64(v.n*mulK, 17) + v.n
+		buf = append(buf, byte(v.t))
+		switch v.t {
+		case vAbsent:
+		case vStr:
+			buf = binary.AppendUvarint(buf, uint64(len(v.s)))
+			buf = append(buf, v.s...)
+		default:
+			buf = binary.AppendUvarint(buf, v.n)
 		}
-		h = mix(h, x)
 	}
-	return h
+	return buf
 }
 
-// valHash hashes one dimension value with its type tag, as hashVals does.
+// decodeKey appends the values of a key made by appendKey to out; their
+// strings point into key, which a series never changes.
+func decodeKey(key string, out []dimVal) []dimVal {
+	b := unsafeBytes(key)
+	for i := 1; i < len(b); {
+		v := dimVal{t: valType(b[i])}
+		i++
+		switch v.t {
+		case vAbsent:
+		case vStr:
+			n, w := binary.Uvarint(b[i:])
+			i += w
+			v.s = key[i : i+int(n)]
+			i += int(n)
+		default:
+			var w int
+			v.n, w = binary.Uvarint(b[i:])
+			i += w
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// keyHash hashes a series identity: its resource's hash and its key.
+// Equality is always checked on a hash match, so the hash only needs to
+// spread well, not be collision-free.
+func keyHash(seed maphash.Seed, res uint64, key []byte) uint64 {
+	return mix(res, maphash.Bytes(seed, key))
+}
+
+// valHash hashes one dimension value with its type tag (the service
+// graph's side hashes are made of these).
 func valHash(seed maphash.Seed, v *dimVal) uint64 {
 	x := uint64(v.t) << 56
 	if v.t == vStr {

@@ -457,7 +457,7 @@ func TestCardinalityFloodStaysBounded(t *testing.T) {
 	}
 	n := 0
 	for i := range c.shards {
-		n += len(c.shards[i].m)
+		n += c.shards[i].t.n
 	}
 	assert.LessOrEqual(t, n, 100)
 }

@@ -62,41 +62,24 @@ func (c *connectorImp) flushAt(ctx context.Context, final bool) {
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.mu.Lock()
-		for h, head := range sh.m {
-			var first, last *series
-			for s := head; s != nil; {
-				next := s.next
-				s.next = nil
-				if c.expiration > 0 && mono-s.lastSeen >= c.expiration {
-					// A series updated since the last flush (possible when a
-					// batch's clock reading predates a long flush gap) is
-					// reported once more so no span is lost.
-					if s.dirty {
-						sn.take(s)
-					}
-					c.live.Add(-1)
-					if s.res != nil {
-						c.res.release(s.res)
-					}
-					expired++
-					s = next
-					continue
+		sh.t.retain(func(s *series) bool {
+			if c.expiration > 0 && mono-s.lastSeen >= c.expiration {
+				// A series updated since the last flush (possible when a
+				// batch's clock reading predates a long flush gap) is
+				// reported once more so no span is lost.
+				if s.dirty {
+					sn.take(s)
 				}
-				if last == nil {
-					first = s
-				} else {
-					last.next = s
+				c.live.Add(-1)
+				if s.res != nil {
+					c.res.release(s.res)
 				}
-				last = s
-				c.takeAndReset(sn, s)
-				s = next
+				expired++
+				return false
 			}
-			if first == nil {
-				delete(sh.m, h)
-			} else {
-				sh.m[h] = first
-			}
-		}
+			c.takeAndReset(sn, s)
+			return true
+		})
 		sh.mu.Unlock()
 	}
 
@@ -212,6 +195,7 @@ type builder struct {
 	prev   pcommon.Timestamp
 	now    pcommon.Timestamp
 	attrs  pcommon.Map // scratch attribute map, copied into each point
+	vals   []dimVal    // scratch: the values decoded from a series' key
 	temp   pmetric.AggregationTemporality
 	prefix string
 }
@@ -269,7 +253,7 @@ func (b *builder) emit(sn *snapshot, p *snap) {
 	}
 	o := b.out(s.res)
 	b.attrs.Clear()
-	if s.res == nil && s.vals == nil {
+	if s.key == "" {
 		b.attrs.PutBool(overflowKey, true)
 		// Overflow series carry the writer identity too (contrib's carry
 		// only the overflow flag): several gateways' overflow series
@@ -282,11 +266,12 @@ func (b *builder) emit(sn *snapshot, p *snap) {
 		if s.family == familyEvent {
 			p = b.c.eventPlan
 		}
+		b.vals = decodeKey(s.key, b.vals[:0])
 		for i := range p.slots {
 			if i == p.instAt {
 				b.attrs.PutStr(collectorInstanceKey, b.c.instanceID)
 			}
-			putValue(b.attrs, p.slots[i].name, s.vals[i])
+			putValue(b.attrs, p.slots[i].name, b.vals[i])
 		}
 		if p.instAt == len(p.slots) {
 			b.attrs.PutStr(collectorInstanceKey, b.c.instanceID)

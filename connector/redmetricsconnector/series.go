@@ -24,11 +24,13 @@ type exemplar struct {
 // series is the aggregation state of one dimension set. It is owned by one
 // shard and only touched under that shard's lock.
 //
-// Field order keeps the struct at 128 bytes (one size class) on 64-bit.
+// Its identity is its resource and its key (appendKey: the family and the
+// dimension values, encoded): comparing two series is one pointer and one
+// memory comparison, and the values are decoded from the key only at
+// flush. The overflow series have no key.
 type series struct {
-	next   *series // next series of the same shard with the same hash
 	res    *resource
-	vals   []dimVal
+	key    string
 	family uint8
 	dirty  bool  // updated since the last flush
 	exNext int32 // next exemplar slot to overwrite once the ring is full
@@ -50,24 +52,8 @@ type series struct {
 // of the series hash, so concurrent ConsumeTraces calls rarely meet on a lock.
 type shard struct {
 	mu sync.Mutex
-	m  map[uint64]*series
-	_  [40]byte // keep neighbouring shard locks on separate cache lines
-}
-
-// find returns the series with that identity or nil. vals are compared in
-// full: a hash match alone never merges two dimension sets.
-func (sh *shard) find(h uint64, res *resource, family uint8, vals []dimVal) *series {
-	for s := sh.m[h]; s != nil; s = s.next {
-		if s.res == res && s.family == family && valsEqual(s.vals, vals) {
-			return s
-		}
-	}
-	return nil
-}
-
-func (sh *shard) insert(h uint64, s *series) {
-	s.next = sh.m[h]
-	sh.m[h] = s
+	t  seriesTable
+	_  [24]byte // keep neighbouring shard locks on separate cache lines
 }
 
 func valsEqual(a, b []dimVal) bool {

@@ -272,6 +272,7 @@ type sgScratch struct {
 	ltab []int32 // open addressing, position + 1
 	lp   []batchSpan
 	nlp  int
+	key  []byte // appendKey of the series being looked up
 }
 
 // batchPairs is how many spans a batch pairs in its own table; past it,
@@ -326,7 +327,7 @@ func (g *serviceGraph) newScratch() sgScratch {
 func (c *connectorImp) mergeLocal(sc *sgScratch, now stamp, st *sgStats) {
 	for i := 0; i < sc.nl; i++ {
 		l := &sc.local[i]
-		s, mu, o, cr := c.lockGlobalHashed(l.h, familyEdge, l.vals, now)
+		s, mu, o, cr := c.lockGlobalHashed(sc, l.h, familyEdge, l.vals, now)
 		st.overflowed += o * l.calls
 		st.created += cr
 		s.lastSeen = now.mono
@@ -736,7 +737,7 @@ func (c *connectorImp) countSide(_ *serviceGraph, sc *sgScratch, family uint8, s
 	v[0], v[1] = dimVal{t: vStr}, dimVal{t: vStr}
 	v[side] = dimVal{t: vStr, s: service} // sideClient = 0 = client, sideServer = 1 = server
 	v[2] = dimVal{t: vStr, s: connNames[conn]}
-	s, mu, o, cr := c.lockGlobal(family, v, now)
+	s, mu, o, cr := c.lockGlobal(sc, family, v, now)
 	st.overflowed += o
 	st.created += cr
 	s.lastSeen = now.mono
@@ -750,31 +751,37 @@ func (c *connectorImp) countSide(_ *serviceGraph, sc *sgScratch, family uint8, s
 // contrib does) and returns it with its lock held: the shard's, or the
 // overflow lock when cardinality_limit is reached. It returns 1 when the
 // series is the overflow one, and 1 when it was created.
-func (c *connectorImp) lockGlobal(family uint8, vals []dimVal, now stamp) (*series, *sync.Mutex, int64, int64) {
-	return c.lockGlobalHashed(hashVals(c.seed, 0, family, vals), family, vals, now)
+func (c *connectorImp) lockGlobal(sc *sgScratch, family uint8, vals []dimVal, now stamp) (*series, *sync.Mutex, int64, int64) {
+	sc.key = appendKey(sc.key[:0], family, vals)
+	return c.lockGlobalKeyed(keyHash(c.seed, 0, sc.key), family, vals, sc.key, now)
 }
 
 // lockGlobalHashed is lockGlobal with the series hash computed by the
 // caller (a function of vals alone: equal values, equal hash).
-func (c *connectorImp) lockGlobalHashed(h uint64, family uint8, vals []dimVal, now stamp) (*series, *sync.Mutex, int64, int64) {
+func (c *connectorImp) lockGlobalHashed(sc *sgScratch, h uint64, family uint8, vals []dimVal, now stamp) (*series, *sync.Mutex, int64, int64) {
+	sc.key = appendKey(sc.key[:0], family, vals)
+	return c.lockGlobalKeyed(h, family, vals, sc.key, now)
+}
+
+func (c *connectorImp) lockGlobalKeyed(h uint64, family uint8, vals []dimVal, key []byte, now stamp) (*series, *sync.Mutex, int64, int64) {
 	if c.testHash != nil {
 		h = c.testHash(0, family, vals)
 	}
 	sh := &c.shards[h>>c.shift]
 	sh.mu.Lock()
-	if s := sh.find(h, nil, family, vals); s != nil {
+	if s := sh.t.find(h, nil, unsafeString(key)); s != nil {
 		return s, &sh.mu, 0, 0
 	}
 	if c.reserve() {
-		s := c.newSeries(nil, family, cloneVals(vals), now)
-		sh.insert(h, s)
+		s := c.newSeries(nil, family, string(key), now)
+		sh.t.insert(h, s)
 		return s, &sh.mu, 0, 1
 	}
 	sh.mu.Unlock()
 	c.overflowMu.Lock()
 	o := c.overflow[family]
 	if o == nil {
-		o = c.newSeries(nil, family, nil, now)
+		o = c.newSeries(nil, family, "", now)
 		c.overflow[family] = o
 	}
 	return o, &c.overflowMu, 1, 0

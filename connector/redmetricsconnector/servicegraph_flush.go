@@ -57,24 +57,25 @@ func (b *builder) emitGraph(sn *snapshot, p *snap) {
 	o := b.out(nil)
 	b.attrs.Clear()
 	withInst := b.c.spanPlan.instAt >= 0
-	overflow := s.vals == nil
+	overflow := s.key == ""
+	b.vals = decodeKey(s.key, b.vals[:0])
 	if overflow {
 		b.attrs.PutBool(overflowKey, true)
 		if withInst {
 			b.attrs.PutStr(collectorInstanceKey, b.c.instanceID)
 		}
 	} else if s.family == familyEdge {
-		for i, v := range s.vals {
+		for i, v := range b.vals {
 			if i == edgeDims && withInst {
 				b.attrs.PutStr(collectorInstanceKey, b.c.instanceID)
 			}
 			putValue(b.attrs, g.names[i], v)
 		}
-		if len(s.vals) == edgeDims && withInst {
+		if len(b.vals) == edgeDims && withInst {
 			b.attrs.PutStr(collectorInstanceKey, b.c.instanceID)
 		}
 	} else {
-		for i, v := range s.vals {
+		for i, v := range b.vals {
 			putValue(b.attrs, g.names[i], v)
 		}
 		if withInst {
@@ -101,7 +102,7 @@ func (b *builder) emitGraph(sn *snapshot, p *snap) {
 		return
 	}
 	sum(graphRequests, p.count)
-	if !overflow && s.vals[edgeFailed].n == 1 {
+	if !overflow && b.vals[edgeFailed].n == 1 {
 		sum(graphFailed, p.count)
 	}
 	counts := sn.u64[p.bOff : p.bOff+p.bLen]

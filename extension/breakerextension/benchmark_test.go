@@ -11,11 +11,13 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/otelcsp/otelcsp/internal/clock"
 )
 
 func benchCore(b *testing.B) *core {
 	cfg := createDefaultConfig()
-	c := newCore(cfg, newRealClock(), zap.NewNop(), 1)
+	c := newCore(cfg, clock.Real{}, zap.NewNop(), 1)
 	c.start() // as in the extension: the coarse clock ticks
 	b.Cleanup(c.stop)
 	return c
@@ -39,7 +41,7 @@ func BenchmarkAllowDone(b *testing.B) {
 func BenchmarkAllowDoneSlowWatch(b *testing.B) {
 	cfg := createDefaultConfig()
 	cfg.SlowCallDuration = 1e9
-	c := newCore(cfg, newRealClock(), zap.NewNop(), 1)
+	c := newCore(cfg, clock.Real{}, zap.NewNop(), 1)
 	c.start()
 	b.Cleanup(c.stop)
 	br := c.Breaker("backend:4317")
@@ -59,7 +61,7 @@ func BenchmarkAllowDoneSlowWatch(b *testing.B) {
 func BenchmarkAllowDoneOutlierDetection(b *testing.B) {
 	cfg := createDefaultConfig()
 	cfg.OutlierDetection.GetOrInsertDefault()
-	c := newCore(cfg, newRealClock(), zap.NewNop(), 1)
+	c := newCore(cfg, clock.Real{}, zap.NewNop(), 1)
 	c.start()
 	b.Cleanup(c.stop)
 	br := c.Breaker("backend:4317")
@@ -110,7 +112,7 @@ func BenchmarkAllowDoneParallelKeys(b *testing.B) {
 func openBreaker(b *testing.B) Breaker {
 	cfg := createDefaultConfig()
 	cfg.OpenDuration, cfg.MaxOpenDuration = time.Hour, time.Hour // open for the whole run
-	c := newCore(cfg, newRealClock(), zap.NewNop(), 1)
+	c := newCore(cfg, clock.Real{}, zap.NewNop(), 1)
 	c.start()
 	b.Cleanup(c.stop)
 	br := c.Breaker("backend:4317")

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/otelcsp/otelcsp/internal/clock"
 )
 
 type permitKind uint8
@@ -170,7 +172,8 @@ type breaker struct {
 	closedAt       int64 // clock reading of the last close (0: never opened)
 	openUntil      int64 // clock reading when the open state ends
 	lastReason     string
-	timer          stopper
+	changedAt      int64 // clock reading of the last change of machine or manual state (or of creation)
+	timer          clock.Timer
 	stopped        bool // the provider stopped: arm no timer
 	rampAcc        float64
 	trips          uint64
@@ -181,7 +184,7 @@ type breaker struct {
 }
 
 func newBreaker(c *core, key string, p *policy, m ManualState) *breaker {
-	b := &breaker{key: key, p: p, core: c, buckets: make([]bucket, p.ringMask+1), manual: m, cfgManual: m}
+	b := &breaker{key: key, p: p, core: c, buckets: make([]bucket, p.ringMask+1), manual: m, cfgManual: m, changedAt: c.now()}
 	for i := range b.buckets {
 		b.buckets[i].epoch.Store(-1)
 	}
@@ -277,7 +280,7 @@ func (b *breaker) allowAuto() (Permit, bool) {
 			b.mu.Unlock()
 			return b.allowAuto()
 		}
-		if w&flagRamp != 0 && !b.rampAdmitLocked(b.core.clk.Now()) {
+		if w&flagRamp != 0 && !b.rampAdmitLocked(b.core.now()) {
 			b.mu.Unlock()
 			return Permit{}, false
 		}
@@ -336,7 +339,7 @@ func (b *breaker) enter(p Permit) Permit {
 	if b.p.slowDur == 0 {
 		return p
 	}
-	now := b.core.clk.Now()
+	now := b.core.now()
 	p.start = now
 	c := uint32(now / b.p.cohortWidth)
 	s := &b.slots[c%cohortSlots]
@@ -417,7 +420,7 @@ func (b *breaker) done(p Permit, err error) {
 	var now int64
 	slow := false
 	if p.slot != slotNone {
-		now = b.core.clk.Now()
+		now = b.core.now()
 		b.exit(p)
 		slow = now-p.start >= b.p.slowDur
 		if now-b.lastDone.Load() >= b.p.cohortWidth {
@@ -601,7 +604,7 @@ func (b *breaker) probeDone(p Permit, out Outcome, hold time.Duration, slow bool
 		return
 	}
 	b.probes--
-	now := b.core.clk.Now()
+	now := b.core.now()
 	switch {
 	case hold > 0:
 		b.toOpenLocked(now, int64(hold), "throttled")
@@ -629,7 +632,7 @@ func (b *breaker) trip(gen uint32, reason string, hold int64) {
 		b.mu.Unlock()
 		return
 	}
-	now := b.core.clk.Now()
+	now := b.core.now()
 	if b.closedAt != 0 && now-b.closedAt >= b.p.maxOpen {
 		// It stayed closed long enough: this is a new incident.
 		b.level = 0
@@ -691,7 +694,7 @@ func (b *breaker) openElapsed(gen uint32) {
 	}
 	b.probes, b.probeSuccesses = 0, 0
 	if b.p.slowDur > 0 {
-		b.halfOpenCohort = b.core.clk.Now() / b.p.cohortWidth
+		b.halfOpenCohort = b.core.now() / b.p.cohortWidth
 	}
 	b.timer = nil // it fired; the first probe arms the probe timeout
 	b.setStateLocked(stHalfOpen, 0, "open_duration_elapsed")
@@ -713,7 +716,7 @@ func (b *breaker) halfOpenExpired(gen uint32) {
 		b.mu.Unlock()
 		return
 	}
-	b.toOpenLocked(b.core.clk.Now(), 0, "probe_timeout")
+	b.toOpenLocked(b.core.now(), 0, "probe_timeout")
 	b.mu.Unlock()
 	b.core.deliver()
 }
@@ -751,6 +754,7 @@ func (b *breaker) setStateLocked(state, flags uint64, reason string) uint32 {
 	keep := w & (flagManual | flagDetached)
 	b.word.Store(makeWord(state, flags|keep, gen))
 	b.lastReason = reason
+	b.changedAt = b.core.now()
 	b.ejected = false
 	from, to := State(wordState(w)), State(state)
 	ch := StateChange{Key: b.key, Generation: uint64(gen), Reason: reason, From: from, To: to}
@@ -789,6 +793,7 @@ func (b *breaker) setManual(m ManualState) error {
 	w := b.word.Load()
 	machine := State(wordState(w))
 	b.manual = m
+	b.changedAt = b.core.now()
 	if m == ManualNone {
 		b.word.Store(w &^ flagManual)
 	} else {
@@ -813,7 +818,7 @@ func (b *breaker) eject(d int64, reason string) bool {
 		b.mu.Unlock()
 		return false
 	}
-	b.openUntil = b.core.clk.Now() + d
+	b.openUntil = b.core.now() + d
 	b.trips++
 	gen := b.setStateLocked(stOpen, 0, reason)
 	b.ejected = true
@@ -834,7 +839,7 @@ func (b *breaker) ejectionElapsed(gen uint32) {
 		return
 	}
 	b.timer = nil
-	b.toClosedLocked(b.core.clk.Now(), "ejection_elapsed")
+	b.toClosedLocked(b.core.now(), "ejection_elapsed")
 	b.mu.Unlock()
 	b.core.deliver()
 }
@@ -880,6 +885,7 @@ func (b *breaker) forgetLocked(now int64) {
 	b.lastActive, b.lastCalls = 0, 0
 	if wordState(w) == stClosed {
 		b.word.Store(makeWord(stClosed, w&flagManual|flagDetached, wordGen(w)+1))
+		b.changedAt = now
 		return
 	}
 	b.word.Store(w | flagDetached)

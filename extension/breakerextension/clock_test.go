@@ -7,10 +7,14 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/otelcsp/otelcsp/internal/clock"
 )
 
 // fakeClock is advanced by tests; timers fire synchronously inside Advance,
-// in due-time order, with Now set to each timer's due time.
+// in due-time order, with the time set to each timer's due time. Its wall
+// clock is a fixed date plus the monotonic reading, so snapshots' times are
+// exact.
 type fakeClock struct {
 	now    atomic.Int64
 	mu     sync.Mutex
@@ -33,9 +37,19 @@ func newFakeClock() *fakeClock {
 	return c
 }
 
-func (c *fakeClock) Now() int64 { return c.now.Load() }
+var _ clock.TimerClock = (*fakeClock)(nil)
 
-func (c *fakeClock) AfterFunc(d time.Duration, f func()) stopper {
+// fakeWallOrigin is the wall time at monotonic reading 0.
+var fakeWallOrigin = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+
+// mono is the monotonic reading in the engine's unit (nanoseconds).
+func (c *fakeClock) mono() int64 { return c.now.Load() }
+
+func (c *fakeClock) Monotonic() time.Duration { return time.Duration(c.now.Load()) }
+
+func (c *fakeClock) Now() time.Time { return fakeWallOrigin.Add(c.Monotonic()) }
+
+func (c *fakeClock) AfterFunc(d time.Duration, f func()) clock.Timer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.seq++

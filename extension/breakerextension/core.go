@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/otelcsp/otelcsp/internal/clock"
 	"github.com/otelcsp/otelcsp/internal/glob"
 )
 
@@ -22,7 +23,10 @@ import (
 // ticker, and the ordered delivery of state changes. The extension wraps it
 // with the collector's lifecycle, telemetry and HTTP endpoint.
 type core struct {
-	clk    clock
+	// clk is the breakers' only source of time, so tests drive every
+	// transition with a manual clock instead of sleeping. The engine counts
+	// in monotonic nanoseconds (now); the wall clock only labels snapshots.
+	clk    clock.TimerClock
 	logger *zap.Logger
 
 	rngMu sync.Mutex
@@ -70,7 +74,7 @@ type core struct {
 	onStatus   func(openKeys []string)
 
 	tickMu  sync.Mutex
-	timers  map[string]stopper
+	timers  map[string]clock.Timer
 	running bool
 }
 
@@ -87,7 +91,7 @@ type globRule[T any] struct {
 	val  T
 }
 
-func newCore(cfg *Config, clk clock, logger *zap.Logger, seed uint64) *core {
+func newCore(cfg *Config, clk clock.TimerClock, logger *zap.Logger, seed uint64) *core {
 	c := &core{
 		clk:        clk,
 		logger:     logger,
@@ -96,7 +100,7 @@ func newCore(cfg *Config, clk clock, logger *zap.Logger, seed uint64) *core {
 		idleExpiry: int64(cfg.IdleExpiry),
 		maxManual:  int64(cfg.MaxManualKeys),
 		open:       map[string]struct{}{},
-		timers:     map[string]stopper{},
+		timers:     map[string]clock.Timer{},
 		detached:   map[string]weak.Pointer[breaker]{},
 	}
 	named := map[string]*policy{"default": c.def}
@@ -198,13 +202,17 @@ func (c *core) attachLocked(b *breaker) {
 	b.mu.Unlock()
 }
 
+// now is the monotonic clock in nanoseconds (always > 0, so 0 can mean
+// "unset").
+func (c *core) now() int64 { return int64(c.clk.Monotonic()) }
+
 // coarse is the clock for bucketing successes and failures: the ticker's
 // reading while it runs (at most coarseTick old), the clock otherwise.
 func (c *core) coarse() int64 {
 	if c.ticking.Load() {
 		return c.coarseNow.Load()
 	}
-	return c.clk.Now()
+	return c.now()
 }
 
 func (c *core) random() float64 {
@@ -373,7 +381,7 @@ func (c *core) start() {
 		b.mu.Unlock()
 		return true
 	})
-	c.coarseNow.Store(c.clk.Now())
+	c.coarseNow.Store(c.now())
 	c.ticking.Store(true)
 	c.scheduleLocked("coarse", c.coarseTick, func(now int64) { c.coarseNow.Store(now) })
 	c.scheduleLocked("idle", max(c.idleExpiry/2, int64(time.Millisecond)), c.sweep)
@@ -388,7 +396,7 @@ func (c *core) start() {
 func (c *core) scheduleLocked(name string, every int64, f func(now int64)) {
 	var tick func()
 	tick = func() {
-		f(c.clk.Now())
+		f(c.now())
 		c.tickMu.Lock()
 		defer c.tickMu.Unlock()
 		if c.running {

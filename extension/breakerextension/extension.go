@@ -5,7 +5,6 @@ package breakerextension // import "github.com/otelcsp/otelcsp/extension/breaker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -17,11 +16,9 @@ import (
 	"go.opentelemetry.io/collector/extension"
 	"go.opentelemetry.io/collector/extension/extensionmiddleware"
 	"go.opentelemetry.io/collector/pdata/pcommon"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
-	"github.com/otelcsp/otelcsp/extension/breakerextension/internal/metadata"
+	"github.com/otelcsp/otelcsp/internal/clock"
 )
 
 // breakerExtension is the collector-facing side: lifecycle, telemetry,
@@ -35,7 +32,7 @@ type breakerExtension struct {
 	started  bool
 	stopped  bool
 	host     component.Host
-	tb       *metadata.TelemetryBuilder
+	tel      *telemetry
 	unsub    func()
 	srv      *http.Server
 	srvDone  chan struct{}
@@ -52,7 +49,7 @@ var (
 	_ extensionmiddleware.HTTPClient = (*breakerExtension)(nil)
 )
 
-func newExtension(cfg *Config, set extension.Settings, clk clock) (*breakerExtension, error) {
+func newExtension(cfg *Config, set extension.Settings, clk clock.TimerClock) (*breakerExtension, error) {
 	logger := set.Logger
 	if logger == nil {
 		logger = zap.NewNop()
@@ -72,24 +69,16 @@ func (e *breakerExtension) Start(ctx context.Context, host component.Host) error
 	if e.started {
 		return nil
 	}
-	tb, err := metadata.NewTelemetryBuilder(e.set.TelemetrySettings)
+	tel, err := newTelemetry(e.set.TelemetrySettings, e.core)
 	if err != nil {
 		return err
 	}
-	e.tb = tb
-	if err := e.registerMetrics(); err != nil {
-		tb.Shutdown()
-		return err
-	}
+	e.tel = tel
 	e.statusMu.Lock()
 	e.host = host
 	e.statusMu.Unlock()
 	e.unsub = e.Subscribe(func(ch StateChange) {
-		tb.BreakerTransitions.Add(context.Background(), 1, metric.WithAttributes(
-			attribute.String("from", ch.From.String()),
-			attribute.String("to", ch.To.String()),
-			attribute.Bool("shadow", ch.Shadow),
-		))
+		tel.transition(ch)
 		e.set.Logger.Info("breaker state change", zap.String("key", ch.Key),
 			zap.Stringer("from", ch.From), zap.Stringer("to", ch.To),
 			zap.String("reason", ch.Reason), zap.Bool("shadow", ch.Shadow))
@@ -101,7 +90,7 @@ func (e *breakerExtension) Start(ctx context.Context, host component.Host) error
 	if srvCfg := e.cfg.HTTP.Get(); srvCfg != nil {
 		if err := e.startHTTP(ctx, host, srvCfg); err != nil {
 			e.unsub()
-			tb.Shutdown()
+			tel.shutdown()
 			return err
 		}
 	}
@@ -133,7 +122,7 @@ func (e *breakerExtension) Shutdown(ctx context.Context) error {
 	e.onStatus = nil
 	e.evMu.Unlock()
 	e.unsub()
-	e.tb.Shutdown()
+	e.tel.shutdown()
 	return err
 }
 
@@ -157,29 +146,4 @@ func (e *breakerExtension) reportStatus(open []string) {
 	err := fmt.Errorf("%d breaker key(s) open: %s", len(open), strings.Join(open, ", "))
 	componentstatus.ReportStatus(host, componentstatus.NewEvent(componentstatus.StatusRecoverableError,
 		componentstatus.WithError(err), componentstatus.WithAttributes(attrs)))
-}
-
-func (e *breakerExtension) registerMetrics() error {
-	return errors.Join(
-		e.tb.RegisterBreakerStateCallback(func(_ context.Context, o metric.Int64Observer) error {
-			e.breakers.Range(func(_, v any) bool {
-				b := v.(*breaker)
-				o.Observe(int64(b.State()), metric.WithAttributes(attribute.String("key", b.key)))
-				return true
-			})
-			return nil
-		}),
-		e.tb.RegisterBreakerKeysCallback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(e.count.Load())
-			return nil
-		}),
-		e.tb.RegisterBreakerCallsCallback(func(_ context.Context, o metric.Int64Observer) error {
-			t := e.totals()
-			o.Observe(int64(t.success), metric.WithAttributes(attribute.String("outcome", "success")))
-			o.Observe(int64(t.failure), metric.WithAttributes(attribute.String("outcome", "failure")))
-			o.Observe(int64(t.ignored), metric.WithAttributes(attribute.String("outcome", "ignored")))
-			o.Observe(int64(t.rejected), metric.WithAttributes(attribute.String("outcome", "rejected")))
-			return nil
-		}),
-	)
 }

@@ -195,7 +195,7 @@ func TestHTTPEndpoint(t *testing.T) {
 	srv := confighttp.NewDefaultServerConfig()
 	srv.NetAddr.Endpoint = "127.0.0.1:0"
 	cfg.HTTP = configoptional.Some(srv)
-	e, _ := newTestExtension(t, cfg, nil)
+	e, clk := newTestExtension(t, cfg, nil)
 	require.NoError(t, e.Start(context.Background(), componenttest.NewNopHost()))
 	defer func() { require.NoError(t, e.Shutdown(context.Background())) }()
 	base := "http://" + e.listenAddr() + breakersPath
@@ -212,7 +212,8 @@ func TestHTTPEndpoint(t *testing.T) {
 	assert.Equal(t, "open", list.Keys[0].State)
 	assert.Equal(t, uint64(5), list.Keys[0].Failure)
 	require.NotNil(t, list.Keys[0].NextProbe)
-	assert.WithinDuration(t, time.Now().Add(time.Second), *list.Keys[0].NextProbe, 500*time.Millisecond)
+	assert.Equal(t, clk.Now().Add(time.Second), list.Keys[0].NextProbe.UTC(), "open_duration (1s, no jitter) after the trip")
+	assert.Equal(t, clk.Now(), list.Keys[0].StateSince.UTC(), "it tripped just now")
 	assert.Equal(t, "closed", list.Keys[1].State)
 	assert.Nil(t, list.Keys[1].NextProbe)
 

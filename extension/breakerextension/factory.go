@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/collector/extension"
 
 	"github.com/otelcsp/otelcsp/extension/breakerextension/internal/metadata"
+	"github.com/otelcsp/otelcsp/internal/clock"
 )
 
 // NewFactory returns the factory of the breaker extension.
@@ -23,5 +24,5 @@ func NewFactory() extension.Factory {
 }
 
 func createExtension(_ context.Context, set extension.Settings, cfg component.Config) (extension.Extension, error) {
-	return newExtension(cfg.(*Config), set, newRealClock())
+	return newExtension(cfg.(*Config), set, clock.Real{})
 }

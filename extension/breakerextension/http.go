@@ -17,9 +17,10 @@ import (
 	"go.uber.org/zap"
 )
 
-// The operator endpoint: GET lists every key; POST or PUT sets a manual
-// state. It is off unless `http:` is configured and listens on loopback by
-// default, because it can force backends open.
+// The operator endpoint: GET lists every key (JSON; the status page for a
+// browser, see status.go); POST or PUT sets a manual state. It is off unless
+// `http:` is configured and listens on loopback by default, because it can
+// force backends open.
 const breakersPath = "/breakers"
 
 type manualRequest struct {
@@ -33,6 +34,7 @@ type listResponse struct {
 
 func (e *breakerExtension) handler() http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", e.handleStatus)
 	mux.HandleFunc("GET "+breakersPath, e.handleList)
 	mux.HandleFunc("POST "+breakersPath, e.handleSet)
 	mux.HandleFunc("PUT "+breakersPath, e.handleSet)
@@ -40,6 +42,11 @@ func (e *breakerExtension) handler() http.Handler {
 }
 
 func (e *breakerExtension) handleList(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Vary", "Accept")
+	if wantsHTML(r) && !r.URL.Query().Has("key") {
+		e.handleStatus(w, r)
+		return
+	}
 	snaps := e.Snapshot()
 	if key := r.URL.Query().Get("key"); key != "" {
 		var one []KeySnapshot
@@ -98,7 +105,7 @@ func (e *breakerExtension) handleSet(w http.ResponseWriter, r *http.Request) {
 	}
 	e.set.Logger.Info("breaker manual state set over HTTP", zap.String("key", req.Key),
 		zap.Stringer("manual", m), zap.String("remote", r.RemoteAddr))
-	now, wall := e.clk.Now(), wallNow()
+	now, wall := e.now(), e.clk.Now()
 	writeJSON(w, http.StatusOK, e.get(req.Key).snapshot(now, wall))
 }
 

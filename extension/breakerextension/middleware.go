@@ -53,7 +53,7 @@ func (b *breaker) retryAfter() time.Duration {
 	if wordState(b.word.Load()) != stOpen {
 		return 0
 	}
-	return time.Duration(max(b.openUntil-b.core.clk.Now(), 0))
+	return time.Duration(max(b.openUntil-b.core.now(), 0))
 }
 
 func (c *core) reject(b *breaker) error {
@@ -132,7 +132,7 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	case resp.StatusCode >= 400:
 		p.Done(&HTTPStatusError{
 			StatusCode: resp.StatusCode,
-			RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+			RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), rt.ext.clk.Now()),
 		})
 	default:
 		p.Done(nil)

@@ -20,6 +20,9 @@ type KeySnapshot struct {
 	Manual     string `json:"manual"`
 	Generation uint64 `json:"generation"`
 	LastReason string `json:"last_reason,omitempty"`
+	// StateSince is when the machine or manual state last changed (or the
+	// key was created).
+	StateSince time.Time `json:"state_since"`
 	Trips      uint64 `json:"trips"`
 
 	ConsecutiveFailures int64 `json:"consecutive_failures"`
@@ -51,6 +54,7 @@ func (b *breaker) snapshot(now int64, wallNow time.Time) KeySnapshot {
 		Manual:           b.manual.String(),
 		Generation:       uint64(wordGen(w)),
 		LastReason:       b.lastReason,
+		StateSince:       wallNow.Add(time.Duration(b.changedAt - now)),
 		Trips:            b.trips,
 		HalfOpenInFlight: b.probes,
 		Ejected:          b.ejected,
@@ -75,7 +79,7 @@ func (b *breaker) snapshot(now int64, wallNow time.Time) KeySnapshot {
 
 // Snapshot implements Controller: every known key, sorted.
 func (c *core) Snapshot() []KeySnapshot {
-	now, wall := c.clk.Now(), time.Now()
+	now, wall := c.now(), c.clk.Now()
 	var out []KeySnapshot
 	c.breakers.Range(func(_, v any) bool {
 		out = append(out, v.(*breaker).snapshot(now, wall))
@@ -84,8 +88,6 @@ func (c *core) Snapshot() []KeySnapshot {
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out
 }
-
-func wallNow() time.Time { return time.Now() }
 
 // outcomeTotals sums call counts over live keys and forgotten ones.
 type outcomeTotals struct{ success, failure, ignored, rejected uint64 }

@@ -17,16 +17,44 @@ type Ticker interface {
 	Stop()
 }
 
+// Timer is a call scheduled with AfterFunc.
+type Timer interface {
+	// Stop cancels the call; it reports whether it did (false: the call
+	// already ran or was stopped).
+	Stop() bool
+}
+
+// TimerClock is the source of time of a state machine with timeouts (the
+// breaker's open periods): the wall clock for what it shows, the monotonic
+// clock for what it measures, and one-shot timers.
+type TimerClock interface {
+	Now() time.Time
+	Monotonic() time.Duration
+	// AfterFunc calls f in its own goroutine once d has elapsed.
+	AfterFunc(d time.Duration, f func()) Timer
+}
+
 // Real is the system clock. Its Monotonic reads the monotonic clock only,
 // so ages and rate limits ignore wall-clock steps.
 type Real struct{}
 
-var monoOrigin = time.Now()
+var (
+	_ Clock      = Real{}
+	_ TimerClock = Real{}
+)
+
+// monoOrigin lies a second before the process started, so that Monotonic is
+// never 0 and callers may use 0 for "unset".
+var monoOrigin = time.Now().Add(-time.Second)
 
 func (Real) Now() time.Time { return time.Now() }
 
-// Monotonic is the time since an arbitrary origin on the monotonic clock.
+// Monotonic is the time since an arbitrary origin on the monotonic clock;
+// it is always > 0.
 func (Real) Monotonic() time.Duration { return time.Since(monoOrigin) }
+
+// AfterFunc is time.AfterFunc.
+func (Real) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
 
 func (Real) NewTicker(d time.Duration) Ticker { return realTicker{time.NewTicker(d)} }
 

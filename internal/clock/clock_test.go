@@ -42,4 +42,20 @@ func TestRealMonotonicIncreases(t *testing.T) {
 	if b < a {
 		t.Fatalf("monotonic went back: %v then %v", a, b)
 	}
+	if a <= 0 {
+		t.Fatalf("monotonic reading %v, want > 0 (0 is free to mean unset)", a)
+	}
+}
+
+func TestRealAfterFuncRunsAndStops(t *testing.T) {
+	ran := make(chan struct{})
+	Real{}.AfterFunc(0, func() { close(ran) })
+	<-ran
+	stopped := Real{}.AfterFunc(time.Hour, func() { t.Error("a stopped timer ran") })
+	if !stopped.Stop() {
+		t.Fatal("Stop of a pending timer returned false")
+	}
+	if stopped.Stop() {
+		t.Fatal("second Stop returned true")
+	}
 }

@@ -128,6 +128,15 @@ func (sc *ServiceConfig) Unmarshal(conf *confmap.Conf) error {
 	return conf.Unmarshal(sc)
 }
 
+// instances is the number of instances; a Config built in Go rather than
+// unmarshaled may leave it 0, which means the default of one.
+func (sc *ServiceConfig) instances() int {
+	if sc.Instances == 0 {
+		return 1
+	}
+	return sc.Instances
+}
+
 // Unmarshal gives an operation a weight of 1 unless set.
 func (op *OperationConfig) Unmarshal(conf *confmap.Conf) error {
 	op.Weight = 1
@@ -138,6 +147,14 @@ func (op *OperationConfig) Unmarshal(conf *confmap.Conf) error {
 func (c *CallConfig) Unmarshal(conf *confmap.Conf) error {
 	c.Count = 1
 	return conf.Unmarshal(c)
+}
+
+// target is the name of the called service: the caller's own unless set.
+func (c *CallConfig) target(caller string) string {
+	if c.Service == "" {
+		return caller
+	}
+	return c.Service
 }
 
 // Validate checks the configuration; every error names the key at fault and
@@ -154,9 +171,7 @@ func (cfg *Config) Validate() error {
 		errs = append(errs, fmt.Errorf(`"batch_size": must be in [1, %d], got %d`, maxBatchSize, cfg.BatchSize))
 	}
 	if len(cfg.Services) > 0 {
-		if _, err := compileTopology(cfg.Services, ""); err != nil {
-			errs = append(errs, err)
-		}
+		errs = append(errs, validateServices(cfg.Services))
 	}
 	return errors.Join(errs...)
 }

@@ -19,7 +19,6 @@ func newTestGenerator(tb testing.TB, services []ServiceConfig, seed uint64, cana
 	if canary {
 		genID = "test-generator"
 	}
-	topo, err := compileTopology(services, genID)
-	require.NoError(tb, err)
-	return newGenerator(topo, seed, canary)
+	require.NoError(tb, validateServices(services))
+	return newGenerator(compileTopology(services, genID), seed, canary)
 }

@@ -80,10 +80,7 @@ func newReceiver(cfg *Config, set receiver.Settings, clk clock) (*syntheticRecei
 			generatorID = set.ID.String() + "-" + hex.EncodeToString(b[:])
 		}
 	}
-	topo, err := compileTopology(services, generatorID)
-	if err != nil {
-		return nil, err
-	}
+	topo := compileTopology(services, generatorID)
 	seed := cfg.Seed
 	if seed == 0 {
 		seed = mrand.Uint64()

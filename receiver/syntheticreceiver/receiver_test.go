@@ -402,12 +402,6 @@ func TestLifecycle(t *testing.T) {
 		require.NoError(t, r.Shutdown(context.Background()))
 		require.Error(t, r.Start(context.Background(), host))
 	})
-	t.Run("invalid topology fails creation", func(t *testing.T) {
-		cfg := testConfig(10, 1, 0)
-		cfg.Services = []ServiceConfig{{Name: "x"}}
-		_, err := f.CreateTraces(context.Background(), receivertest.NewNopSettings(typ), cfg, consumertest.NewNop())
-		require.Error(t, err)
-	})
 }
 
 func TestShutdownIsPromptAtHighRate(t *testing.T) {

@@ -2,7 +2,6 @@ package syntheticreceiver // import "github.com/otelcsp/otelcsp/receiver/synthet
 
 import (
 	_ "embed"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -90,12 +89,8 @@ type operation struct {
 	excAttrs          pcommon.Map
 	events            []spanEvent
 	calls             []*call
-	// spans is the number of spans one execution produces, children included.
-	spans float64
-
-	// Where the operation sits in the config, for error messages.
-	path string
-	cfg  *OperationConfig
+	// cfg is the operation's config, which calls to it derive from.
+	cfg *OperationConfig
 }
 
 type spanEvent struct {
@@ -124,136 +119,81 @@ var kinds = map[string]ptrace.SpanKind{
 	"consumer": ptrace.SpanKindConsumer,
 }
 
-// compileTopology validates services and builds the topology. generatorID,
-// when not empty, is added to every resource as synthetic.generator.
-func compileTopology(services []ServiceConfig, generatorID string) (*topology, error) {
-	t := &topology{}
-	var errs []error
-	byName := map[string]*service{}
-	ops := map[string]map[string]*operation{}
-	var all []*operation
+// operationIndex finds an operation by service and operation name.
+type operationIndex map[string]map[string]*OperationConfig
 
+func indexOperations(services []ServiceConfig) operationIndex {
+	idx := operationIndex{}
 	for si := range services {
 		sc := &services[si]
-		spath := fmt.Sprintf("services[%d]", si)
-		if sc.Name == "" {
-			errs = append(errs, fmt.Errorf("%q: must not be empty", spath+".name"))
-		} else if _, dup := byName[sc.Name]; dup {
-			errs = append(errs, fmt.Errorf("%q: duplicate service name %q", spath+".name", sc.Name))
+		ops := map[string]*OperationConfig{}
+		for oi := range sc.Operations {
+			ops[sc.Operations[oi].Name] = &sc.Operations[oi]
 		}
+		idx[sc.Name] = ops
+	}
+	return idx
+}
+
+// callerKind says whether a call to an operation of kind is a pair of
+// spans (a client span around a server span, a producer span around a
+// consumer span) and, if so, the kind of the caller-side span.
+func callerKind(kind string) (ptrace.SpanKind, bool) {
+	switch kind {
+	case "server":
+		return ptrace.SpanKindClient, true
+	case "consumer":
+		return ptrace.SpanKindProducer, true
+	}
+	return ptrace.SpanKindUnspecified, false
+}
+
+// compileTopology builds the topology of services, which validateServices
+// has accepted (the embedded default topology is checked by a test).
+// generatorID, when not empty, is added to every resource as
+// synthetic.generator.
+func compileTopology(services []ServiceConfig, generatorID string) *topology {
+	t := &topology{}
+	compiled := map[*OperationConfig]*operation{}
+	var all []*operation
+	for si := range services {
+		sc := &services[si]
 		svc := &service{index: si, name: sc.Name, slot: t.slots}
-		for _, k := range []string{attrServiceName, attrInstanceID} {
-			if _, ok := sc.ResourceAttributes[k]; ok {
-				errs = append(errs, fmt.Errorf("%q: must not set %s, the receiver sets it", spath+".resource_attributes", k))
-			}
-		}
-		instances := sc.Instances
-		if instances == 0 { // a Config built in Go rather than unmarshaled
-			instances = 1
-		}
-		if instances < 1 || instances > maxInstances {
-			errs = append(errs, fmt.Errorf("%q: must be in [1, %d], got %d", spath+".instances", maxInstances, sc.Instances))
-			instances = 1
-		}
-		for i := range instances {
+		for i := range sc.instances() {
 			res := map[string]any{attrServiceName: sc.Name, attrInstanceID: fmt.Sprintf("%s-%d", sc.Name, i+1)}
 			if generatorID != "" {
 				res[attrGenerator] = generatorID
 			}
 			m := pcommon.NewMap()
-			if err := buildAttrs(m, spath+".resource_attributes", sc.ResourceAttributes, res); err != nil {
-				errs = append(errs, err)
-			}
+			buildAttrs(m, sc.ResourceAttributes, res)
 			svc.resources = append(svc.resources, m)
 		}
-		t.slots += instances
-		if sc.Name != "" {
-			byName[sc.Name] = svc
-		}
+		t.slots += len(svc.resources)
 		t.services = append(t.services, svc)
-		if len(sc.Operations) == 0 {
-			errs = append(errs, fmt.Errorf("%q: must have at least one operation", spath+".operations"))
-		}
-		svcOps := map[string]*operation{}
-		ops[sc.Name] = svcOps
 		for oi := range sc.Operations {
-			oc := &sc.Operations[oi]
-			op, err := compileOperation(svc, oc, fmt.Sprintf("%s.operations[%d]", spath, oi))
-			errs = append(errs, err)
-			if oc.Name != "" {
-				if _, dup := svcOps[oc.Name]; dup {
-					errs = append(errs, fmt.Errorf("%q: duplicate operation name %q in service %q", op.path+".name", oc.Name, sc.Name))
-				}
-				svcOps[oc.Name] = op
-			}
+			op := compileOperation(svc, &sc.Operations[oi])
+			compiled[&sc.Operations[oi]] = op
 			all = append(all, op)
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
 
-	// Resolve calls now that every operation exists.
+	// Link calls now that every operation exists.
+	idx := indexOperations(services)
 	called := map[*operation]bool{}
 	for _, op := range all {
 		for ci := range op.cfg.Calls {
 			cc := &op.cfg.Calls[ci]
-			cpath := fmt.Sprintf("%s.calls[%d]", op.path, ci)
-			c, err := compileCall(op, cc, cpath, ops)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			called[c.target] = true
-			op.calls = append(op.calls, c)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-
-	// A cycle would make a trace infinite; count spans per operation with a
-	// depth-first walk that also finds cycles.
-	state := map[*operation]int{} // 0 unvisited, 1 on the stack, 2 done
-	var visit func(op *operation) error
-	visit = func(op *operation) error {
-		switch state[op] {
-		case 1:
-			return fmt.Errorf("%q: calls form a cycle through %s/%s", op.path+".calls", op.svc.name, op.name)
-		case 2:
-			return nil
-		}
-		state[op] = 1
-		n := 1.0
-		for _, c := range op.calls {
-			if err := visit(c.target); err != nil {
-				return err
-			}
-			per := c.target.spans
-			if c.paired {
-				per++
-			}
-			n += float64(c.count) * per
-		}
-		op.spans = n
-		state[op] = 2
-		return nil
-	}
-	for _, op := range all {
-		if err := visit(op); err != nil {
-			return nil, err
+			target := compiled[idx[cc.target(op.svc.name)][cc.Operation]]
+			called[target] = true
+			op.calls = append(op.calls, compileCall(op, cc, target))
 		}
 	}
 
+	// Roots are the operations no call targets; they start traces in
+	// proportion to their weights.
 	total := 0.0
 	for _, op := range all {
-		if called[op] {
-			continue
-		}
-		if op.spans > maxSpansPerTrace {
-			errs = append(errs, fmt.Errorf("%q: a trace starting at %s/%s has %.0f spans, more than the limit of %d; lower the calls' counts", op.path, op.svc.name, op.name, op.spans, maxSpansPerTrace))
-		}
-		if op.weight == 0 {
+		if called[op] || op.weight == 0 {
 			continue
 		}
 		if generatorID != "" {
@@ -276,13 +216,7 @@ func compileTopology(services []ServiceConfig, generatorID string) (*topology, e
 			t.perTrace[svc.slot+i] = perService[svc.index] / float64(len(svc.resources))
 		}
 	}
-	if len(t.roots) == 0 {
-		errs = append(errs, errors.New(`"services": no operation can start a trace: every operation is called by another one or has weight 0`))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	return t, nil
+	return t
 }
 
 // addSpansPerService adds to acc, per service index, the spans one execution
@@ -298,31 +232,10 @@ func (op *operation) addSpansPerService(acc []float64, mult float64) {
 	}
 }
 
-func compileOperation(svc *service, oc *OperationConfig, path string) (*operation, error) {
-	var errs []error
-	op := &operation{svc: svc, name: oc.Name, path: path, cfg: oc, errorRatio: oc.ErrorRatio, weight: oc.Weight}
-	if oc.Name == "" {
-		errs = append(errs, fmt.Errorf("%q: must not be empty", path+".name"))
-	}
-	kind, ok := kinds[oc.Kind]
-	if !ok {
-		errs = append(errs, fmt.Errorf("%q: must be one of server, client, internal, producer, consumer; got %q", path+".kind", oc.Kind))
-	}
-	op.kind = kind
-	if oc.Latency.Median <= 0 {
-		errs = append(errs, fmt.Errorf("%q: must be > 0, got %v", path+".latency.median", oc.Latency.Median))
-	} else if oc.Latency.P99 < oc.Latency.Median {
-		errs = append(errs, fmt.Errorf("%q: must be >= latency.median (%v), got %v", path+".latency.p99", oc.Latency.Median, oc.Latency.P99))
-	} else {
-		op.median = float64(oc.Latency.Median)
-		op.sigma = math.Log(float64(oc.Latency.P99)/float64(oc.Latency.Median)) / z99
-	}
-	if math.IsNaN(oc.ErrorRatio) || oc.ErrorRatio < 0 || oc.ErrorRatio > 1 {
-		errs = append(errs, fmt.Errorf("%q: must be in [0, 1], got %v", path+".error_ratio", oc.ErrorRatio))
-	}
-	if math.IsNaN(oc.Weight) || math.IsInf(oc.Weight, 0) || oc.Weight < 0 {
-		errs = append(errs, fmt.Errorf("%q: must be >= 0, got %v", path+".weight", oc.Weight))
-	}
+func compileOperation(svc *service, oc *OperationConfig) *operation {
+	op := &operation{svc: svc, name: oc.Name, kind: kinds[oc.Kind], cfg: oc,
+		median: float64(oc.Latency.Median), errorRatio: oc.ErrorRatio, weight: oc.Weight}
+	op.sigma = math.Log(float64(oc.Latency.P99)/float64(oc.Latency.Median)) / z99
 
 	op.attrsOK, op.attrsErr = pcommon.NewMap(), pcommon.NewMap()
 	excType := oc.Exception.Type
@@ -336,9 +249,8 @@ func compileOperation(svc *service, oc *OperationConfig, path string) (*operatio
 		failCode = 503
 	}
 	ok200, err500 := statusAttrs(oc.Attributes, failCode, excType)
-	errs = append(errs,
-		buildAttrs(op.attrsOK, path+".attributes", oc.Attributes, ok200),
-		buildAttrs(op.attrsErr, path+".attributes", oc.Attributes, err500))
+	buildAttrs(op.attrsOK, oc.Attributes, ok200)
+	buildAttrs(op.attrsErr, oc.Attributes, err500)
 
 	msg := oc.Exception.Message
 	if msg == "" {
@@ -349,59 +261,30 @@ func compileOperation(svc *service, oc *OperationConfig, path string) (*operatio
 		stack = defaultStacktrace(svc.name, oc.Name, excType, msg)
 	}
 	op.excAttrs = pcommon.NewMap()
-	errs = append(errs, buildAttrs(op.excAttrs, path+".exception", nil, map[string]any{
+	buildAttrs(op.excAttrs, nil, map[string]any{
 		attrExcType: excType, attrExcMessage: msg, attrExcStacktrace: stack,
-	}))
+	})
 
 	for ei := range oc.Events {
 		ec := &oc.Events[ei]
-		epath := fmt.Sprintf("%s.events[%d]", path, ei)
-		if ec.Name == "" {
-			errs = append(errs, fmt.Errorf("%q: must not be empty", epath+".name"))
-		}
 		ev := spanEvent{name: ec.Name, attrs: pcommon.NewMap()}
-		errs = append(errs, buildAttrs(ev.attrs, epath+".attributes", ec.Attributes, nil))
+		buildAttrs(ev.attrs, ec.Attributes, nil)
 		op.events = append(op.events, ev)
 	}
-	return op, errors.Join(errs...)
+	return op
 }
 
-func compileCall(caller *operation, cc *CallConfig, path string, ops map[string]map[string]*operation) (*call, error) {
-	svcName := cc.Service
-	if svcName == "" {
-		svcName = caller.svc.name
-	}
-	svcOps, ok := ops[svcName]
-	if !ok {
-		return nil, fmt.Errorf("%q: no service named %q", path+".service", svcName)
-	}
-	target, ok := svcOps[cc.Operation]
-	if !ok {
-		return nil, fmt.Errorf("%q: service %q has no operation named %q", path+".operation", svcName, cc.Operation)
-	}
-	if cc.Count < 1 || cc.Count > maxFanOut {
-		return nil, fmt.Errorf("%q: must be in [1, %d], got %d", path+".count", maxFanOut, cc.Count)
-	}
+func compileCall(caller *operation, cc *CallConfig, target *operation) *call {
 	c := &call{caller: caller.svc, target: target, count: cc.Count, parallel: cc.Parallel}
-	switch target.kind {
-	case ptrace.SpanKindServer:
-		c.paired, c.kind = true, ptrace.SpanKindClient
-	case ptrace.SpanKindConsumer:
-		c.paired, c.kind = true, ptrace.SpanKindProducer
-	default:
-		if target.svc != caller.svc {
-			// Spans of another process are only reached over the wire.
-			return nil, fmt.Errorf("%q: %q of service %q is a %s operation; a call to another service must target a server or consumer operation", path+".operation", cc.Operation, svcName, target.cfg.Kind)
-		}
-		if cc.Name != "" || len(cc.Attributes) > 0 {
-			return nil, fmt.Errorf("%q: name and attributes only apply to calls to a server or consumer operation, %q is %s", path, cc.Operation, target.cfg.Kind)
-		}
-		return c, nil
+	c.kind, c.paired = callerKind(target.cfg.Kind)
+	if !c.paired {
+		return c
 	}
 	c.name = cc.Name
 	if c.name == "" {
 		c.name = target.name
 	}
+	svcName := target.svc.name
 
 	// The caller-side span describes the same request from the other end:
 	// protocol attributes carry over, server-only ones do not, and the peer
@@ -444,9 +327,9 @@ func compileCall(caller *operation, cc *CallConfig, path string, ops map[string]
 		}
 	}
 	c.attrsOK, c.attrsErr = pcommon.NewMap(), pcommon.NewMap()
-	return c, errors.Join(
-		buildAttrs(c.attrsOK, path+".attributes", derived, ok200),
-		buildAttrs(c.attrsErr, path+".attributes", derived, err500))
+	buildAttrs(c.attrsOK, derived, ok200)
+	buildAttrs(c.attrsErr, derived, err500)
+	return c
 }
 
 // statusAttrs returns the attributes that differ between a successful and a
@@ -474,32 +357,35 @@ func statusAttrs(attrs map[string]any, code int, excType string) (ok, failed map
 }
 
 // buildAttrs fills dst with user's attributes and the generator's extra
-// ones, in sorted key order so that the same seed gives byte-identical output.
-func buildAttrs(dst pcommon.Map, path string, user, extra map[string]any) error {
-	keys := make([]string, 0, len(user)+len(extra))
-	for k := range user {
-		keys = append(keys, k)
-	}
-	for k := range extra {
-		if _, dup := user[k]; !dup {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
+// ones, in sorted key order so that the same seed gives byte-identical
+// output. User attributes win over extra ones of the same key.
+func buildAttrs(dst pcommon.Map, user, extra map[string]any) {
+	keys := sortedKeys(user, extra)
 	dst.EnsureCapacity(len(keys))
 	for _, k := range keys {
 		v, ok := user[k]
 		if !ok {
 			v = extra[k]
 		}
-		if k == "" {
-			return fmt.Errorf("%q: attribute keys must not be empty", path)
-		}
-		if err := dst.PutEmpty(k).FromRaw(normalize(v)); err != nil {
-			return fmt.Errorf("%q: attribute %q: %w", path, k, err)
+		// validateAttrs accepted every user value; extra ones are the
+		// generator's own strings and numbers.
+		_ = dst.PutEmpty(k).FromRaw(normalize(v))
+	}
+}
+
+// sortedKeys returns the keys of a and b, each once, sorted.
+func sortedKeys(a, b map[string]any) []string {
+	keys := make([]string, 0, len(a)+len(b))
+	for k := range a {
+		keys = append(keys, k)
+	}
+	for k := range b {
+		if _, dup := a[k]; !dup {
+			keys = append(keys, k)
 		}
 	}
-	return nil
+	slices.Sort(keys)
+	return keys
 }
 
 // normalize turns the YAML decoder's map[any]any into map[string]any, which
