@@ -35,8 +35,13 @@ unit:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 
-smoke: build
+smoke: build chromium
 	OTELCSP_BINARY=$(CURDIR)/$(BIN) $(GO) test -count=1 -run 'TestSmoke|TestE2E' ./distribution/ ./e2e/
+
+## chromium: install the headless browser e2e/statuspage_test.go loads the breaker status page in (Debian package), when it is missing
+.PHONY: chromium
+chromium:
+	command -v chromium || (apt-get update && apt-get install -y chromium)
 
 ## bench: every benchmark of the module (BENCHTIME, BENCHCOUNT) summarised by benchstat, then the side-by-side comparisons (bench-compare)
 bench:
