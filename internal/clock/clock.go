@@ -1,9 +1,12 @@
-// Package clock is the components' one source of time and of periodic
-// work (flushes, sweeps), so that tests drive both with a manual clock
-// instead of sleeping.
+// Package clock is the components' one source of time, of periodic work
+// (flushes, sweeps) and of waits (pacing), so that tests drive all three
+// with a manual clock instead of sleeping.
 package clock // import "github.com/otelcsp/otelcsp/internal/clock"
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Clock gives the time and tickers.
 type Clock interface {
@@ -62,6 +65,23 @@ type realTicker struct{ t *time.Ticker }
 
 func (r realTicker) Chan() <-chan time.Time { return r.t.C }
 func (r realTicker) Stop()                  { r.t.Stop() }
+
+// Sleep waits for d on c, or until ctx is done, whichever comes first, and
+// returns ctx.Err() in the latter case. It waits for the first tick of a
+// ticker of period d, so a manual clock ends the wait by ticking.
+func Sleep(ctx context.Context, c Clock, d time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	t := c.NewTicker(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.Chan():
+		return nil
+	}
+}
 
 // Loop calls a function on every tick of its own ticker, in one goroutine,
 // until Stop.

@@ -1,6 +1,8 @@
 package clock
 
 import (
+	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -57,5 +59,34 @@ func TestRealAfterFuncRunsAndStops(t *testing.T) {
 	}
 	if stopped.Stop() {
 		t.Fatal("second Stop returned true")
+	}
+}
+
+func TestSleepEndsOnTheFirstTick(t *testing.T) {
+	m := manual{c: make(chan time.Time, 1)}
+	m.c <- time.Time{}
+	if err := Sleep(context.Background(), m, time.Hour); err != nil {
+		t.Fatalf("Sleep: %v", err)
+	}
+}
+
+func TestSleepEndsWhenTheContextIsDone(t *testing.T) {
+	m := manual{c: make(chan time.Time)} // never ticks
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error)
+	go func() { errc <- Sleep(ctx, m, time.Hour) }()
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Sleep on a cancelled wait: %v, want context.Canceled", err)
+	}
+	// Already done: no wait at all.
+	if err := Sleep(ctx, m, time.Hour); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Sleep with a done context: %v, want context.Canceled", err)
+	}
+}
+
+func TestSleepOnTheRealClock(t *testing.T) {
+	if err := Sleep(context.Background(), Real{}, time.Microsecond); err != nil {
+		t.Fatalf("Sleep: %v", err)
 	}
 }

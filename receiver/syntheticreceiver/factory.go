@@ -7,6 +7,7 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/receiver"
 
+	"github.com/otelcsp/otelcsp/internal/clock"
 	"github.com/otelcsp/otelcsp/receiver/syntheticreceiver/internal/metadata"
 )
 
@@ -37,7 +38,7 @@ func createDefaultConfig() component.Config {
 func createTraces(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Traces) (receiver.Traces, error) {
 	rCfg := cfg.(*Config)
 	r, err := receivers.loadOrStore(rCfg, func() (*syntheticReceiver, error) {
-		return newReceiver(rCfg, set, wallClock{})
+		return newReceiver(rCfg, set, clock.Real{})
 	})
 	if err != nil {
 		return nil, err
@@ -49,7 +50,7 @@ func createTraces(_ context.Context, set receiver.Settings, cfg component.Config
 func createLogs(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Logs) (receiver.Logs, error) {
 	rCfg := cfg.(*Config)
 	r, err := receivers.loadOrStore(rCfg, func() (*syntheticReceiver, error) {
-		return newReceiver(rCfg, set, wallClock{})
+		return newReceiver(rCfg, set, clock.Real{})
 	})
 	if err != nil {
 		return nil, err

@@ -9,6 +9,8 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/otelcsp/otelcsp/internal/clock"
 )
 
 // TestREADMEExample keeps the README's example honest: every receiver in it
@@ -34,7 +36,7 @@ func TestREADMEExample(t *testing.T) {
 			cfg := createDefaultConfig().(*Config)
 			require.NoError(t, confmap.NewFromStringMap(m).Unmarshal(cfg))
 			require.NoError(t, confmap.Validate(cfg))
-			_, err := newReceiver(cfg, receivertest.NewNopSettings(typ), wallClock{})
+			_, err := newReceiver(cfg, receivertest.NewNopSettings(typ), clock.Real{})
 			require.NoError(t, err)
 		})
 	}

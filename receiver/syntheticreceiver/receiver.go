@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
+	"github.com/otelcsp/otelcsp/internal/clock"
 	"github.com/otelcsp/otelcsp/receiver/syntheticreceiver/internal/metadata"
 )
 
@@ -37,7 +38,7 @@ const (
 type syntheticReceiver struct {
 	cfg         *Config
 	logger      *zap.Logger
-	clk         clock
+	clk         clock.Clock
 	gen         *generator
 	generatorID string
 	telemetry   *metadata.TelemetryBuilder
@@ -61,7 +62,7 @@ type syntheticReceiver struct {
 	stopped bool
 }
 
-func newReceiver(cfg *Config, set receiver.Settings, clk clock) (*syntheticReceiver, error) {
+func newReceiver(cfg *Config, set receiver.Settings, clk clock.Clock) (*syntheticReceiver, error) {
 	services := cfg.Services
 	if len(services) == 0 {
 		var err error
@@ -222,7 +223,7 @@ func (r *syntheticReceiver) emit(ctx context.Context, n int) {
 // fast the refusals come. The first refusal is logged at once.
 type refusalLog struct {
 	logger  *zap.Logger
-	clk     clock
+	clk     clock.Clock
 	signal  string
 	unit    string
 	last    time.Time

@@ -25,41 +25,13 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/otelcsp/otelcsp/internal/clock"
 	"github.com/otelcsp/otelcsp/receiver/syntheticreceiver/internal/metadatatest"
 )
 
 // receiverAttrs are the attributes of the own metrics of a receiver made
 // with metadatatest.NewSettings.
 var receiverAttrs = attribute.NewSet(attribute.String("receiver", "synthetic"))
-
-// fakeClock advances only when the receiver sleeps, so a run at any rate
-// takes no real time and its timing is exact.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1_700_000_000, 0).UTC()} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	c.Advance(d)
-	return nil
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // waitDone waits for the generating goroutine to finish (max_traces reached).
 func waitDone(t *testing.T, r *syntheticReceiver) {
@@ -140,21 +112,18 @@ func TestTokenBucketBoundsCatchUp(t *testing.T) {
 	assert.ErrorIs(t, b.take(cancelled, 1), context.Canceled)
 }
 
-func TestRateWithWallClock(t *testing.T) {
-	// A bounded real run: 200 traces at 400/s take about 0.5 s. The tolerance
-	// is wide because the machine running the tests may be busy.
+func TestRealClockPacesToMaxTraces(t *testing.T) {
+	// The real clock's waits end: a run to max_traces finishes with every
+	// trace. How long it takes is the fake clock's to check (above), not
+	// this machine's.
 	sink := &consumertest.TracesSink{}
-	r, err := newReceiver(testConfig(400, 4, 200), receivertest.NewNopSettings(typ), wallClock{})
+	r, err := newReceiver(testConfig(10000, 4, 200), receivertest.NewNopSettings(typ), clock.Real{})
 	require.NoError(t, err)
 	r.nextTraces = sink
-	start := time.Now()
 	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
 	waitDone(t, r)
-	elapsed := time.Since(start)
 	require.NoError(t, r.Shutdown(context.Background()))
 	assert.Equal(t, 200, len(traceIDs(sink.AllTraces())))
-	assert.Greater(t, elapsed, 400*time.Millisecond, "faster than the rate")
-	assert.Less(t, elapsed, 3*time.Second, "far slower than the rate")
 }
 
 func traceIDs(all []ptrace.Traces) map[pcommon.TraceID]bool {
@@ -397,22 +366,55 @@ func TestLifecycle(t *testing.T) {
 		require.NoError(t, r2.Shutdown(context.Background()))
 	})
 	t.Run("start after shutdown fails", func(t *testing.T) {
-		r, err := newReceiver(testConfig(10, 1, 0), receivertest.NewNopSettings(typ), wallClock{})
+		r, err := newReceiver(testConfig(10, 1, 0), receivertest.NewNopSettings(typ), clock.Real{})
 		require.NoError(t, err)
 		require.NoError(t, r.Shutdown(context.Background()))
 		require.Error(t, r.Start(context.Background(), host))
 	})
 }
 
-func TestShutdownIsPromptAtHighRate(t *testing.T) {
-	r, err := newReceiver(testConfig(1e9, 100, 0), receivertest.NewNopSettings(typ), wallClock{})
+// shutdownBound bounds a Shutdown that must return on its own: it only
+// fails a test that would otherwise hang.
+const shutdownBound = 10 * time.Second
+
+func TestShutdownStopsGeneratingAtHighRate(t *testing.T) {
+	// At this rate the loop never waits: Shutdown must stop it between
+	// batches.
+	batches := make(chan struct{}, 1)
+	next, err := consumer.NewTraces(func(context.Context, ptrace.Traces) error {
+		select {
+		case batches <- struct{}{}:
+		default:
+		}
+		return nil
+	})
 	require.NoError(t, err)
-	r.nextTraces = consumertest.NewNop()
+	r, err := newReceiver(testConfig(1e9, 100, 0), receivertest.NewNopSettings(typ), newFakeClock())
+	require.NoError(t, err)
+	r.nextTraces = next
 	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
-	time.Sleep(50 * time.Millisecond)
-	start := time.Now()
-	require.NoError(t, r.Shutdown(context.Background()))
-	assert.Less(t, time.Since(start), time.Second)
+	for range 3 {
+		<-batches
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownBound)
+	defer cancel()
+	require.NoError(t, r.Shutdown(ctx))
+}
+
+func TestShutdownInterruptsAWait(t *testing.T) {
+	// One trace every 1000 s on a clock that never moves: after the first
+	// batch the loop waits, and Shutdown must end the wait.
+	clk := newFrozenClock()
+	sink := &consumertest.TracesSink{}
+	r, err := newReceiver(testConfig(0.001, 1, 0), receivertest.NewNopSettings(typ), clk)
+	require.NoError(t, err)
+	r.nextTraces = sink
+	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
+	assert.Equal(t, 1000*time.Second, <-clk.waits, "the wait after the free first batch")
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownBound)
+	defer cancel()
+	require.NoError(t, r.Shutdown(ctx))
+	assert.Len(t, sink.AllTraces(), 1, "only the first batch went out")
 }
 
 func TestShutdownUnblocksABlockedConsumer(t *testing.T) {
@@ -426,16 +428,14 @@ func TestShutdownUnblocksABlockedConsumer(t *testing.T) {
 		return ctx.Err()
 	})
 	require.NoError(t, err)
-	r, err := newReceiver(testConfig(100, 3, 0), metadatatest.NewSettings(tt), wallClock{})
+	r, err := newReceiver(testConfig(100, 3, 0), metadatatest.NewSettings(tt), newFakeClock())
 	require.NoError(t, err)
 	r.nextTraces = next
 	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
 	<-entered
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownBound)
 	defer cancel()
-	start := time.Now()
 	require.NoError(t, r.Shutdown(ctx))
-	assert.Less(t, time.Since(start), time.Second)
 	// The batch the pipeline never took is an honest refusal.
 	metadatatest.AssertEqualSyntheticTracesRefused(t, tt, []metricdata.DataPoint[int64]{{Value: 3, Attributes: receiverAttrs}}, metricdatatest.IgnoreTimestamp())
 }

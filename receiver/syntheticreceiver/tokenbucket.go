@@ -3,32 +3,9 @@ package syntheticreceiver // import "github.com/otelcsp/otelcsp/receiver/synthet
 import (
 	"context"
 	"time"
+
+	"github.com/otelcsp/otelcsp/internal/clock"
 )
-
-// clock is the receiver's view of time. Production uses the wall clock;
-// tests inject a fake one so that rate accuracy is checked exactly and
-// without sleeping.
-type clock interface {
-	Now() time.Time
-	// Sleep blocks for d or until ctx is done, whichever comes first, and
-	// returns ctx.Err() in the latter case.
-	Sleep(ctx context.Context, d time.Duration) error
-}
-
-type wallClock struct{}
-
-func (wallClock) Now() time.Time { return time.Now() }
-
-func (wallClock) Sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
 
 // tokenBucket spreads traces evenly: tokens accrue continuously at rate per
 // second, and a batch of n waits until n tokens are there. The bucket holds
@@ -36,14 +13,14 @@ func (wallClock) Sleep(ctx context.Context, d time.Duration) error {
 // process) the receiver catches up by at most burst traces instead of
 // flooding the pipeline with everything it "owes".
 type tokenBucket struct {
-	clk    clock
+	clk    clock.Clock
 	rate   float64 // tokens per second
 	burst  float64
 	tokens float64
 	last   time.Time
 }
 
-func newTokenBucket(clk clock, rate float64, batch int) *tokenBucket {
+func newTokenBucket(clk clock.Clock, rate float64, batch int) *tokenBucket {
 	// A tenth of a second of traffic absorbs timer jitter at high rates;
 	// never less than one batch, or a batch could never be taken.
 	burst := max(rate/10, float64(batch))
@@ -82,7 +59,7 @@ func (b *tokenBucket) take(ctx context.Context, n int) error {
 		if wait < time.Microsecond {
 			wait = time.Microsecond
 		}
-		if err := b.clk.Sleep(ctx, wait); err != nil {
+		if err := clock.Sleep(ctx, b.clk, wait); err != nil {
 			return err
 		}
 	}
