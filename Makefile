@@ -36,7 +36,7 @@ unit:
 	$(GO) test -race -count=1 ./...
 
 smoke: build chromium
-	OTELCSP_BINARY=$(CURDIR)/$(BIN) $(GO) test -count=1 -run 'TestSmoke|TestE2E' ./distribution/ ./e2e/
+	OTELCSP_BINARY=$(CURDIR)/$(BIN) $(GO) test -count=1 -run 'TestSmoke|TestE2E' ./distribution/ ./deploy/ ./e2e/
 
 ## chromium: install the headless browser e2e/statuspage_test.go loads the breaker status page in (Debian package), when it is missing
 .PHONY: chromium
