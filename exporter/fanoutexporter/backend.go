@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 
 	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap/zapcore"
 
@@ -48,7 +47,7 @@ func newBackend[T any](endpoint string, weight float64, exp component.Component,
 		weight:   weight,
 		exp:      exp,
 		send:     send,
-		attrs:    metric.WithAttributeSet(attribute.NewSet(attribute.String("backend", endpoint))),
+		attrs:    backendAttrs(endpoint),
 		failures: ratelog.New(logEvery, zapcore.WarnLevel, "Backend failed; its items go to the next backend of each key", "items"),
 	}
 }

@@ -10,8 +10,6 @@ import (
 
 	"github.com/cenkalti/backoff/v7"
 	"go.opentelemetry.io/collector/consumer/consumererror"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/otelcsp/otelcsp/internal/clock"
@@ -26,11 +24,6 @@ var errNoBackend = errors.New("fanout: no backend could take the data")
 // errDrainTimeout hands back what was still undelivered when drain_timeout
 // ran out at shutdown: a persistent queue keeps it for the next start.
 var errDrainTimeout = errors.New("fanout: drain_timeout reached at shutdown")
-
-var (
-	reasonMaxWait      = metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "max_wait")))
-	reasonDrainTimeout = metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "drain_timeout")))
-)
 
 // push delivers data to the backends.
 //
@@ -72,7 +65,7 @@ func (f *fanout[T]) push(ctx context.Context, data T) error {
 	for {
 		if f.drain.expired() {
 			f.drain.leftover.Add(int64(n))
-			f.telemetry.FanoutItemsDropped.Add(ctx, int64(n), reasonDrainTimeout)
+			f.telemetry.droppedAtDrainTimeout(ctx, int64(n))
 			return f.ops.withData(errDrainTimeout, left)
 		}
 		delay := bo.NextBackOff()
@@ -80,7 +73,7 @@ func (f *fanout[T]) push(ctx context.Context, data T) error {
 			if !queued {
 				return f.refuse(ctx, left, n)
 			}
-			f.telemetry.FanoutItemsDropped.Add(ctx, int64(n), reasonMaxWait)
+			f.telemetry.droppedMaxWait(ctx, int64(n))
 			f.logs.dropped.Note(f.logger, now(), int64(n))
 			return consumererror.NewPermanent(fmt.Errorf("fanout: %d items waited longer than max_wait (%s) for a backend", n, f.cfg.MaxWait))
 		}
@@ -107,7 +100,7 @@ func (f *fanout[T]) push(ctx context.Context, data T) error {
 
 // refuse hands items back to a waiting caller.
 func (f *fanout[T]) refuse(ctx context.Context, left T, n int) error {
-	f.telemetry.FanoutItemsRefused.Add(ctx, int64(n))
+	f.telemetry.refused(ctx, int64(n))
 	f.logs.refused.Note(f.logger, now(), int64(n))
 	return f.ops.withData(errNoBackend, left)
 }

@@ -20,10 +20,11 @@ import (
 	"github.com/otelcsp/otelcsp/exporter/fanoutexporter/internal/metadata"
 )
 
-// handoverRun sends traces of spansPer spans, each spread over about 2s
-// (one span per trace every 200ms), to a fanout over a file resolver, and
-// changes the backend set from the first servers to the second halfway
-// through. It returns how many traces reached more than one backend.
+// handoverRun sends traces of spansPer spans, one span of every trace a
+// batch, to a fanout over a file resolver, and changes the backend set from
+// the first servers to the second halfway through (once the fanout routes
+// over the new set), so that every trace straddles the change. It returns
+// how many traces reached more than one backend.
 func handoverRun(t *testing.T, handover time.Duration, from, to []*otlpServer, all []*otlpServer) (split, traces int) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "backends.txt")
@@ -54,7 +55,7 @@ func handoverRun(t *testing.T, handover time.Duration, from, to []*otlpServer, a
 	for round := range spansPer {
 		if round == spansPer/2 {
 			write(to)
-			require.Eventually(t, func() bool { return f.state.Load().ring.size() == len(to) }, 5*time.Second, time.Millisecond,
+			require.Eventually(t, func() bool { return f.backends.current().ring.size() == len(to) }, 5*time.Second, time.Millisecond,
 				"the file resolver applies the new set")
 		}
 		td := ptrace.NewTraces()
@@ -67,7 +68,6 @@ func handoverRun(t *testing.T, handover time.Duration, from, to []*otlpServer, a
 			s.SetSpanID(sid)
 		}
 		require.NoError(t, f.push(context.Background(), td))
-		time.Sleep(200 * time.Millisecond) // the traces' own pace: 10 spans over 2s
 	}
 	d := collect(all...)
 	require.Len(t, d.spans, tracesN*spansPer)
@@ -80,9 +80,6 @@ func handoverRun(t *testing.T, handover time.Duration, from, to []*otlpServer, a
 }
 
 func TestHandoverKeepsTracesWholeAcrossSetChanges(t *testing.T) {
-	if testing.Short() {
-		t.Skip("sends traces over 2s")
-	}
 	for _, tc := range []struct {
 		name     string
 		handover time.Duration
