@@ -8,27 +8,14 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"sync"
-	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/receiver"
-	"go.opentelemetry.io/collector/receiver/receiverhelper"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
 	"github.com/otelcsp/otelcsp/internal/clock"
-	"github.com/otelcsp/otelcsp/receiver/syntheticreceiver/internal/metadata"
-)
-
-const (
-	transport = "synthetic"
-	format    = "pdata"
-	// refusalLogEvery bounds refusal warnings: a refusing pipeline at 100k
-	// traces/s must not also flood the collector's own log.
-	refusalLogEvery = 10 * time.Second
 )
 
 // syntheticReceiver generates traces on one goroutine and hands them to the
@@ -41,13 +28,7 @@ type syntheticReceiver struct {
 	clk         clock.Clock
 	gen         *generator
 	generatorID string
-	telemetry   *metadata.TelemetryBuilder
-	// metricAttrs labels the own metrics with the receiver ID, as the
-	// collector's otelcol_receiver_* metrics are, so two synthetic
-	// receivers (and their refusals) can be told apart. Built once: the
-	// hot path must not allocate an attribute set per batch.
-	metricAttrs metric.AddOption
-	obs         *receiverhelper.ObsReport
+	telemetry   *telemetry
 
 	// Set by the factory before Start; nil when no pipeline of that signal
 	// uses the receiver.
@@ -86,14 +67,7 @@ func newReceiver(cfg *Config, set receiver.Settings, clk clock.Clock) (*syntheti
 	if seed == 0 {
 		seed = mrand.Uint64()
 	}
-	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
-	if err != nil {
-		return nil, err
-	}
-	// The collector's standard receiver metrics (otelcol_receiver_accepted_spans, ...).
-	obs, err := receiverhelper.NewObsReport(receiverhelper.ObsReportSettings{
-		ReceiverID: set.ID, Transport: transport, ReceiverCreateSettings: set,
-	})
+	tel, err := newTelemetry(set)
 	if err != nil {
 		return nil, err
 	}
@@ -103,9 +77,7 @@ func newReceiver(cfg *Config, set receiver.Settings, clk clock.Clock) (*syntheti
 		clk:           clk,
 		gen:           newGenerator(topo, seed, cfg.Canary.Enabled),
 		generatorID:   generatorID,
-		telemetry:     tb,
-		metricAttrs:   metric.WithAttributeSet(attribute.NewSet(attribute.String("receiver", set.ID.String()))),
-		obs:           obs,
+		telemetry:     tel,
 		traceRefusals: &refusalLog{logger: set.Logger, clk: clk, signal: "traces", unit: "refused_traces"},
 		logRefusals:   &refusalLog{logger: set.Logger, clk: clk, signal: "logs", unit: "refused_log_records"},
 	}, nil
@@ -155,7 +127,7 @@ func (r *syntheticReceiver) Shutdown(ctx context.Context) error {
 		r.traceRefusals.flush()
 		r.logRefusals.flush()
 	}
-	r.telemetry.Shutdown()
+	r.telemetry.shutdown()
 	return nil
 }
 
@@ -186,8 +158,7 @@ func (r *syntheticReceiver) run(ctx context.Context) {
 // traces_refused metric says how many.
 func (r *syntheticReceiver) emit(ctx context.Context, n int) {
 	td, spans := r.gen.generate(n, r.clk.Now())
-	r.telemetry.SyntheticTracesGenerated.Add(ctx, int64(n), r.metricAttrs)
-	r.telemetry.SyntheticSpansGenerated.Add(ctx, int64(spans), r.metricAttrs)
+	r.telemetry.generated(ctx, n, spans)
 
 	// Logs are derived before the traces are handed on: after
 	// ConsumeTraces the pipeline owns td and may change it.
@@ -198,54 +169,13 @@ func (r *syntheticReceiver) emit(ctx context.Context, n int) {
 	}
 
 	if r.nextTraces != nil {
-		octx := r.obs.StartTracesOp(ctx)
-		err := r.nextTraces.ConsumeTraces(octx, td)
-		r.obs.EndTracesOp(octx, format, spans, err)
-		if err != nil {
-			r.telemetry.SyntheticTracesRefused.Add(ctx, int64(n), r.metricAttrs)
+		if err := r.telemetry.consumeTraces(ctx, r.nextTraces, td, n, spans); err != nil {
 			r.traceRefusals.refused(n, err)
 		}
 	}
 	if records > 0 {
-		r.telemetry.SyntheticLogRecordsGenerated.Add(ctx, int64(records), r.metricAttrs)
-		octx := r.obs.StartLogsOp(ctx)
-		err := r.nextLogs.ConsumeLogs(octx, ld)
-		r.obs.EndLogsOp(octx, format, records, err)
-		if err != nil {
-			r.telemetry.SyntheticLogRecordsRefused.Add(ctx, int64(records), r.metricAttrs)
+		if err := r.telemetry.consumeLogs(ctx, r.nextLogs, ld, records); err != nil {
 			r.logRefusals.refused(records, err)
 		}
 	}
-}
-
-// refusalLog warns about refusals at most once per refusalLogEvery, with
-// the count since the previous warning, so the log stays readable however
-// fast the refusals come. The first refusal is logged at once.
-type refusalLog struct {
-	logger  *zap.Logger
-	clk     clock.Clock
-	signal  string
-	unit    string
-	last    time.Time
-	pending int64
-	lastErr error
-}
-
-func (l *refusalLog) refused(n int, err error) {
-	l.pending += int64(n)
-	l.lastErr = err
-	if now := l.clk.Now(); l.last.IsZero() || now.Sub(l.last) >= refusalLogEvery {
-		l.flushAt(now)
-	}
-}
-
-func (l *refusalLog) flush() { l.flushAt(l.clk.Now()) }
-
-func (l *refusalLog) flushAt(now time.Time) {
-	if l.pending == 0 {
-		return
-	}
-	l.logger.Warn("Next consumer refused synthetic data; it is counted, not retried",
-		zap.String("signal", l.signal), zap.Int64(l.unit, l.pending), zap.Error(l.lastErr))
-	l.pending, l.lastErr, l.last = 0, nil, now
 }
