@@ -217,8 +217,10 @@ func copyAttributes(dst, first, span pcommon.Map, f *attrFilter, extra bool) {
 		if !f.keep(k) {
 			return true
 		}
+		// Span keys are unique, so a key dst already holds is one of
+		// first's: looking in first scans fewer entries.
 		if hasFirst {
-			if _, exists := dst.Get(k); exists {
+			if _, exists := first.Get(k); exists {
 				return true
 			}
 		}
