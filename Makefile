@@ -94,19 +94,23 @@ clean:
 .PHONY: bench-compare
 bench-compare:
 	mkdir -p bench/results
-	rm -f bench/results/spanmetrics.txt bench/results/breaker.txt bench/results/deltamerge.txt
+	rm -f bench/results/spanmetrics.txt bench/results/breaker.txt bench/results/deltamerge.txt bench/results/spanlogs.txt
 	cd bench && $(GO) test -c -o results/bench.test .
 	cd bench && results/bench.test -test.run '^TestSpanMetricsEquivalent$$'
 	cd bench && results/bench.test -test.run '^(TestDeltaMergeEquivalent|TestDeltaMergeLoss)$$' -test.v
+	cd bench && results/bench.test -test.run '^TestSpanLogsEquivalent$$'
 	cd bench && for i in $$(seq $(BENCHCOUNT)); do \
 		echo "round $$i/$(BENCHCOUNT)"; \
 		results/bench.test -test.run '^$$' -test.bench '^BenchmarkSpanMetrics$$' -test.benchmem -test.benchtime $(BENCHTIME) >> results/spanmetrics.txt || exit 1; \
 		results/bench.test -test.run '^$$' -test.bench '^BenchmarkBreaker$$' -test.benchmem -test.benchtime $(BENCHTIME) >> results/breaker.txt || exit 1; \
 		results/bench.test -test.run '^$$' -test.bench '^BenchmarkDeltaMerge$$' -test.benchmem -test.benchtime $(BENCHTIME) >> results/deltamerge.txt || exit 1; \
+		results/bench.test -test.run '^$$' -test.bench '^BenchmarkSpanLogs$$' -test.benchmem -test.benchtime $(BENCHTIME) >> results/spanlogs.txt || exit 1; \
 	done
 	$(TOOL) benchstat -col /impl bench/results/spanmetrics.txt
 	$(TOOL) benchstat -col /impl bench/results/breaker.txt
 	$(TOOL) benchstat -col /impl bench/results/deltamerge.txt
+	$(TOOL) benchstat -col /impl bench/results/spanlogs.txt
 	cd bench && $(GO) run ./cmd/benchchart -key impl -unit spans/s -title "redmetrics vs contrib spanmetrics $(SPANMETRICS_VERSION)" -o ../docs/img/redmetrics-vs-spanmetrics.png results/spanmetrics.txt
 	cd bench && $(GO) run ./cmd/benchchart -key impl -unit ns/op -title "breaker Allow+Done vs gobreaker and failsafe-go (lower is better)" -o ../docs/img/breaker-vs-peers.png results/breaker.txt
 	cd bench && $(GO) run ./cmd/benchchart -key impl -unit points/s -title "deltamerge vs contrib deltatocumulative $(DELTATOCUMULATIVE_VERSION), 10k streams x 3 writers" -o ../docs/img/deltamerge-vs-deltatocumulative.png results/deltamerge.txt
+	cd bench && $(GO) run ./cmd/benchchart -key impl -unit spans/s -title "spanlogs vs plainexceptions (stand-in for contrib exceptions, not served by the proxy)" -o ../docs/img/spanlogs-vs-plainexceptions.png results/spanlogs.txt
