@@ -65,7 +65,7 @@ type helmValues struct {
 	} `json:"ports"`
 	Resources corev1.ResourceRequirements `json:"resources"`
 	Rollout   *struct {
-		Strategy      string                          `json:"strategy"`
+		Strategy      string                         `json:"strategy"`
 		RollingUpdate *appsv1.RollingUpdateDaemonSet `json:"rollingUpdate,omitempty"`
 	} `json:"rollout,omitempty"`
 	AlternateConfig map[string]any `json:"alternateConfig"`
