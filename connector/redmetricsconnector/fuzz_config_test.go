@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/connector/connectortest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -18,63 +18,49 @@ import (
 // errors rather than panic, and a config that validates builds a connector
 // that starts, aggregates a few spans, flushes and shuts down.
 func FuzzConfig(f *testing.F) {
-	fuzzconfig.AddSeeds(f)
-	for _, s := range []string{
-		// Wrong types.
-		"dimensions: 3",
-		"dimensions: [a, b]",
-		"histogram: [1, 2]",
-		"histogram: {explicit: {buckets: [1, two, 3]}}",
-		"cardinality_limit: lots",
-		"exemplars: true",
-		"events: {enabled: yes, dimensions: {name: x}}",
-		"namespace: {a: b}",
-		// Huge and negative numbers.
-		"cardinality_limit: 9223372036854775807",
-		"cardinality_limit: 99999999999999999999999",
-		"exemplars: {enabled: true, max_per_data_point: 2147483647}",
-		"histogram: {exponential: {max_size: 2147483647}}",
-		"histogram: {exponential: {max_size: -2147483648}}",
-		"histogram: {explicit: {buckets: [-1ns, 0s, 2562047h]}}",
-		"histogram: {explicit: {buckets: []}}",
-		"metrics_flush_interval: 1ns",
-		"metrics_flush_interval: -5s",
-		"series_expiration: 1ns\nmetrics_expiration: -1h",
-		"aggregation_cardinality_limit: 1\ncardinality_limit: 0",
-		// Dimensions that collide with what the connector derives.
-		"dimensions: [{name: service.name}]",
-		"dimensions: [{name: otel.metric.overflow}]",
-		"dimensions: [{name: x, default: ''}]\nexclude_dimensions: [x, span.name, span.name]",
-		"exclude_dimensions: [service.name, span.name, span.kind, status.code]",
-		"include_instrumentation_scope: ['']\nresource_metrics_key_attributes: ['']",
-		// Deep nesting.
-		"namespace: " + strings.Repeat("[", 200) + strings.Repeat("]", 200),
-		"dimensions: " + strings.Repeat("- ", 100) + "x",
-	} {
-		f.Add([]byte(s))
-	}
 	td := configProbeTraces()
-	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg := NewFactory().CreateDefaultConfig()
-		if !fuzzconfig.Valid(data, cfg) {
-			return
-		}
-		ctx := context.Background()
-		sink := new(consumertest.MetricsSink)
-		c, err := NewFactory().CreateTracesToMetrics(ctx, connectortest.NewNopSettings(metadata.Type), cfg, sink)
-		if err != nil {
-			return
-		}
-		// Starting only runs the flush ticker: no port, no network.
-		if err := c.Start(ctx, componenttest.NewNopHost()); err != nil {
-			t.Fatalf("start with a valid config: %v", err)
-		}
-		if err := c.ConsumeTraces(ctx, td); err != nil {
-			t.Fatalf("consume: %v", err)
-		}
-		if err := c.Shutdown(ctx); err != nil {
-			t.Fatalf("shutdown: %v", err)
-		}
+	fuzzconfig.Run(f, fuzzconfig.Target[*Config]{
+		NewConfig: NewFactory().CreateDefaultConfig,
+		Seeds: []string{
+			// Wrong types.
+			"dimensions: 3",
+			"dimensions: [a, b]",
+			"histogram: [1, 2]",
+			"histogram: {explicit: {buckets: [1, two, 3]}}",
+			"cardinality_limit: lots",
+			"exemplars: true",
+			"events: {enabled: yes, dimensions: {name: x}}",
+			"namespace: {a: b}",
+			// Huge and negative numbers.
+			"cardinality_limit: 9223372036854775807",
+			"cardinality_limit: 99999999999999999999999",
+			"exemplars: {enabled: true, max_per_data_point: 2147483647}",
+			"histogram: {exponential: {max_size: 2147483647}}",
+			"histogram: {exponential: {max_size: -2147483648}}",
+			"histogram: {explicit: {buckets: [-1ns, 0s, 2562047h]}}",
+			"histogram: {explicit: {buckets: []}}",
+			"metrics_flush_interval: 1ns",
+			"metrics_flush_interval: -5s",
+			"series_expiration: 1ns\nmetrics_expiration: -1h",
+			"aggregation_cardinality_limit: 1\ncardinality_limit: 0",
+			// Dimensions that collide with what the connector derives.
+			"dimensions: [{name: service.name}]",
+			"dimensions: [{name: otel.metric.overflow}]",
+			"dimensions: [{name: x, default: ''}]\nexclude_dimensions: [x, span.name, span.name]",
+			"exclude_dimensions: [service.name, span.name, span.kind, status.code]",
+			"include_instrumentation_scope: ['']\nresource_metrics_key_attributes: ['']",
+			// Deep nesting.
+			"namespace: " + strings.Repeat("[", 200) + strings.Repeat("]", 200),
+			"dimensions: " + strings.Repeat("- ", 100) + "x",
+		},
+		Build: func(ctx context.Context, _ *testing.T, cfg *Config) (fuzzconfig.Built, bool) {
+			c, err := NewFactory().CreateTracesToMetrics(ctx, connectortest.NewNopSettings(metadata.Type), cfg, new(consumertest.MetricsSink))
+			// Starting only runs the flush ticker: no port, no network.
+			return fuzzconfig.Built{
+				Components: []component.Component{c},
+				Use:        func(ctx context.Context) error { return c.ConsumeTraces(ctx, td) },
+			}, err == nil
+		},
 	})
 }
 

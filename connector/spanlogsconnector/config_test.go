@@ -1,7 +1,6 @@
 package spanlogsconnector
 
 import (
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -9,22 +8,15 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
-	"go.opentelemetry.io/collector/confmap/confmaptest"
 
 	"github.com/otelcsp/otelcsp/connector/spanlogsconnector/internal/metadata"
+	"github.com/otelcsp/otelcsp/internal/configtest"
 )
 
 func loadConfig(t *testing.T, name string) (*Config, error) {
 	t.Helper()
-	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
-	require.NoError(t, err)
-	sub, err := cm.Sub(component.NewIDWithName(metadata.Type, name).String())
-	require.NoError(t, err)
 	cfg := NewFactory().CreateDefaultConfig().(*Config)
-	if err := sub.Unmarshal(cfg); err != nil {
-		return nil, err
-	}
-	return cfg, confmap.Validate(cfg)
+	return cfg, configtest.Load(t, component.NewIDWithName(metadata.Type, name).String(), cfg)
 }
 
 func TestLoadConfig(t *testing.T) {

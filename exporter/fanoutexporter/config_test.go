@@ -1,7 +1,6 @@
 package fanoutexporter
 
 import (
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -9,23 +8,16 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
-	"go.opentelemetry.io/collector/confmap/confmaptest"
 	"go.opentelemetry.io/collector/pipeline"
 
 	"github.com/otelcsp/otelcsp/exporter/fanoutexporter/internal/metadata"
+	"github.com/otelcsp/otelcsp/internal/configtest"
 )
 
 func loadConfig(t *testing.T, name string) (*Config, error) {
 	t.Helper()
-	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
-	require.NoError(t, err)
-	sub, err := cm.Sub(component.NewIDWithName(metadata.Type, name).String())
-	require.NoError(t, err)
 	cfg := createDefaultConfig().(*Config)
-	if err := sub.Unmarshal(cfg); err != nil {
-		return cfg, err
-	}
-	return cfg, confmap.Validate(cfg)
+	return cfg, configtest.Load(t, component.NewIDWithName(metadata.Type, name).String(), cfg)
 }
 
 func TestConfigDefaults(t *testing.T) {

@@ -4,7 +4,6 @@
 package breakerextension
 
 import (
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -12,26 +11,15 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
-	"go.opentelemetry.io/collector/confmap/confmaptest"
 
 	"github.com/otelcsp/otelcsp/extension/breakerextension/internal/metadata"
+	"github.com/otelcsp/otelcsp/internal/configtest"
 )
 
 func loadConfig(t *testing.T, name string) (*Config, error) {
 	t.Helper()
-	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
-	require.NoError(t, err)
-	id := component.NewID(metadata.Type)
-	if name != "" {
-		id = component.NewIDWithName(metadata.Type, name)
-	}
-	sub, err := cm.Sub(id.String())
-	require.NoError(t, err)
 	cfg := createDefaultConfig()
-	if err := sub.Unmarshal(cfg); err != nil {
-		return nil, err
-	}
-	return cfg, confmap.Validate(cfg)
+	return cfg, configtest.Load(t, component.NewIDWithName(metadata.Type, name).String(), cfg)
 }
 
 func TestConfigDefaults(t *testing.T) {

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -22,49 +22,41 @@ import (
 // errors rather than panic, and a config that validates builds a traces
 // and a logs processor that start, take canary data and shut down.
 func FuzzConfig(f *testing.F) {
-	fuzzconfig.AddSeeds(f)
-	for _, s := range []string{
-		"loss_after: 1ns",
-		"loss_after: 99999999999999999999h",
-		"window: 9223372036854775807",
-		"window: 1000000\nmax_generators: 268",
-		"max_generators: -9223372036854775808",
-		"resource_attributes: [a, a]",
-		"resource_attributes: {a: b}",
-		"resource_attributes: " + strings.Repeat("[", 200) + strings.Repeat("]", 200),
-		"drop: 0",
-	} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg := NewFactory().CreateDefaultConfig()
-		if !fuzzconfig.Valid(data, cfg) {
-			return
-		}
-		ctx := context.Background()
-		set := processortest.NewNopSettings(metadata.Type)
-		tp, err := NewFactory().CreateTraces(ctx, set, cfg, consumertest.NewNop())
-		if err != nil {
-			t.Fatalf("create with a valid config: %v", err)
-		}
-		lp, err := NewFactory().CreateLogs(ctx, set, cfg, consumertest.NewNop())
-		if err != nil {
-			t.Fatalf("create logs with a valid config: %v", err)
-		}
-		if err := tp.Start(ctx, componenttest.NewNopHost()); err != nil {
-			t.Fatalf("start: %v", err)
-		}
-		for _, td := range []ptrace.Traces{canaries("g", 1, 3, 2, 2), appTraces(1, 1), canaries("h", 5)} {
-			if err := tp.ConsumeTraces(ctx, td); err != nil {
-				t.Fatalf("consume: %v", err)
+	fuzzconfig.Run(f, fuzzconfig.Target[*Config]{
+		NewConfig: NewFactory().CreateDefaultConfig,
+		Seeds: []string{
+			"loss_after: 1ns",
+			"loss_after: 99999999999999999999h",
+			"window: 9223372036854775807",
+			"window: 1000000\nmax_generators: 268",
+			"max_generators: -9223372036854775808",
+			"resource_attributes: [a, a]",
+			"resource_attributes: {a: b}",
+			"resource_attributes: " + strings.Repeat("[", 200) + strings.Repeat("]", 200),
+			"drop: 0",
+		},
+		Build: func(ctx context.Context, t *testing.T, cfg *Config) (fuzzconfig.Built, bool) {
+			set := processortest.NewNopSettings(metadata.Type)
+			tp, err := NewFactory().CreateTraces(ctx, set, cfg, consumertest.NewNop())
+			if err != nil {
+				t.Fatalf("create with a valid config: %v", err)
 			}
-		}
-		if err := lp.ConsumeLogs(ctx, canaryLogs("g")); err != nil {
-			t.Fatalf("consume logs: %v", err)
-		}
-		if err := tp.Shutdown(ctx); err != nil {
-			t.Fatalf("shutdown: %v", err)
-		}
+			lp, err := NewFactory().CreateLogs(ctx, set, cfg, consumertest.NewNop())
+			if err != nil {
+				t.Fatalf("create logs with a valid config: %v", err)
+			}
+			return fuzzconfig.Built{
+				Components: []component.Component{tp, lp},
+				Use: func(ctx context.Context) error {
+					for _, td := range []ptrace.Traces{canaries("g", 1, 3, 2, 2), appTraces(1, 1), canaries("h", 5)} {
+						if err := tp.ConsumeTraces(ctx, td); err != nil {
+							return err
+						}
+					}
+					return lp.ConsumeLogs(ctx, canaryLogs("g"))
+				},
+			}, true
+		},
 	})
 }
 

@@ -1,7 +1,6 @@
 package deltamergeprocessor
 
 import (
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -9,14 +8,12 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
-	"go.opentelemetry.io/collector/confmap/confmaptest"
 
+	"github.com/otelcsp/otelcsp/internal/configtest"
 	"github.com/otelcsp/otelcsp/processor/deltamergeprocessor/internal/metadata"
 )
 
 func TestLoadConfig(t *testing.T) {
-	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
-	require.NoError(t, err)
 
 	full := createDefaultConfig()
 	full.WriterAttribute = "k8s.pod.name"
@@ -74,14 +71,8 @@ func TestLoadConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run("deltamerge/"+tt.id, func(t *testing.T) {
-			id := component.NewID(metadata.Type)
-			if tt.id != "" {
-				id = component.NewIDWithName(metadata.Type, tt.id)
-			}
-			sub, err := cm.Sub(id.String())
-			require.NoError(t, err)
 			cfg := NewFactory().CreateDefaultConfig()
-			err = sub.Unmarshal(cfg)
+			err := configtest.Unmarshal(t, component.NewIDWithName(metadata.Type, tt.id).String(), cfg)
 			if tt.unmarshalErr != "" {
 				require.ErrorContains(t, err, tt.unmarshalErr)
 				return

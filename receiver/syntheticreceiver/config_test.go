@@ -1,7 +1,6 @@
 package syntheticreceiver
 
 import (
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -10,20 +9,14 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
-	"go.opentelemetry.io/collector/confmap/confmaptest"
+
+	"github.com/otelcsp/otelcsp/internal/configtest"
 )
 
 func loadConfig(t *testing.T, id string) (*Config, error) {
 	t.Helper()
-	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
-	require.NoError(t, err)
-	sub, err := cm.Sub(id)
-	require.NoError(t, err)
-	cfg := NewFactory().CreateDefaultConfig()
-	if err := sub.Unmarshal(cfg); err != nil {
-		return nil, err
-	}
-	return cfg.(*Config), confmap.Validate(cfg)
+	cfg := NewFactory().CreateDefaultConfig().(*Config)
+	return cfg, configtest.Load(t, id, cfg)
 }
 
 func TestConfigDefaults(t *testing.T) {
