@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/html"
-
 	"github.com/otelcsp/otelcsp/internal/collectortest"
 )
 
@@ -48,61 +46,6 @@ func renderedDOM(t *testing.T, browser, url string) string {
 		t.Fatalf("%s --dump-dom %s: %v\n%s", browser, url, err, stderr.String())
 	}
 	return string(out)
-}
-
-// statusRow is one row of the status table as the browser rendered it.
-type statusRow struct {
-	state string   // the row's data-state
-	cells []string // the text of its cells
-}
-
-// statusRows reads the status page's table out of a rendered DOM, by key.
-func statusRows(t *testing.T, dom string) map[string]statusRow {
-	t.Helper()
-	doc, err := html.Parse(strings.NewReader(dom))
-	if err != nil {
-		t.Fatalf("parsing the rendered DOM: %v", err)
-	}
-	rows := map[string]statusRow{}
-	var walk func(n *html.Node)
-	walk = func(n *html.Node) {
-		if n.Type == html.ElementNode && n.Data == "tr" {
-			var key, state string
-			for _, a := range n.Attr {
-				switch a.Key {
-				case "data-key":
-					key = a.Val
-				case "data-state":
-					state = a.Val
-				}
-			}
-			if key != "" {
-				var cells []string
-				for c := n.FirstChild; c != nil; c = c.NextSibling {
-					if c.Type == html.ElementNode && c.Data == "td" {
-						cells = append(cells, strings.Join(strings.Fields(nodeText(c)), " "))
-					}
-				}
-				rows[key] = statusRow{state: state, cells: cells}
-			}
-		}
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			walk(c)
-		}
-	}
-	walk(doc)
-	return rows
-}
-
-func nodeText(n *html.Node) string {
-	if n.Type == html.TextNode {
-		return n.Data
-	}
-	var b strings.Builder
-	for c := n.FirstChild; c != nil; c = c.NextSibling {
-		b.WriteString(nodeText(c))
-	}
-	return b.String()
 }
 
 // Columns of the status table (extension/breakerextension/status.html).
@@ -178,29 +121,29 @@ service:
 	for _, path := range []string{"/", "/breakers"} {
 		url := fmt.Sprintf("http://127.0.0.1:%d%s", statusPort, path)
 		dom := renderedDOM(t, browser, url)
-		rows := statusRows(t, dom)
+		rows := collectortest.RowsBy(t, dom, "data-key")
 		o, ok := rows[forced.addr]
 		if !ok {
 			t.Fatalf("%s: no row for the forced-open backend %s; rendered DOM:\n%s", url, forced.addr, dom)
 		}
-		if o.state != "open" || !strings.HasPrefix(o.cells[statusColState], "open (forced_open") {
-			t.Errorf("%s: forced-open backend shows data-state %q, state cell %q; want open (forced_open...)", url, o.state, o.cells[statusColState])
+		if o.Attrs["data-state"] != "open" || !strings.HasPrefix(o.Cells[statusColState], "open (forced_open") {
+			t.Errorf("%s: forced-open backend shows data-state %q, state cell %q; want open (forced_open...)", url, o.Attrs["data-state"], o.Cells[statusColState])
 		}
-		if o.cells[statusColKey] != forced.addr {
-			t.Errorf("%s: key cell %q, want %q", url, o.cells[statusColKey], forced.addr)
+		if o.Cells[statusColKey] != forced.addr {
+			t.Errorf("%s: key cell %q, want %q", url, o.Cells[statusColKey], forced.addr)
 		}
-		if o.cells[statusColShare] != "0.0 %" {
-			t.Errorf("%s: forced-open backend's share of the load %q, want 0.0 %%", url, o.cells[statusColShare])
+		if o.Cells[statusColShare] != "0.0 %" {
+			t.Errorf("%s: forced-open backend's share of the load %q, want 0.0 %%", url, o.Cells[statusColShare])
 		}
 		u, ok := rows[up.addr]
 		if !ok {
 			t.Fatalf("%s: no row for the healthy backend %s; rendered DOM:\n%s", url, up.addr, dom)
 		}
-		if u.state != "closed" || u.cells[statusColState] != "closed" {
-			t.Errorf("%s: healthy backend shows data-state %q, state cell %q; want closed", url, u.state, u.cells[statusColState])
+		if u.Attrs["data-state"] != "closed" || u.Cells[statusColState] != "closed" {
+			t.Errorf("%s: healthy backend shows data-state %q, state cell %q; want closed", url, u.Attrs["data-state"], u.Cells[statusColState])
 		}
-		if u.cells[statusColShare] != "100.0 %" {
-			t.Errorf("%s: healthy backend's share of the load %q, want 100.0 %%", url, u.cells[statusColShare])
+		if u.Cells[statusColShare] != "100.0 %" {
+			t.Errorf("%s: healthy backend's share of the load %q, want 100.0 %%", url, u.Cells[statusColShare])
 		}
 		if len(rows) != 2 {
 			t.Errorf("%s: %d rows, want the 2 backends: %v", url, len(rows), rows)

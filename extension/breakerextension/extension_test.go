@@ -297,12 +297,14 @@ func TestStatusForKeysOpenedBeforeStart(t *testing.T) {
 	assert.Equal(t, componentstatus.StatusRecoverableError, ev.Status())
 }
 
-func startHTTPExtension(t *testing.T, cfg *Config, host component.Host) (*breakerExtension, string) {
+// startHTTPExtension starts the extension on a fake clock, stopped when the
+// test ends, and returns the URL of its /breakers.
+func startHTTPExtension(t *testing.T, cfg *Config, host component.Host) (*breakerExtension, *fakeClock, string) {
 	t.Helper()
-	e, _ := newTestExtension(t, cfg, nil)
+	e, clk := newTestExtension(t, cfg, nil)
 	require.NoError(t, e.Start(context.Background(), host))
 	t.Cleanup(func() { require.NoError(t, e.Shutdown(context.Background())) })
-	return e, "http://" + e.listenAddr() + breakersPath
+	return e, clk, "http://" + e.listenAddr() + breakersPath
 }
 
 // TestHTTPEndpointRefusesUnsafeChanges: changes need Content-Type
@@ -317,7 +319,7 @@ func TestHTTPEndpointRefusesUnsafeChanges(t *testing.T) {
 	srv := confighttp.NewDefaultServerConfig()
 	srv.NetAddr.Endpoint = "127.0.0.1:0"
 	cfg.HTTP = configoptional.Some(srv)
-	e, base := startHTTPExtension(t, cfg, componenttest.NewNopHost())
+	e, _, base := startHTTPExtension(t, cfg, componenttest.NewNopHost())
 	call(t, e.Breaker("a:4317"), nil)
 
 	body := `{"key":"a:4317","manual":"forced_open"}`
@@ -369,7 +371,7 @@ func TestHTTPEndpointBearerToken(t *testing.T) {
 	srv.NetAddr.Endpoint = "127.0.0.1:0"
 	srv.Auth = configoptional.Some(confighttp.AuthConfig{Config: configauth.Config{AuthenticatorID: authID}})
 	cfg.HTTP = configoptional.Some(srv)
-	e, base := startHTTPExtension(t, cfg, host)
+	e, _, base := startHTTPExtension(t, cfg, host)
 	call(t, e.Breaker("a:4317"), nil)
 
 	body := `{"key":"a:4317","manual":"forced_open"}`

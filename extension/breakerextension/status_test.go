@@ -18,74 +18,31 @@ import (
 	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/configoptional"
 	"golang.org/x/net/html"
+
+	"github.com/otelcsp/otelcsp/internal/collectortest"
 )
 
 // hostileKey would run a script, end an attribute or open a tag if the page
 // printed it raw; keys come from config and from data (resolved endpoints).
 const hostileKey = `evil"><script>alert('x')</script>&amp;<b>`
 
-// statusRowOf is one table row of the parsed page, by its cells' text.
-type statusRowOf struct {
-	state string
-	cells []string
-}
-
-// parseStatus parses the page as a browser would and returns its rows by
-// data-key (the attribute as the DOM holds it, i.e. unescaped), failing on
-// any element that loads or runs something.
-func parseStatus(t *testing.T, page string) map[string]statusRowOf {
+// parseStatus reads the page's rows by data-key (as the DOM holds it, i.e.
+// unescaped), failing on any element or attribute that loads or runs
+// something, or that a key could have injected.
+func parseStatus(t *testing.T, page string) map[string]collectortest.HTMLRow {
 	t.Helper()
-	doc, err := html.Parse(strings.NewReader(page))
-	require.NoError(t, err)
-	rows := map[string]statusRowOf{}
-	var walk func(*html.Node)
-	walk = func(n *html.Node) {
-		if n.Type == html.ElementNode {
-			switch n.Data {
-			case "script", "link", "img", "iframe", "object", "embed", "b":
-				t.Errorf("the page has a <%s> element: nothing may load, run or be injected", n.Data)
-			}
-			for _, a := range n.Attr {
-				if a.Key == "src" || strings.HasPrefix(a.Key, "on") {
-					t.Errorf("<%s> has attribute %s=%q", n.Data, a.Key, a.Val)
-				}
-			}
-			if n.Data == "tr" && attr(n, "data-key") != "" {
-				var cells []string
-				for c := n.FirstChild; c != nil; c = c.NextSibling {
-					if c.Type == html.ElementNode && c.Data == "td" {
-						cells = append(cells, strings.TrimSpace(text(c)))
-					}
-				}
-				rows[attr(n, "data-key")] = statusRowOf{state: attr(n, "data-state"), cells: cells}
+	collectortest.Walk(collectortest.ParseHTML(t, page), func(n *html.Node) {
+		switch n.Data {
+		case "script", "link", "img", "iframe", "object", "embed", "b":
+			t.Errorf("the page has a <%s> element: nothing may load, run or be injected", n.Data)
+		}
+		for _, a := range n.Attr {
+			if a.Key == "src" || strings.HasPrefix(a.Key, "on") {
+				t.Errorf("<%s> has attribute %s=%q", n.Data, a.Key, a.Val)
 			}
 		}
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			walk(c)
-		}
-	}
-	walk(doc)
-	return rows
-}
-
-func attr(n *html.Node, key string) string {
-	for _, a := range n.Attr {
-		if a.Key == key {
-			return a.Val
-		}
-	}
-	return ""
-}
-
-func text(n *html.Node) string {
-	if n.Type == html.TextNode {
-		return n.Data
-	}
-	var b strings.Builder
-	for c := n.FirstChild; c != nil; c = c.NextSibling {
-		b.WriteString(text(c))
-	}
-	return b.String()
+	})
+	return collectortest.RowsBy(t, page, "data-key")
 }
 
 // The columns of a row, in the template's order.
@@ -113,10 +70,8 @@ func startStatusExtension(t *testing.T) (*breakerExtension, *fakeClock, string) 
 	srv := confighttp.NewDefaultServerConfig()
 	srv.NetAddr.Endpoint = "127.0.0.1:0"
 	cfg.HTTP = configoptional.Some(srv)
-	e, clk := newTestExtension(t, cfg, nil)
-	require.NoError(t, e.Start(context.Background(), componenttest.NewNopHost()))
-	t.Cleanup(func() { require.NoError(t, e.Shutdown(context.Background())) })
-	return e, clk, "http://" + e.listenAddr()
+	e, clk, breakers := startHTTPExtension(t, cfg, componenttest.NewNopHost())
+	return e, clk, strings.TrimSuffix(breakers, breakersPath)
 }
 
 // get fetches url with an Accept header and returns the response and body.
@@ -167,31 +122,31 @@ func TestStatusPage(t *testing.T) {
 	rows := parseStatus(t, page)
 	require.Len(t, rows, 4)
 	a, b, c, evil := rows["a:4317"], rows["b:4317"], rows["c:4317"], rows[hostileKey]
-	assert.Equal(t, "closed", a.state)
-	assert.Equal(t, "open", c.state)
-	assert.Equal(t, "open", evil.state, "the hostile key round-trips through the DOM unchanged")
-	assert.Equal(t, hostileKey, evil.cells[colKey])
-	assert.Equal(t, "open (forced_open, machine closed)", evil.cells[colState])
-	assert.Equal(t, "manual:forced_open", evil.cells[colReason])
-	assert.Equal(t, "1m30s", evil.cells[colInState])
-	assert.Equal(t, "1", evil.cells[colRejected])
+	assert.Equal(t, "closed", a.Attrs["data-state"])
+	assert.Equal(t, "open", c.Attrs["data-state"])
+	assert.Equal(t, "open", evil.Attrs["data-state"], "the hostile key round-trips through the DOM unchanged")
+	assert.Equal(t, hostileKey, evil.Cells[colKey])
+	assert.Equal(t, "open (forced_open, machine closed)", evil.Cells[colState])
+	assert.Equal(t, "manual:forced_open", evil.Cells[colReason])
+	assert.Equal(t, "1m30s", evil.Cells[colInState])
+	assert.Equal(t, "1", evil.Cells[colRejected])
 
-	assert.Equal(t, "consecutive_failures", c.cells[colReason])
-	assert.Equal(t, "250ms", c.cells[colInState])
-	assert.Equal(t, "750ms", c.cells[colNextProbe], "open_duration 1s, no jitter")
-	assert.Equal(t, "5", c.cells[colFailure])
-	assert.Equal(t, "1", c.cells[colTrips])
-	assert.Equal(t, "–", a.cells[colReason])
-	assert.Empty(t, a.cells[colNextProbe])
-	assert.Equal(t, "30", a.cells[colSuccess])
-	assert.Equal(t, "30", a.cells[colWindowCalls])
-	assert.Equal(t, "default", a.cells[colPolicy])
+	assert.Equal(t, "consecutive_failures", c.Cells[colReason])
+	assert.Equal(t, "250ms", c.Cells[colInState])
+	assert.Equal(t, "750ms", c.Cells[colNextProbe], "open_duration 1s, no jitter")
+	assert.Equal(t, "5", c.Cells[colFailure])
+	assert.Equal(t, "1", c.Cells[colTrips])
+	assert.Equal(t, "–", a.Cells[colReason])
+	assert.Empty(t, a.Cells[colNextProbe])
+	assert.Equal(t, "30", a.Cells[colSuccess])
+	assert.Equal(t, "30", a.Cells[colWindowCalls])
+	assert.Equal(t, "default", a.Cells[colPolicy])
 
 	// Share of the calls in the window: 30, 10 and 5 of 45.
-	assert.Equal(t, "66.7 %", a.cells[colShare])
-	assert.Equal(t, "22.2 %", b.cells[colShare])
-	assert.Equal(t, "11.1 %", c.cells[colShare])
-	assert.Equal(t, "0.0 %", evil.cells[colShare], "no call reached it")
+	assert.Equal(t, "66.7 %", a.Cells[colShare])
+	assert.Equal(t, "22.2 %", b.Cells[colShare])
+	assert.Equal(t, "11.1 %", c.Cells[colShare])
+	assert.Equal(t, "0.0 %", evil.Cells[colShare], "no call reached it")
 	assert.Contains(t, page, `<span id="open-count">2</span> open, 0 half-open, 2 closed (4 keys`)
 }
 

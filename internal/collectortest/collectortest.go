@@ -1,7 +1,9 @@
 // Package collectortest holds what the tests that run the built otelcsp
 // binary share (distribution's smoke tests and the e2e suite): finding the
 // binary, free loopback ports, a goroutine-safe output buffer, plain HTTP
-// gets, and reading the collector's Prometheus metrics.
+// gets, reading the collector's Prometheus metrics, and reading the tables
+// of an HTML page (the breaker's status page, in the unit test and in a
+// browser).
 package collectortest // import "github.com/otelcsp/otelcsp/internal/collectortest"
 
 import (
