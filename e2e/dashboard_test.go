@@ -136,7 +136,7 @@ func sendCanaryFaults(t *testing.T, endpoint string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	client := ptraceotlp.NewGRPCClient(conn)
 	t0 := time.Now().Add(-time.Minute)
 	for i, step := range []struct {
