@@ -135,12 +135,8 @@ func (g *generator) trace(nowNano int64) int {
 	end, _ := g.span(root, g.pickSlot(root.svc), tid, pcommon.SpanID{}, 0)
 	if g.canary {
 		g.seq++
-		// The root's attributes always hold the key (see compileTopology).
-		if v, ok := g.curSpans[0].Attributes().Get(attrSequence); ok {
-			v.SetInt(g.seq)
-		} else {
-			g.curSpans[0].Attributes().PutInt(attrSequence, g.seq)
-		}
+		// span left room for it: no regrowth of the attribute slice.
+		g.curSpans[0].Attributes().PutInt(attrSequence, g.seq)
 	}
 	base := uint64(nowNano - int64(end))
 	for _, s := range g.curSpans {
@@ -253,15 +249,20 @@ func (g *generator) span(op *operation, slot int, tid pcommon.TraceID, parent pc
 	s.SetStartTimestamp(pcommon.Timestamp(startNs))
 	s.SetEndTimestamp(pcommon.Timestamp(endNs))
 
+	attrs := op.attrsOK
 	if failed {
-		op.attrsErr.CopyTo(s.Attributes())
+		attrs = op.attrsErr
 		st := s.Status()
 		st.SetCode(ptrace.StatusCodeError)
 		msg, _ := op.excAttrs.Get(attrExcMessage)
 		st.SetMessage(msg.Str())
-	} else {
-		op.attrsOK.CopyTo(s.Attributes())
 	}
+	if g.canary && parent.IsEmpty() {
+		// Room for synthetic.sequence, which trace appends: CopyTo
+		// fills the slice it finds when it is large enough.
+		s.Attributes().EnsureCapacity(attrs.Len() + 1)
+	}
+	attrs.CopyTo(s.Attributes())
 	if nev := len(op.events); nev > 0 || failed {
 		evs := s.Events()
 		if failed {

@@ -279,6 +279,30 @@ func TestGenerateDeterministic(t *testing.T) {
 	assert.NotEqual(t, a, c, "another seed gives other traces")
 }
 
+// TestGeneratePooledIsIdentical: with pdata's pooling gate on and every
+// batch released, as the pipeline releases them, the generator builds from
+// reused objects and must still build exactly the same traces.
+func TestGeneratePooledIsIdentical(t *testing.T) {
+	gen := func(pooled bool) []byte {
+		g := newTestGenerator(t, nil, 7, true)
+		var out []byte
+		for range 5 {
+			td, _ := g.generate(40, testNow)
+			b, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+			require.NoError(t, err)
+			out = append(out, b...)
+			if pooled {
+				release(td)
+			}
+		}
+		return out
+	}
+	want := gen(false)
+	setProtoPooling(t, true)
+	t.Cleanup(func() { setProtoPooling(t, false) })
+	assert.Equal(t, want, gen(true))
+}
+
 func TestGenerateCanaryNumbering(t *testing.T) {
 	g := newTestGenerator(t, nil, 11, true)
 	var seqs []int64

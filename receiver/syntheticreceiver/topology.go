@@ -196,12 +196,6 @@ func compileTopology(services []ServiceConfig, generatorID string) *topology {
 		if called[op] || op.weight == 0 {
 			continue
 		}
-		if generatorID != "" {
-			// Reserve the canary attribute in the root's precomputed sets, so
-			// numbering a trace is an in-place update, not a slice regrowth.
-			op.attrsOK.PutInt(attrSequence, 0)
-			op.attrsErr.PutInt(attrSequence, 0)
-		}
 		total += op.weight
 		t.roots = append(t.roots, op)
 		t.rootCum = append(t.rootCum, total)
