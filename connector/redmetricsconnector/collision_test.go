@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
@@ -56,7 +57,7 @@ func TestSeriesKeyNoCollisions(t *testing.T) {
 			c, sink, clk := newTestConnector(t, collisionConfig())
 			if forced {
 				// Every series on one hash: only the value comparison separates them.
-				c.testHash = func(uint64, uint8, []dimVal) uint64 { return 42 }
+				c.testHash = func(uint64, []byte) uint64 { return 42 }
 			}
 			consume(t, c, collidingSets...)
 			consume(t, c, collidingSets...)
@@ -203,4 +204,39 @@ func TestKeyRoundTrip(t *testing.T) {
 		assert.Equal(t, vals, decodeKey(key, nil))
 	}
 	assert.Empty(t, decodeKey(string(appendKey(nil, familySpan, nil)), nil))
+}
+
+// TestPlanKeyMatchesFill: the key a plan writes straight from the span is
+// the key of the values fill reads, for every source (span, event,
+// resource, default, absent) and value type.
+func TestPlanKeyMatchesFill(t *testing.T) {
+	cfg := createDefaultConfig()
+	cfg.Dimensions = []Dimension{{Name: "s"}, {Name: "i"}, {Name: "d"}, {Name: "b"}, {Name: "m"}, {Name: "r"}, {Name: "e"}, {Name: "def", Default: strp("x")}, {Name: "none"}}
+	cfg.IncludeInstrumentationScope = []string{"scope"}
+	cfg.Events = EventsConfig{Enabled: true, Dimensions: []Dimension{{Name: "e"}}}
+	span := ptrace.NewSpan()
+	span.SetName("op")
+	span.SetKind(ptrace.SpanKindClient)
+	span.Status().SetCode(ptrace.StatusCodeError)
+	a := span.Attributes()
+	a.PutStr("s", "v")
+	a.PutInt("i", -7)
+	a.PutDouble("d", 1.5)
+	a.PutBool("b", true)
+	a.PutEmptyMap("m").PutStr("k", "v")
+	res, ev := pcommon.NewMap(), pcommon.NewMap()
+	res.PutStr("r", "from-resource")
+	res.PutStr("s", "shadowed")
+	ev.PutInt("e", 3)
+	for _, p := range []*plan{newSpanPlan(cfg), newEventPlan(cfg)} {
+		for _, sctx := range []spanCtx{
+			{service: "svc", span: span, resAttrs: res},
+			{service: "svc", span: span, resAttrs: res, eventAttrs: ev, hasEvent: true, scopeOK: true, scopeName: "scope", scopeVer: "1"},
+		} {
+			vals := make([]dimVal, len(p.slots))
+			p.fill(&sctx, vals)
+			assert.Equal(t, string(appendKey(nil, familyEvent, vals)), string(p.appendKey(&sctx, familyEvent, nil)))
+			assert.Equal(t, vals, decodeKey(string(p.appendKey(&sctx, familySpan, nil)), nil))
+		}
+	}
 }

@@ -52,7 +52,7 @@ type connectorImp struct {
 
 	// testHash replaces keyHash in tests that force every series onto
 	// one hash to prove lookups compare dimension values, not just hashes.
-	testHash func(res uint64, family uint8, vals []dimVal) uint64
+	testHash func(res uint64, key []byte) uint64
 
 	res    *resources
 	shards []shard
@@ -93,10 +93,8 @@ func (c *connectorImp) stamp() stamp {
 }
 
 type scratch struct {
-	vals  []dimVal
-	evals []dimVal
-	key   []byte // appendKey of the span (or event) being recorded
-	sg    sgScratch
+	key []byte // the key of the span's (or event's) series
+	sg  sgScratch
 }
 
 func newConnector(set connector.Settings, cfg *Config, next consumer.Metrics, clock Clock) (*connectorImp, error) {
@@ -149,15 +147,11 @@ func newConnector(set connector.Settings, cfg *Config, next consumer.Metrics, cl
 	c.shards = make([]shard, 1<<shardBits)
 	c.shift = uint(64 - shardBits)
 
-	nv, ne := len(c.spanPlan.slots), 0
-	if c.eventPlan != nil {
-		ne = len(c.eventPlan.slots)
-	}
 	if cfg.ServiceGraph.Enabled {
 		c.sg = newServiceGraph(cfg, c.seed)
 	}
 	c.scratch.New = func() any {
-		sc := &scratch{vals: make([]dimVal, nv), evals: make([]dimVal, ne)}
+		sc := &scratch{key: make([]byte, 0, 256)}
 		if c.sg != nil {
 			sc.sg = c.sg.newScratch()
 		}
@@ -268,10 +262,9 @@ func (c *connectorImp) ConsumeTraces(ctx context.Context, td ptrace.Traces) erro
 					dur = float64(en-st) / c.divisor
 				}
 				ex := c.maxEx > 0 && !span.TraceID().IsEmpty()
-				c.spanPlan.fill(&sctx, sc.vals)
-				sc.key = appendKey(sc.key[:0], familySpan, sc.vals)
+				sc.key = c.spanPlan.appendKey(&sctx, familySpan, sc.key[:0])
 				var o, cr int64
-				res, o, cr = c.record(res, familySpan, sc.vals, sc.key, w, dur, ex, span, now)
+				res, o, cr = c.record(res, familySpan, sc.key, w, dur, ex, span, now)
 				overflowed += o
 				created += cr
 				if g != nil {
@@ -287,9 +280,8 @@ func (c *connectorImp) ConsumeTraces(ctx context.Context, td ptrace.Traces) erro
 					for e := 0; e < evs.Len(); e++ {
 						sctx.hasEvent = true
 						sctx.eventAttrs = evs.At(e).Attributes()
-						c.eventPlan.fill(&sctx, sc.evals)
-						sc.key = appendKey(sc.key[:0], familyEvent, sc.evals)
-						res, o, cr = c.record(res, familyEvent, sc.evals, sc.key, w, dur, ex, span, now)
+						sc.key = c.eventPlan.appendKey(&sctx, familyEvent, sc.key[:0])
+						res, o, cr = c.record(res, familyEvent, sc.key, w, dur, ex, span, now)
 						overflowed += o
 						created += cr
 					}
@@ -319,11 +311,10 @@ func (c *connectorImp) ConsumeTraces(ctx context.Context, td ptrace.Traces) erro
 	return nil
 }
 
-// record finds (or creates) the series of vals, whose key is key, and adds
-// one span to it. It returns the resource to use for the next spans (a new
+// record finds (or creates) the series of key and adds one span to it. It returns the resource to use for the next spans (a new
 // one if res was removed meanwhile), 1 if the span went to the overflow
 // series, and 1 if a series was created.
-func (c *connectorImp) record(res *resource, family uint8, vals []dimVal, key []byte, w uint64, dur float64, ex bool, span ptrace.Span, now stamp) (*resource, int64, int64) {
+func (c *connectorImp) record(res *resource, family uint8, key []byte, w uint64, dur float64, ex bool, span ptrace.Span, now stamp) (*resource, int64, int64) {
 	if res == nil {
 		// The resource table is full: like a series past the limit.
 		c.recordOverflow(family, w, dur, ex, span, now)
@@ -331,7 +322,7 @@ func (c *connectorImp) record(res *resource, family uint8, vals []dimVal, key []
 	}
 	h := keyHash(c.seed, res.hash, key)
 	if c.testHash != nil {
-		h = c.testHash(res.hash, family, vals)
+		h = c.testHash(res.hash, key)
 	}
 	sh := &c.shards[h>>c.shift]
 	sh.mu.Lock()

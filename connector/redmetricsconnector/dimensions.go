@@ -138,49 +138,85 @@ type spanCtx struct {
 // fill writes the span's dimension values into out (len(out) == len(slots)).
 func (p *plan) fill(c *spanCtx, out []dimVal) {
 	for i := range p.slots {
+		out[i] = p.slots[i].value(c)
+	}
+}
+
+// appendKey appends the key of the span's series in family: what the
+// package-level appendKey makes of fill's values, without storing them.
+func (p *plan) appendKey(c *spanCtx, family uint8, buf []byte) []byte {
+	buf = append(buf, family)
+	for i := range p.slots {
 		sl := &p.slots[i]
+		// The span's own fields, every plan's first dimensions, are
+		// written straight from the span (value's result is 4 words
+		// passed on to appendVal, a third of the cost of a key).
 		switch sl.kind {
 		case slotService:
-			out[i] = dimVal{t: vStr, s: c.service}
+			buf = appendStr(buf, c.service)
 		case slotSpanName:
-			out[i] = dimVal{t: vStr, s: c.span.Name()}
+			buf = appendStr(buf, c.span.Name())
 		case slotSpanKind:
-			out[i] = dimVal{t: vKind, n: uint64(c.span.Kind())}
+			buf = appendNum(buf, vKind, uint64(c.span.Kind()))
 		case slotStatus:
-			out[i] = dimVal{t: vStatus, n: uint64(c.span.Status().Code())}
-		case slotScopeName:
-			if c.scopeOK {
-				out[i] = dimVal{t: vStr, s: c.scopeName}
-			} else {
-				out[i] = dimVal{}
-			}
-		case slotScopeVersion:
-			if c.scopeOK && c.scopeVer != "" {
-				out[i] = dimVal{t: vStr, s: c.scopeVer}
-			} else {
-				out[i] = dimVal{}
-			}
+			buf = appendNum(buf, vStatus, uint64(c.span.Status().Code()))
 		case slotAttr:
-			// The most specific source wins: span, then event, then resource.
 			if v, ok := c.span.Attributes().Get(sl.name); ok {
-				out[i] = fromValue(v)
-				continue
-			}
-			if c.hasEvent {
-				if v, ok := c.eventAttrs.Get(sl.name); ok {
-					out[i] = fromValue(v)
-					continue
-				}
-			}
-			if v, ok := c.resAttrs.Get(sl.name); ok {
-				out[i] = fromValue(v)
-			} else if sl.hasDef {
-				out[i] = dimVal{t: vStr, s: sl.def}
+				buf = appendValue(buf, v)
 			} else {
-				out[i] = dimVal{}
+				buf = appendVal(buf, sl.inherited(c))
 			}
+		default:
+			buf = appendVal(buf, sl.value(c))
 		}
 	}
+	return buf
+}
+
+// value is the span's value of the dimension.
+func (sl *slot) value(c *spanCtx) dimVal {
+	switch sl.kind {
+	case slotService:
+		return dimVal{t: vStr, s: c.service}
+	case slotSpanName:
+		return dimVal{t: vStr, s: c.span.Name()}
+	case slotSpanKind:
+		return dimVal{t: vKind, n: uint64(c.span.Kind())}
+	case slotStatus:
+		return dimVal{t: vStatus, n: uint64(c.span.Status().Code())}
+	case slotScopeName:
+		if c.scopeOK {
+			return dimVal{t: vStr, s: c.scopeName}
+		}
+	case slotScopeVersion:
+		if c.scopeOK && c.scopeVer != "" {
+			return dimVal{t: vStr, s: c.scopeVer}
+		}
+	case slotAttr:
+		// The most specific source wins: span, then event, then resource.
+		if v, ok := c.span.Attributes().Get(sl.name); ok {
+			return fromValue(v)
+		}
+		return sl.inherited(c)
+	}
+	return dimVal{}
+}
+
+// inherited is the value of an attribute dimension the span does not
+// carry: the event's, else the resource's, else the default.
+func (sl *slot) inherited(c *spanCtx) dimVal {
+	if c.hasEvent {
+		if v, ok := c.eventAttrs.Get(sl.name); ok {
+			return fromValue(v)
+		}
+	}
+	if v, ok := c.resAttrs.Get(sl.name); ok {
+		return fromValue(v)
+	}
+	if sl.hasDef {
+		return dimVal{t: vStr, s: sl.def}
+	}
+	return dimVal{}
 }
 
 // fromValue maps a pcommon.Value to a dimVal without allocating for the
@@ -225,18 +261,49 @@ func mix(h, x uint64) uint64 {
 func appendKey(buf []byte, family uint8, vals []dimVal) []byte {
 	buf = append(buf, family)
 	for i := range vals {
-		v := &vals[i]
-		buf = append(buf, byte(v.t))
-		switch v.t {
-		case vAbsent:
-		case vStr:
-			buf = binary.AppendUvarint(buf, uint64(len(v.s)))
-			buf = append(buf, v.s...)
-		default:
-			buf = binary.AppendUvarint(buf, v.n)
-		}
+		buf = appendVal(buf, vals[i])
 	}
 	return buf
+}
+
+// appendVal appends one value of a key: its type tag, then a uvarint (a
+// string's length, followed by its bytes, or the number), with the
+// one-byte case of short strings and small numbers written directly.
+func appendVal(buf []byte, v dimVal) []byte {
+	switch v.t {
+	case vAbsent:
+		return append(buf, byte(vAbsent))
+	case vStr:
+		return appendStr(buf, v.s)
+	default:
+		return appendNum(buf, v.t, v.n)
+	}
+}
+
+// appendValue is appendVal(buf, fromValue(v)), with strings and ints (the
+// usual dimension types) written without the dimVal in between.
+func appendValue(buf []byte, v pcommon.Value) []byte {
+	switch v.Type() {
+	case pcommon.ValueTypeStr:
+		return appendStr(buf, v.Str())
+	case pcommon.ValueTypeInt:
+		return appendNum(buf, vInt, uint64(v.Int()))
+	}
+	return appendVal(buf, fromValue(v))
+}
+
+func appendStr(buf []byte, s string) []byte {
+	if len(s) < 0x80 {
+		return append(append(buf, byte(vStr), byte(len(s))), s...)
+	}
+	return append(binary.AppendUvarint(append(buf, byte(vStr)), uint64(len(s))), s...)
+}
+
+func appendNum(buf []byte, t valType, n uint64) []byte {
+	if n < 0x80 {
+		return append(buf, byte(t), byte(n))
+	}
+	return binary.AppendUvarint(append(buf, byte(t)), n)
 }
 
 // decodeKey appends the values of a key made by appendKey to out; their

@@ -69,6 +69,21 @@ func TestBucketIndexInclusiveUpperBounds(t *testing.T) {
 	for v, want := range map[float64]int{0: 0, 2: 0, 2.0001: 1, 4: 1, 6: 2, 6.5: 3, 1e9: 3} {
 		assert.Equal(t, want, bucketIndex(b, v), "v=%v", v)
 	}
+	// Against a linear scan, for every bound count up to 20 and values on,
+	// between and around the bounds.
+	for n := 0; n <= 20; n++ {
+		bounds := make([]float64, n)
+		for i := range bounds {
+			bounds[i] = float64(2 * (i + 1))
+		}
+		for v := -1.0; v <= float64(2*n+3); v += 0.5 {
+			want := 0
+			for want < n && bounds[want] < v {
+				want++
+			}
+			require.Equal(t, want, bucketIndex(bounds, v), "n=%d v=%v", n, v)
+		}
+	}
 }
 
 func TestExpoHistogramDownscaleKeepsCounts(t *testing.T) {

@@ -107,6 +107,10 @@ func (s *series) resetDelta() {
 
 // bucketIndex returns the explicit bucket of v: bucket i holds values in
 // (bounds[i-1], bounds[i]], the last one values above every bound.
+//
+// A branch-free search (a conditional move per halving) was measured and
+// is slower here: durations cluster in a few buckets, so the branches are
+// mostly predicted, and the moves lengthen the dependency chain.
 func bucketIndex(bounds []float64, v float64) int {
 	lo, hi := 0, len(bounds)
 	for lo < hi {

@@ -765,7 +765,7 @@ func (c *connectorImp) lockGlobalHashed(sc *sgScratch, h uint64, family uint8, v
 
 func (c *connectorImp) lockGlobalKeyed(h uint64, family uint8, vals []dimVal, key []byte, now stamp) (*series, *sync.Mutex, int64, int64) {
 	if c.testHash != nil {
-		h = c.testHash(0, family, vals)
+		h = c.testHash(0, key)
 	}
 	sh := &c.shards[h>>c.shift]
 	sh.mu.Lock()
