@@ -179,6 +179,26 @@ func findEmbedded(file string, lines []string) ([]embedded, error) {
 	return out, nil
 }
 
+// fileLines reads a file as lines (without the final newline).
+func fileLines(t *testing.T, file string) []string {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+}
+
+// embeddedIn lists the marked copies of a file.
+func embeddedIn(t *testing.T, file string) []embedded {
+	t.Helper()
+	copies, err := findEmbedded(file, fileLines(t, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return copies
+}
+
 // render is the copy's lines for the source text: each line indented, blank
 // lines left empty.
 func (e embedded) render(text string) []string {
@@ -218,15 +238,8 @@ func embeddingFiles(t *testing.T) []string {
 func TestEmbeddedConfigsMatchSources(t *testing.T) {
 	total := 0
 	for _, file := range embeddingFiles(t) {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
-		copies, err := findEmbedded(file, lines)
-		if err != nil {
-			t.Fatal(err)
-		}
+		lines := fileLines(t, file)
+		copies := embeddedIn(t, file)
 		if len(copies) == 0 {
 			continue
 		}

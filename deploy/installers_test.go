@@ -234,22 +234,8 @@ func TestHelmValues(t *testing.T) {
 				t.Errorf("%s: ports.%s must be disabled (the chart enables it by default; this build has no such receiver)", r.file, name)
 			}
 		}
-		// The chart mounts every extraVolumeMount from extraVolumes (or
-		// its own config volume).
-		for _, vm := range v.ExtraVolumeMounts {
-			if !slices.ContainsFunc(v.ExtraVolumes, func(x corev1.Volume) bool { return x.Name == vm.Name }) {
-				t.Errorf("%s: extraVolumeMounts %s is not in extraVolumes", r.file, vm.Name)
-			}
-		}
 		u := r.unit(t)
-		for _, err := range append(u.checkEnv(), u.checkPorts()...) {
-			t.Error(err)
-		}
-		c, err := u.parsed()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, res := range c.fanoutResolvers() {
+		for _, res := range u.checkedResolvers(t) {
 			if res.service == "" {
 				t.Errorf("%s: %s: with the chart, use the k8s resolver (its Services are ClusterIP: one address, no SRV records per pod)", r.file, res.exporter)
 				continue
@@ -291,20 +277,8 @@ func TestOperatorCollectors(t *testing.T) {
 		if p := nullPaths(oc.Spec.Config, "spec.config"); len(p) > 0 {
 			t.Errorf("%s: null values at %v; give them {}", f, p)
 		}
-		for _, vm := range oc.Spec.VolumeMounts {
-			if !slices.ContainsFunc(oc.Spec.Volumes, func(x corev1.Volume) bool { return x.Name == vm.Name }) {
-				t.Errorf("%s: volumeMounts %s is not in volumes", f, vm.Name)
-			}
-		}
 		u := operatorUnit(t, f, oc)
-		for _, err := range u.checkEnv() {
-			t.Error(err)
-		}
-		c, err := u.parsed()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, res := range c.fanoutResolvers() {
+		for _, res := range u.checkedResolvers(t) {
 			if res.srv == "" {
 				t.Errorf("%s: %s: expected the DNS SRV resolver on the operator's headless Service", f, res.exporter)
 				continue
@@ -336,14 +310,7 @@ func TestOperatorCollectors(t *testing.T) {
 // value for value.
 func TestInstallersRunTheShippedConfigs(t *testing.T) {
 	for _, f := range append(slices.Clone(helmFiles), operatorFiles...) {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		copies, err := findEmbedded(f, strings.Split(strings.TrimSuffix(string(b), "\n"), "\n"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		copies := embeddedIn(t, f)
 		if len(copies) != 1 {
 			t.Fatalf("%s: %d embedded configs, want 1", f, len(copies))
 		}

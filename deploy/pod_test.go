@@ -2,7 +2,9 @@ package deploy
 
 import (
 	"fmt"
+	"slices"
 	"strings"
+	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 )
@@ -79,6 +81,33 @@ func (u podUnit) checkEnv() []error {
 		}
 	}
 	return errs
+}
+
+// checkMounts: every volume the containers mount is a volume of the pod.
+func (u podUnit) checkMounts() []error {
+	var errs []error
+	for _, c := range append(slices.Clone(u.spec.InitContainers), u.container) {
+		for _, vm := range c.VolumeMounts {
+			if !slices.ContainsFunc(u.spec.Volumes, func(v corev1.Volume) bool { return v.Name == vm.Name }) {
+				errs = append(errs, fmt.Errorf("%s: container %s mounts volume %s, which the pod does not have", u.name, c.Name, vm.Name))
+			}
+		}
+	}
+	return errs
+}
+
+// checkedResolvers runs the unit's environment, port and mount checks and
+// returns its fanouts' resolvers, for the installer's own checks of them.
+func (u podUnit) checkedResolvers(t *testing.T) []fanoutResolver {
+	t.Helper()
+	for _, err := range slices.Concat(u.checkEnv(), u.checkPorts(), u.checkMounts()) {
+		t.Error(err)
+	}
+	c, err := u.parsed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.fanoutResolvers()
 }
 
 // parsed is the config expanded with the container's environment.
