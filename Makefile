@@ -14,7 +14,7 @@ SPANMETRICS_VERSION := $(shell awk '/connector\/spanmetricsconnector /{print $$2
 # Likewise for contrib's delta-to-cumulative processor.
 DELTATOCUMULATIVE_VERSION := $(shell awk '/processor\/deltatocumulativeprocessor /{print $$2; exit}' bench/go.mod)
 
-.PHONY: all build run test unit smoke bench fuzz lint generate tidy clean
+.PHONY: all build run test unit smoke bench fuzz lint generate tidy clean package package-test version
 
 all: build
 
@@ -28,8 +28,8 @@ $(BIN): $(SOURCES)
 run: build
 	distribution/demo.sh $(BIN)
 
-## test: vet and race-test the module, then smoke-test the built binary
-test: unit smoke
+## test: vet and race-test the module, then smoke-test the built binary, then package it for this machine's architecture and test the packages
+test: unit smoke package-test
 
 unit:
 	$(GO) vet ./...
@@ -84,7 +84,7 @@ tidy:
 
 ## clean: remove build output
 clean:
-	rm -rf distribution/_build bench/results
+	rm -rf distribution/_build bench/results dist tools/bin
 
 ## bench-compare: side-by-side benchmarks against peers (the bench/ module), results in bench/results/, compared by benchstat
 # The test binary runs BENCHCOUNT rounds of every sub-benchmark (-count 1 each)
@@ -114,3 +114,83 @@ bench-compare:
 	cd bench && $(GO) run ./cmd/benchchart -key impl -unit ns/op -title "breaker Allow+Done vs gobreaker and failsafe-go (lower is better)" -o ../docs/img/breaker-vs-peers.png results/breaker.txt
 	cd bench && $(GO) run ./cmd/benchchart -key impl -unit points/s -title "deltamerge vs contrib deltatocumulative $(DELTATOCUMULATIVE_VERSION), 10k streams x 3 writers" -o ../docs/img/deltamerge-vs-deltatocumulative.png results/deltamerge.txt
 	cd bench && $(GO) run ./cmd/benchchart -key impl -unit spans/s -title "spanlogs vs plainexceptions (stand-in for contrib exceptions, not served by the proxy)" -o ../docs/img/spanlogs-vs-plainexceptions.png results/spanlogs.txt
+
+## package: linux/amd64 and linux/arm64 static binaries, .deb and .rpm (systemd unit), CycloneDX SBOMs, the OCI image and SHA256 checksums into dist/ (packaging/README.md)
+# One version for all of it: dist.version of builder-config.yaml, which ocb
+# also compiles into the binary (`otelcsp --version`).
+VERSION       = $(shell sed -n '/^dist:/,/^[^ ]/s/^  version: *//p' builder-config.yaml)
+DESCRIPTION   = $(shell sed -n '/^dist:/,/^[^ ]/s/^  description: *//p' builder-config.yaml)
+HOST_PLATFORM = $(shell $(GO) env GOOS)/$(shell $(GO) env GOARCH)
+PKG_ARCHES   ?= amd64 arm64
+DIST         := dist
+# Every file in a package or image layer gets the last commit's time, so a
+# commit's packages are the same bytes wherever they are built.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+RPM_ARCH_amd64 := x86_64
+RPM_ARCH_arm64 := aarch64
+PACKAGING_SOURCES := $(wildcard packaging/nfpm.yaml packaging/otelcsp.service packaging/config.yaml packaging/otelcsp.conf packaging/scripts/*.sh) \
+                     $(wildcard testdata/deploy/*.yaml) CHANGELOG.md
+CA_CERTS ?= /etc/ssl/certs/ca-certificates.crt
+# The image: what distribution/Dockerfile builds with an engine (same files,
+# user, environment, ports, entrypoint, labels); packaging/package_test.go
+# checks that the two agree. uid/gid 65532 as in docs/deploy.md.
+IMAGE_FILES := /etc/otelcsp/config.yaml=distribution/container.yaml \
+               /etc/otelcsp/agent.yaml=testdata/deploy/agent.yaml \
+               /etc/otelcsp/gateway.yaml=testdata/deploy/gateway.yaml \
+               /etc/passwd=packaging/image/passwd \
+               /etc/group=packaging/image/group \
+               /etc/ssl/certs/ca-certificates.crt=$(CA_CERTS)
+IMAGE_ARGS   = -version $(VERSION) -title otelcsp \
+               -binary-path /otelcsp -entrypoint /otelcsp -cmd --config -cmd /etc/otelcsp/config.yaml \
+               -user 65532:65532 -env OTELCSP_LISTEN_HOST=0.0.0.0 \
+               -port 4317/tcp -port 4318/tcp -port 8888/tcp -port 8889/tcp -port 13133/tcp \
+               $(foreach f,$(IMAGE_FILES),-file $(f))
+OCIIMAGE     := tools/bin/ociimage
+PKG_BINS      = $(foreach a,$(PKG_ARCHES),$(DIST)/linux_$(a)/otelcsp)
+PKG_FILES     = $(foreach a,$(PKG_ARCHES),$(DIST)/otelcsp_$(VERSION)_$(a).deb $(DIST)/otelcsp-$(VERSION)-1.$(RPM_ARCH_$(a)).rpm $(DIST)/otelcsp_$(VERSION)_linux_$(a).cdx.json) \
+                $(DIST)/otelcsp_$(VERSION)_image.tar
+
+package: $(DIST)/otelcsp_$(VERSION)_checksums.txt
+
+$(DIST)/otelcsp_$(VERSION)_checksums.txt: $(PKG_FILES)
+	cd $(DIST) && sha256sum $(notdir $^) > $(notdir $@)
+
+# make build's binary is already static linux/amd64 (ocb builds with cgo off,
+# -trimpath, -ldflags '-s -w'): the host's architecture reuses it, the others
+# are compiled from the sources ocb generated, with ocb's flags.
+$(DIST)/linux_%/otelcsp: $(BIN)
+	@mkdir -p $(@D)
+	if [ "linux/$*" = "$(HOST_PLATFORM)" ]; then cp $(BIN) $@; else \
+		cd distribution/_build && CGO_ENABLED=0 GOOS=linux GOARCH=$* $(GO) build -trimpath -ldflags='-s -w' -o $(CURDIR)/$@ .; fi
+
+# nfpm <goarch> <deb|rpm> <output>
+nfpm = VERSION=$(VERSION) GOARCH=$(1) BINARY=$(DIST)/linux_$(1)/otelcsp DESCRIPTION='$(DESCRIPTION)' \
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(TOOL) nfpm package --config packaging/nfpm.yaml --packager $(2) --target $(3)
+
+define package_rules
+$(DIST)/otelcsp_$(VERSION)_$(1).deb: $(DIST)/linux_$(1)/otelcsp $(PACKAGING_SOURCES)
+	$$(call nfpm,$(1),deb,$$@)
+$(DIST)/otelcsp-$(VERSION)-1.$(RPM_ARCH_$(1)).rpm: $(DIST)/linux_$(1)/otelcsp $(PACKAGING_SOURCES)
+	$$(call nfpm,$(1),rpm,$$@)
+$(DIST)/otelcsp_$(VERSION)_linux_$(1).cdx.json: $(DIST)/linux_$(1)/otelcsp
+	$(TOOL) cyclonedx-gomod bin -json -version v$(VERSION) -output $$@ $$<
+endef
+$(foreach a,amd64 arm64,$(eval $(call package_rules,$(a))))
+
+$(OCIIMAGE): tools/go.mod tools/go.sum $(wildcard tools/ociimage/*.go)
+	$(GO) -C tools build -o bin/ociimage ./ociimage
+
+# The OCI image layout (dist/image) and the same as one tar (an oci-archive,
+# for `podman load` or `skopeo copy oci-archive:`).
+$(DIST)/otelcsp_$(VERSION)_image.tar: $(OCIIMAGE) $(PKG_BINS) $(foreach f,$(IMAGE_FILES),$(lastword $(subst =, ,$(f))))
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(OCIIMAGE) -layout $(DIST)/image $(foreach a,$(PKG_ARCHES),-binary linux/$(a)=$(DIST)/linux_$(a)/otelcsp) $(IMAGE_ARGS)
+	tar --sort=name --mtime=@$(SOURCE_DATE_EPOCH) --owner=0 --group=0 --numeric-owner -C $(DIST)/image -cf $@ .
+
+## package-test: `make package` for this machine's architecture only, then the tests of what it built (packaging/), which fail here instead of skipping
+package-test:
+	$(MAKE) package PKG_ARCHES=$(lastword $(subst /, ,$(HOST_PLATFORM)))
+	OTELCSP_REQUIRE_PACKAGES=1 $(GO) test -count=1 ./packaging/
+
+## version: print the release version (dist.version of builder-config.yaml)
+version:
+	@echo $(VERSION)

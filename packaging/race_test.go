@@ -1,0 +1,6 @@
+//go:build race
+
+package packaging
+
+// raceEnabled: the tests are built with -race (`make unit`).
+const raceEnabled = true

@@ -1,0 +1,120 @@
+package packaging
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+var rpmArches = map[string]string{"amd64": "x86_64", "arm64": "aarch64"}
+
+// builtArches are the architectures `make package` built: those with a .deb.
+func builtArches(t *testing.T, r release) []string {
+	t.Helper()
+	distFile(t, "otelcsp_"+r.Version+"_checksums.txt")
+	var arches []string
+	for arch := range rpmArches {
+		if matches, _ := filepath.Glob(filepath.Join(repoRoot, "dist", "otelcsp_"+r.Version+"_"+arch+".deb")); len(matches) == 1 {
+			arches = append(arches, arch)
+		}
+	}
+	require.NotEmpty(t, arches, "no .deb in dist/")
+	return arches
+}
+
+// TestChecksums checks that the checksums file lists every artifact of
+// every built architecture, each with its SHA-256.
+func TestChecksums(t *testing.T) {
+	r := readRelease(t)
+	sums := readDist(t, distFile(t, "otelcsp_"+r.Version+"_checksums.txt"))
+	listed := map[string]bool{}
+	sc := bufio.NewScanner(bytes.NewReader(sums))
+	for sc.Scan() {
+		sum, name, ok := strings.Cut(sc.Text(), "  ")
+		require.True(t, ok, "checksums line %q is not sha256sum's", sc.Text())
+		got := sha256.Sum256(readDist(t, filepath.Join(repoRoot, "dist", name)))
+		require.Equal(t, sum, hex.EncodeToString(got[:]), "SHA-256 of %s", name)
+		listed[name] = true
+	}
+	want := []string{"otelcsp_" + r.Version + "_image.tar"}
+	for _, arch := range builtArches(t, r) {
+		want = append(want,
+			"otelcsp_"+r.Version+"_"+arch+".deb",
+			"otelcsp-"+r.Version+"-1."+rpmArches[arch]+".rpm",
+			"otelcsp_"+r.Version+"_linux_"+arch+".cdx.json")
+	}
+	for _, name := range want {
+		require.True(t, listed[name], "%s is not in the checksums file", name)
+	}
+}
+
+// TestRPM checks the .rpm's lead (name-version-release and that it is a
+// binary package); its files come from the same nfpm.yaml as the .deb's,
+// which TestDeb checks.
+func TestRPM(t *testing.T) {
+	r := readRelease(t)
+	for _, arch := range builtArches(t, r) {
+		data := readDist(t, distFile(t, "otelcsp-"+r.Version+"-1."+rpmArches[arch]+".rpm"))
+		require.GreaterOrEqual(t, len(data), 96, "rpm lead")
+		require.Equal(t, []byte{0xed, 0xab, 0xee, 0xdb}, data[0:4], "rpm magic")
+		require.Equal(t, []byte{0, 0}, data[6:8], "rpm type: binary")
+		name, _, _ := bytes.Cut(data[10:76], []byte{0})
+		require.Equal(t, "otelcsp-"+r.Version+"-1", string(name), "rpm name-version-release against builder-config.yaml")
+	}
+}
+
+// TestSBOM checks each CycloneDX SBOM: it describes the otelcsp binary at
+// the release's version and lists every collector module the manifest
+// pins, at the pinned version.
+func TestSBOM(t *testing.T) {
+	r := readRelease(t)
+	for _, arch := range builtArches(t, r) {
+		var bom struct {
+			BOMFormat string `json:"bomFormat"`
+			Metadata  struct {
+				Component struct {
+					Name    string `json:"name"`
+					Version string `json:"version"`
+					PURL    string `json:"purl"`
+				} `json:"component"`
+			} `json:"metadata"`
+			Components []struct {
+				Name    string `json:"name"`
+				Version string `json:"version"`
+			} `json:"components"`
+		}
+		require.NoError(t, json.Unmarshal(readDist(t, distFile(t, "otelcsp_"+r.Version+"_linux_"+arch+".cdx.json")), &bom))
+		require.Equal(t, "CycloneDX", bom.BOMFormat)
+		c := bom.Metadata.Component
+		require.Equal(t, "github.com/otelcsp/otelcsp/cmd/otelcsp", c.Name, "the SBOM's subject")
+		require.Equal(t, "v"+r.Version, c.Version, "SBOM version against builder-config.yaml")
+		require.Contains(t, c.PURL, "goarch="+arch)
+		versions := map[string]string{}
+		for _, m := range bom.Components {
+			versions[m.Name] = m.Version
+		}
+		for path, version := range r.Modules {
+			require.Equal(t, version, versions[path], "%s in the %s SBOM", path, arch)
+		}
+	}
+}
+
+// TestDebArches checks the binary of every built .deb, the cross-compiled
+// ones included: a static linux binary for the package's architecture.
+func TestDebArches(t *testing.T) {
+	r := readRelease(t)
+	for _, arch := range builtArches(t, r) {
+		members := readAr(t, distFile(t, "otelcsp_"+r.Version+"_"+arch+".deb"))
+		require.Equal(t, arch, controlFields(string(tarGzOf(t, members["control.tar.gz"])["/control"].data))["Architecture"])
+		dir := t.TempDir()
+		tarGzOf(t, members["data.tar.gz"]).extract(t, dir)
+		requireStaticELF(t, filepath.Join(dir, "usr/bin/otelcsp"), arch)
+	}
+}
