@@ -23,7 +23,7 @@ type KeySnapshot struct {
 	// StateSince is when the machine or manual state last changed (or the
 	// key was created).
 	StateSince time.Time `json:"state_since"`
-	Trips      uint64 `json:"trips"`
+	Trips      uint64    `json:"trips"`
 
 	ConsecutiveFailures int64 `json:"consecutive_failures"`
 	WindowCalls         int64 `json:"window_calls"`
