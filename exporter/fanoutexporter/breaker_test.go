@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/otelcsp/otelcsp/extension/breakerextension"
+	"github.com/otelcsp/otelcsp/internal/otlptest"
 )
 
 // TestFanoutWithBreakerExtension runs the fanout with the real breaker
@@ -21,7 +22,7 @@ import (
 // a few failures (its keys fail over), gets no calls while open, and once
 // it recovers a half-open probe brings it, and its keys, back.
 func TestFanoutWithBreakerExtension(t *testing.T) {
-	servers := []*otlpServer{startOTLPServer(t), startOTLPServer(t), startOTLPServer(t)}
+	servers := []*otlptest.Server{otlptest.Start(t), otlptest.Start(t), otlptest.Start(t)}
 
 	bcfg := breakerextension.NewFactory().CreateDefaultConfig().(*breakerextension.Config)
 	bcfg.ConsecutiveFailures = 2
@@ -38,7 +39,7 @@ func TestFanoutWithBreakerExtension(t *testing.T) {
 	exp := startTraces(t, cfg, h)
 
 	failing := servers[1]
-	failing.setMode(modeFail)
+	failing.SetMode(otlptest.Fail)
 	in, total := batches(9, 60, 10, 3)
 	accepted := 0
 	send := func(from, to int) {
@@ -50,21 +51,21 @@ func TestFanoutWithBreakerExtension(t *testing.T) {
 	}
 
 	send(0, 5)
-	require.Equal(t, breakerextension.StateOpen, provider.Breaker(failing.addr).State(), "two failures in a row open the breaker")
-	calls := failing.requests.Load()
+	require.Equal(t, breakerextension.StateOpen, provider.Breaker(failing.Addr()).State(), "two failures in a row open the breaker")
+	calls := failing.Requests()
 	send(5, 25)
-	assert.Equal(t, calls, failing.requests.Load(), "an open breaker keeps calls away")
+	assert.Equal(t, calls, failing.Requests(), "an open breaker keeps calls away")
 
-	failing.setMode(modeOK)
+	failing.SetMode(otlptest.OK)
 	require.Eventually(t, func() bool {
-		return provider.Breaker(failing.addr).State() != breakerextension.StateOpen
+		return provider.Breaker(failing.Addr()).State() != breakerextension.StateOpen
 	}, 5*time.Second, 10*time.Millisecond, "the breaker half-opens after open_duration")
 	send(25, 60)
-	assert.Equal(t, breakerextension.StateClosed, provider.Breaker(failing.addr).State(), "a successful probe closes it")
-	assert.Positive(t, failing.spanCount(), "the recovered backend got its keys back")
+	assert.Equal(t, breakerextension.StateClosed, provider.Breaker(failing.Addr()).State(), "a successful probe closes it")
+	assert.Positive(t, failing.SpanCount(), "the recovered backend got its keys back")
 
 	require.Equal(t, total, accepted)
-	requireExactlyOnce(t, collect(servers...), total)
+	requireExactlyOnce(t, otlptest.Collect(servers...), total)
 }
 
 // TestFanoutAndMiddlewareShareABreaker guards each backend with the same
@@ -75,7 +76,7 @@ func TestFanoutWithBreakerExtension(t *testing.T) {
 // admitted instead of refusing it for want of a second probe permit) and
 // closes the breaker.
 func TestFanoutAndMiddlewareShareABreaker(t *testing.T) {
-	servers := []*otlpServer{startOTLPServer(t), startOTLPServer(t), startOTLPServer(t)}
+	servers := []*otlptest.Server{otlptest.Start(t), otlptest.Start(t), otlptest.Start(t)}
 
 	bcfg := breakerextension.NewFactory().CreateDefaultConfig().(*breakerextension.Config)
 	bcfg.ConsecutiveFailures = 2
@@ -93,7 +94,7 @@ func TestFanoutAndMiddlewareShareABreaker(t *testing.T) {
 	exp := startTraces(t, cfg, h)
 
 	failing := servers[1]
-	failing.setMode(modeFail)
+	failing.SetMode(otlptest.Fail)
 	in, total := batches(11, 400, 10, 3)
 	accepted, next := 0, 0
 	send := func(n int) {
@@ -106,21 +107,21 @@ func TestFanoutAndMiddlewareShareABreaker(t *testing.T) {
 		next += n
 	}
 	send(5)
-	b := provider.Breaker(failing.addr)
+	b := provider.Breaker(failing.Addr())
 	require.Equal(t, breakerextension.StateOpen, b.State())
-	snap := keySnapshot(t, h.extensions[id], failing.addr)
-	assert.Equal(t, uint64(failing.requests.Load()), snap.Failure, "each call to the backend counts once, not once per guard")
+	snap := keySnapshot(t, h.extensions[id], failing.Addr())
+	assert.Equal(t, uint64(failing.Requests()), snap.Failure, "each call to the backend counts once, not once per guard")
 	assert.Zero(t, snap.Ignored, "no guard refused a call the other admitted")
 
-	failing.setMode(modeOK)
+	failing.SetMode(otlptest.OK)
 	require.Eventually(t, func() bool {
 		send(1)
 		return b.State() == breakerextension.StateClosed
 	}, 5*time.Second, 20*time.Millisecond, "the probe reaches the recovered backend and closes the breaker")
 	send(len(in) - next)
-	assert.Positive(t, failing.spanCount(), "the recovered backend got its keys back")
+	assert.Positive(t, failing.SpanCount(), "the recovered backend got its keys back")
 	require.Equal(t, total, accepted)
-	requireExactlyOnce(t, collect(servers...), total)
+	requireExactlyOnce(t, otlptest.Collect(servers...), total)
 }
 
 func keySnapshot(t *testing.T, ext component.Component, key string) breakerextension.KeySnapshot {

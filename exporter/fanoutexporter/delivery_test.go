@@ -21,6 +21,7 @@ import (
 
 	"github.com/otelcsp/otelcsp/exporter/fanoutexporter/internal/metadatatest"
 	"github.com/otelcsp/otelcsp/extension/breakerextension"
+	"github.com/otelcsp/otelcsp/internal/otlptest"
 )
 
 // queued gives cfg an in-memory sending queue with one consumer and no
@@ -103,9 +104,9 @@ func errorLines(logs *observer.ObservedLogs) []string {
 // queued data waits for a backend and is delivered, exactly once, when one
 // comes back. Nothing is dropped or refused.
 func TestFanoutQueuedDataWaitsForABackend(t *testing.T) {
-	servers := []*otlpServer{startOTLPServer(t), startOTLPServer(t)}
+	servers := []*otlptest.Server{otlptest.Start(t), otlptest.Start(t)}
 	for _, s := range servers {
-		s.setMode(modeFail)
+		s.SetMode(otlptest.Fail)
 	}
 	exp, tt, logs := observed(t, queued(testConfig(servers...)), nil)
 	in, total := batches(11, 20, 10, 3)
@@ -113,14 +114,14 @@ func TestFanoutQueuedDataWaitsForABackend(t *testing.T) {
 		require.NoError(t, exp.ConsumeTraces(context.Background(), td))
 	}
 	// Many more attempts than fit in max_elapsed_time (50ms at 10-20ms apart).
-	require.Eventually(t, func() bool { return servers[0].requests.Load()+servers[1].requests.Load() >= 40 },
+	require.Eventually(t, func() bool { return servers[0].Requests()+servers[1].Requests() >= 40 },
 		10*time.Second, time.Millisecond)
 	for _, s := range servers {
-		s.setMode(modeOK)
+		s.SetMode(otlptest.OK)
 	}
-	require.Eventually(t, func() bool { return len(collect(servers...).spans) == total }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return len(otlptest.Collect(servers...).Spans) == total }, 10*time.Second, time.Millisecond)
 	require.NoError(t, exp.Shutdown(context.Background()))
-	requireExactlyOnce(t, collect(servers...), total)
+	requireExactlyOnce(t, otlptest.Collect(servers...), total)
 	assert.Zero(t, counter(t, tt, "otelcol_fanout_items_dropped"))
 	assert.Zero(t, counter(t, tt, "otelcol_fanout_items_refused"))
 	assert.Empty(t, errorLines(logs), "a handled outage logs nothing at ERROR")
@@ -130,10 +131,10 @@ func TestFanoutQueuedDataWaitsForABackend(t *testing.T) {
 // force sends: data waits; at shutdown the drain sends to the owners anyway
 // and delivers everything.
 func TestFanoutDrainIgnoresOpenBreakers(t *testing.T) {
-	servers := []*otlpServer{startOTLPServer(t), startOTLPServer(t), startOTLPServer(t)}
+	servers := []*otlptest.Server{otlptest.Start(t), otlptest.Start(t), otlptest.Start(t)}
 	breakers := &fakeBreakers{open: map[string]bool{}, allows: map[string]*atomic.Int64{}}
 	for _, s := range servers {
-		breakers.setOpen(s.addr, true)
+		breakers.setOpen(s.Addr(), true)
 	}
 	id := component.MustNewID("breaker")
 	cfg := queued(testConfig(servers...))
@@ -147,9 +148,9 @@ func TestFanoutDrainIgnoresOpenBreakers(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return len(logs.FilterMessageSnippet("No backend could take queued items").All()) > 0
 	}, 10*time.Second, time.Millisecond)
-	assert.Empty(t, collect(servers...).spans, "open breakers keep data away before shutdown")
+	assert.Empty(t, otlptest.Collect(servers...).Spans, "open breakers keep data away before shutdown")
 	require.NoError(t, exp.Shutdown(context.Background()))
-	requireExactlyOnce(t, collect(servers...), total)
+	requireExactlyOnce(t, otlptest.Collect(servers...), total)
 	assert.Zero(t, counter(t, tt, "otelcol_fanout_items_dropped"))
 	assert.Empty(t, errorLines(logs))
 }
@@ -158,8 +159,8 @@ func TestFanoutDrainIgnoresOpenBreakers(t *testing.T) {
 // is given up, counted, and logged once with the count (not once per
 // request), and shutdown returns.
 func TestFanoutDrainTimeoutCountsWhatIsLeft(t *testing.T) {
-	servers := []*otlpServer{startOTLPServer(t)}
-	servers[0].setMode(modeFail)
+	servers := []*otlptest.Server{otlptest.Start(t)}
+	servers[0].SetMode(otlptest.Fail)
 	cfg := queued(testConfig(servers...))
 	cfg.DrainTimeout = 300 * time.Millisecond
 	exp, tt, logs := observed(t, cfg, nil)
@@ -180,8 +181,8 @@ func TestFanoutDrainTimeoutCountsWhatIsLeft(t *testing.T) {
 // With max_wait, a batch that waited that long for a backend is dropped and
 // counted.
 func TestFanoutMaxWaitDropsAndCounts(t *testing.T) {
-	servers := []*otlpServer{startOTLPServer(t)}
-	servers[0].setMode(modeFail)
+	servers := []*otlptest.Server{otlptest.Start(t)}
+	servers[0].SetMode(otlptest.Fail)
 	cfg := queued(testConfig(servers...))
 	cfg.MaxWait = 100 * time.Millisecond
 	exp, tt, _ := observed(t, cfg, nil)
@@ -198,9 +199,9 @@ func TestFanoutMaxWaitDropsAndCounts(t *testing.T) {
 // Without a queue the caller waits through the retries, then gets the
 // undelivered items back; items_refused counts them once, not per attempt.
 func TestFanoutRefusedCountedOnce(t *testing.T) {
-	servers := []*otlpServer{startOTLPServer(t), startOTLPServer(t)}
+	servers := []*otlptest.Server{otlptest.Start(t), otlptest.Start(t)}
 	for _, s := range servers {
-		s.setMode(modeFail)
+		s.SetMode(otlptest.Fail)
 	}
 	cfg := testConfig(servers...)
 	cfg.RetryConfig.Enabled = true
@@ -212,7 +213,7 @@ func TestFanoutRefusedCountedOnce(t *testing.T) {
 	accepted, refused := sendAll(t, exp, in)
 	require.Zero(t, accepted)
 	require.Equal(t, total, refused)
-	assert.Greater(t, servers[0].requests.Load(), int64(len(in)), "the fanout retried")
+	assert.Greater(t, servers[0].Requests(), int64(len(in)), "the fanout retried")
 	assert.Equal(t, int64(total), counter(t, tt, "otelcol_fanout_items_refused"))
 	require.NoError(t, exp.Shutdown(context.Background()))
 }
@@ -222,8 +223,8 @@ func TestFanoutRefusedCountedOnce(t *testing.T) {
 // included); the fanout's own line names the backend and counts, once per
 // interval however many batches fail.
 func TestFanoutHandledFailoverIsQuiet(t *testing.T) {
-	servers := []*otlpServer{startOTLPServer(t), startOTLPServer(t)}
-	servers[0].setMode(modeFail)
+	servers := []*otlptest.Server{otlptest.Start(t), otlptest.Start(t)}
+	servers[0].SetMode(otlptest.Fail)
 	exp, _, logs := observed(t, testConfig(servers...), nil)
 	in, total := batches(16, 20, 10, 3)
 	accepted, _ := sendAll(t, exp, in)
@@ -233,7 +234,7 @@ func TestFanoutHandledFailoverIsQuiet(t *testing.T) {
 	assert.Empty(t, logs.FilterMessageSnippet("retry_on_failure").All())
 	warns := logs.FilterMessageSnippet("Backend failed").All()
 	require.Len(t, warns, 1, "rate-limited to one line per interval")
-	assert.Equal(t, servers[0].addr, warns[0].ContextMap()["backend"])
+	assert.Equal(t, servers[0].Addr(), warns[0].ContextMap()["backend"])
 }
 
 var _ breakerextension.Provider = (*fakeBreakers)(nil)

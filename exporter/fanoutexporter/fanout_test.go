@@ -24,15 +24,16 @@ import (
 
 	"github.com/otelcsp/otelcsp/exporter/fanoutexporter/internal/metadata"
 	"github.com/otelcsp/otelcsp/extension/breakerextension"
+	"github.com/otelcsp/otelcsp/internal/otlptest"
 )
 
 // testConfig fans out to the given servers over plain gRPC with a short
 // per-backend timeout, so that a stalled backend fails over quickly.
-func testConfig(servers ...*otlpServer) *Config {
+func testConfig(servers ...*otlptest.Server) *Config {
 	cfg := createDefaultConfig().(*Config)
 	static := StaticResolverConfig{}
 	for _, s := range servers {
-		static.Endpoints = append(static.Endpoints, s.addr)
+		static.Endpoints = append(static.Endpoints, s.Addr())
 	}
 	cfg.Resolver.Static = configoptional.Some(static)
 	otlp := defaultOTLPConfig()
@@ -92,47 +93,47 @@ func batches(seed uint64, count, tracesPer, spansPer int) ([]ptrace.Traces, int)
 	return out, count * tracesPer * spansPer
 }
 
-func requireExactlyOnce(t *testing.T, d delivery, want int) {
+func requireExactlyOnce(t *testing.T, d otlptest.Delivery, want int) {
 	t.Helper()
-	require.Len(t, d.spans, want, "spans lost")
-	for id, c := range d.spans {
+	require.Len(t, d.Spans, want, "spans lost")
+	for id, c := range d.Spans {
 		require.Equal(t, 1, c, "span %s delivered %d times", id, c)
 	}
 }
 
 func TestFanoutDeliversEveryTraceWholeToOneBackend(t *testing.T) {
-	servers := []*otlpServer{startOTLPServer(t), startOTLPServer(t), startOTLPServer(t)}
+	servers := []*otlptest.Server{otlptest.Start(t), otlptest.Start(t), otlptest.Start(t)}
 	exp := startTraces(t, testConfig(servers...), nil)
 	in, total := batches(1, 30, 40, 5)
 	accepted, refused := sendAll(t, exp, in)
 	require.Equal(t, total, accepted)
 	require.Zero(t, refused)
 
-	d := collect(servers...)
+	d := otlptest.Collect(servers...)
 	requireExactlyOnce(t, d, total)
-	for id, homes := range d.traceHomes {
+	for id, homes := range d.TraceHomes {
 		require.Equal(t, 1, homes, "trace %s split across backends", id)
 	}
 	for i, s := range servers {
-		assert.Greater(t, s.spanCount(), total/6, "backend %d got too little", i)
+		assert.Greater(t, s.SpanCount(), total/6, "backend %d got too little", i)
 	}
 }
 
 func TestFanoutFailsOverAroundFailingAndStalledBackends(t *testing.T) {
-	for _, mode := range []int32{modeFail, modeStall} {
-		t.Run(map[int32]string{modeFail: "failing", modeStall: "stalled"}[mode], func(t *testing.T) {
-			servers := []*otlpServer{startOTLPServer(t), startOTLPServer(t), startOTLPServer(t)}
-			servers[1].setMode(mode)
-			t.Cleanup(func() { servers[1].setMode(modeOK) })
+	for _, mode := range []otlptest.Mode{otlptest.Fail, otlptest.Stall} {
+		t.Run(map[otlptest.Mode]string{otlptest.Fail: "failing", otlptest.Stall: "stalled"}[mode], func(t *testing.T) {
+			servers := []*otlptest.Server{otlptest.Start(t), otlptest.Start(t), otlptest.Start(t)}
+			servers[1].SetMode(mode)
+			t.Cleanup(func() { servers[1].SetMode(otlptest.OK) })
 			exp := startTraces(t, testConfig(servers...), nil)
 			in, total := batches(2, 6, 40, 4)
 			accepted, refused := sendAll(t, exp, in)
 			require.Equal(t, total, accepted)
 			require.Zero(t, refused)
-			assert.Zero(t, servers[1].spanCount())
-			d := collect(servers...)
+			assert.Zero(t, servers[1].SpanCount())
+			d := otlptest.Collect(servers...)
 			requireExactlyOnce(t, d, total)
-			for id, homes := range d.traceHomes {
+			for id, homes := range d.TraceHomes {
 				require.Equal(t, 1, homes, "trace %s split across backends", id)
 			}
 		})
@@ -140,36 +141,36 @@ func TestFanoutFailsOverAroundFailingAndStalledBackends(t *testing.T) {
 }
 
 func TestFanoutKillAndRestartBackendWhileDataFlows(t *testing.T) {
-	servers := []*otlpServer{startOTLPServer(t), startOTLPServer(t), startOTLPServer(t)}
+	servers := []*otlptest.Server{otlptest.Start(t), otlptest.Start(t), otlptest.Start(t)}
 	exp := startTraces(t, testConfig(servers...), nil)
 	in, total := batches(3, 60, 20, 4)
 	accepted := 0
 	for i, td := range in {
 		switch i {
 		case 15:
-			servers[0].stop()
+			servers[0].Stop()
 		case 40:
-			servers[0].restart()
+			servers[0].Restart()
 		}
 		a, r := sendAll(t, exp, []ptrace.Traces{td})
 		require.Zero(t, r, "batch %d refused though two backends were up", i)
 		accepted += a
 	}
 	require.Equal(t, total, accepted)
-	requireExactlyOnce(t, collect(servers...), total)
+	requireExactlyOnce(t, otlptest.Collect(servers...), total)
 }
 
 func TestFanoutReturnsRetryableErrorWhenNoBackendCanTakeData(t *testing.T) {
-	servers := []*otlpServer{startOTLPServer(t), startOTLPServer(t)}
+	servers := []*otlptest.Server{otlptest.Start(t), otlptest.Start(t)}
 	for _, s := range servers {
-		s.setMode(modeFail)
+		s.SetMode(otlptest.Fail)
 	}
 	exp := startTraces(t, testConfig(servers...), nil)
 	in, total := batches(4, 3, 10, 3)
 	accepted, refused := sendAll(t, exp, in)
 	assert.Zero(t, accepted)
 	assert.Equal(t, total, refused)
-	assert.Empty(t, collect(servers...).spans)
+	assert.Empty(t, otlptest.Collect(servers...).Spans)
 }
 
 // fakeBreakers stands in for the breaker extension with states a test sets.
@@ -222,7 +223,7 @@ func (*fakeBreakers) Start(context.Context, component.Host) error { return nil }
 func (*fakeBreakers) Shutdown(context.Context) error              { return nil }
 
 func TestFanoutEjectsBackendsWithOpenBreakers(t *testing.T) {
-	servers := []*otlpServer{startOTLPServer(t), startOTLPServer(t), startOTLPServer(t), startOTLPServer(t)}
+	servers := []*otlptest.Server{otlptest.Start(t), otlptest.Start(t), otlptest.Start(t), otlptest.Start(t)}
 	breakers := &fakeBreakers{open: map[string]bool{}, allows: map[string]*atomic.Int64{}}
 	id := component.MustNewID("breaker")
 	cfg := testConfig(servers...)
@@ -230,33 +231,33 @@ func TestFanoutEjectsBackendsWithOpenBreakers(t *testing.T) {
 	exp := startTraces(t, cfg, host{Host: componenttest.NewNopHost(), extensions: map[component.ID]component.Component{id: breakers}})
 
 	// One of four open (25% <= 50%): ejected, nothing reaches it.
-	breakers.setOpen(servers[0].addr, true)
+	breakers.setOpen(servers[0].Addr(), true)
 	in, total := batches(5, 10, 30, 3)
 	accepted, _ := sendAll(t, exp, in)
 	require.Equal(t, total, accepted)
-	assert.Zero(t, servers[0].requests.Load(), "an ejected backend was called")
-	requireExactlyOnce(t, collect(servers...), total)
+	assert.Zero(t, servers[0].Requests(), "an ejected backend was called")
+	requireExactlyOnce(t, otlptest.Collect(servers...), total)
 
 	// It closes again: its keys come back.
-	breakers.setOpen(servers[0].addr, false)
+	breakers.setOpen(servers[0].Addr(), false)
 	in, _ = batches(6, 5, 30, 3)
 	sendAll(t, exp, in)
-	assert.Positive(t, servers[0].spanCount(), "a closed backend got its keys back")
+	assert.Positive(t, servers[0].SpanCount(), "a closed backend got its keys back")
 
 	// Three of four open (75% > 50%): panic mode sends to the owners anyway.
 	for _, s := range servers[:3] {
-		breakers.setOpen(s.addr, true)
+		breakers.setOpen(s.Addr(), true)
 	}
-	before := servers[0].spanCount()
+	before := servers[0].SpanCount()
 	in, _ = batches(7, 5, 30, 3)
 	accepted, refused := sendAll(t, exp, in)
 	assert.Zero(t, refused)
 	assert.Equal(t, 5*30*3, accepted)
-	assert.Greater(t, servers[0].spanCount(), before, "panic mode should still use open backends")
+	assert.Greater(t, servers[0].SpanCount(), before, "panic mode should still use open backends")
 }
 
 func TestFanoutMissingBreakerExtensionFailsStart(t *testing.T) {
-	s := startOTLPServer(t)
+	s := otlptest.Start(t)
 	id := component.MustNewID("breaker")
 	cfg := testConfig(s)
 	cfg.Breaker = &id
@@ -279,7 +280,7 @@ func TestFanoutEmptyBackendSetRefuses(t *testing.T) {
 }
 
 func TestFanoutLifecycle(t *testing.T) {
-	s := startOTLPServer(t)
+	s := otlptest.Start(t)
 	cfg := testConfig(s)
 	f := NewFactory()
 	set := exportertest.NewNopSettings(metadata.Type)
@@ -309,12 +310,12 @@ func TestFanoutInvalidKeyForSignal(t *testing.T) {
 }
 
 func TestFanoutFollowsBackendSetChangesWhileDataFlows(t *testing.T) {
-	servers := []*otlpServer{startOTLPServer(t), startOTLPServer(t), startOTLPServer(t)}
+	servers := []*otlptest.Server{otlptest.Start(t), otlptest.Start(t), otlptest.Start(t)}
 	path := filepath.Join(t.TempDir(), "backends.txt")
-	write := func(ss ...*otlpServer) {
+	write := func(ss ...*otlptest.Server) {
 		var lines []string
 		for _, s := range ss {
-			lines = append(lines, s.addr)
+			lines = append(lines, s.Addr())
 		}
 		require.NoError(t, os.WriteFile(path+".tmp", []byte(strings.Join(lines, "\n")), 0o600))
 		require.NoError(t, os.Rename(path+".tmp", path))
@@ -338,9 +339,9 @@ func TestFanoutFollowsBackendSetChangesWhileDataFlows(t *testing.T) {
 		case 10:
 			write(servers[0], servers[1]) // remove the third backend
 			backends(2)
-			removedCount = servers[2].spanCount()
+			removedCount = servers[2].SpanCount()
 		case 25:
-			assert.Equal(t, removedCount, servers[2].spanCount(), "a removed backend still got data")
+			assert.Equal(t, removedCount, servers[2].SpanCount(), "a removed backend still got data")
 			write(servers...) // bring it back
 			backends(3)
 		}
@@ -349,14 +350,14 @@ func TestFanoutFollowsBackendSetChangesWhileDataFlows(t *testing.T) {
 		accepted += a
 	}
 	require.Equal(t, total, accepted)
-	requireExactlyOnce(t, collect(servers...), total)
-	assert.Greater(t, servers[2].spanCount(), removedCount, "a returning backend gets its keys back")
+	requireExactlyOnce(t, otlptest.Collect(servers...), total)
+	assert.Greater(t, servers[2].SpanCount(), removedCount, "a returning backend gets its keys back")
 }
 
 // With a sending queue, ConsumeTraces returns once the batch is queued;
 // Shutdown must deliver everything still queued before returning.
 func TestFanoutShutdownDrainsQueue(t *testing.T) {
-	servers := []*otlpServer{startOTLPServer(t), startOTLPServer(t), startOTLPServer(t)}
+	servers := []*otlptest.Server{otlptest.Start(t), otlptest.Start(t), otlptest.Start(t)}
 	cfg := testConfig(servers...)
 	q := exporterhelper.NewDefaultQueueConfig()
 	q.NumConsumers = 1
@@ -373,5 +374,5 @@ func TestFanoutShutdownDrainsQueue(t *testing.T) {
 		require.NoError(t, exp.ConsumeTraces(context.Background(), td))
 	}
 	require.NoError(t, exp.Shutdown(context.Background()))
-	requireExactlyOnce(t, collect(servers...), total)
+	requireExactlyOnce(t, otlptest.Collect(servers...), total)
 }

@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/otelcsp/otelcsp/exporter/fanoutexporter/internal/metadata"
+	"github.com/otelcsp/otelcsp/internal/otlptest"
 )
 
 // handoverRun sends traces of spansPer spans, one span of every trace a
@@ -25,13 +26,13 @@ import (
 // the first servers to the second halfway through (once the fanout routes
 // over the new set), so that every trace straddles the change. It returns
 // how many traces reached more than one backend.
-func handoverRun(t *testing.T, handover time.Duration, from, to []*otlpServer, all []*otlpServer) (split, traces int) {
+func handoverRun(t *testing.T, handover time.Duration, from, to []*otlptest.Server, all []*otlptest.Server) (split, traces int) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "backends.txt")
-	write := func(ss []*otlpServer) {
+	write := func(ss []*otlptest.Server) {
 		var lines []string
 		for _, s := range ss {
-			lines = append(lines, s.addr)
+			lines = append(lines, s.Addr())
 		}
 		require.NoError(t, os.WriteFile(path+".tmp", []byte(strings.Join(lines, "\n")), 0o600))
 		require.NoError(t, os.Rename(path+".tmp", path))
@@ -69,14 +70,14 @@ func handoverRun(t *testing.T, handover time.Duration, from, to []*otlpServer, a
 		}
 		require.NoError(t, f.push(context.Background(), td))
 	}
-	d := collect(all...)
-	require.Len(t, d.spans, tracesN*spansPer)
-	for _, homes := range d.traceHomes {
+	d := otlptest.Collect(all...)
+	require.Len(t, d.Spans, tracesN*spansPer)
+	for _, homes := range d.TraceHomes {
 		if homes > 1 {
 			split++
 		}
 	}
-	return split, len(d.traceHomes)
+	return split, len(d.TraceHomes)
 }
 
 func TestHandoverKeepsTracesWholeAcrossSetChanges(t *testing.T) {
@@ -91,7 +92,7 @@ func TestHandoverKeepsTracesWholeAcrossSetChanges(t *testing.T) {
 		{"4to3/without", 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			servers := []*otlpServer{startOTLPServer(t), startOTLPServer(t), startOTLPServer(t), startOTLPServer(t)}
+			servers := []*otlptest.Server{otlptest.Start(t), otlptest.Start(t), otlptest.Start(t), otlptest.Start(t)}
 			from, to := servers[:3], servers
 			if !tc.grow {
 				from, to = servers, servers[:3]

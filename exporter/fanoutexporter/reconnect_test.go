@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/otelcsp/otelcsp/internal/otlptest"
 )
 
 // After a backend was gone for a while, the fanout's connection to it is
@@ -17,13 +19,13 @@ func TestBackendConnectionReturnsQuickly(t *testing.T) {
 	if testing.Short() {
 		t.Skip("holds an outage for 6s")
 	}
-	s := startOTLPServer(t)
+	s := otlptest.Start(t)
 	exp := startTraces(t, testConfig(s), nil)
 	send := func() error {
 		return exp.ConsumeTraces(context.Background(), genTraces(rand.New(rand.NewPCG(7, 7)), 1, 1))
 	}
 	require.NoError(t, send())
-	s.stop()
+	s.Stop()
 	// The outage's length is what this test is about (gRPC's own backoff
 	// grows with it); calls keep the channel redialling meanwhile.
 	outage := time.NewTicker(100 * time.Millisecond)
@@ -31,7 +33,7 @@ func TestBackendConnectionReturnsQuickly(t *testing.T) {
 	for down := time.Now(); time.Since(down) < 6*time.Second; <-outage.C {
 		require.Error(t, send())
 	}
-	s.restart()
+	s.Restart()
 	back := time.Now()
 	require.Eventually(t, func() bool { return send() == nil }, 10*time.Second, 20*time.Millisecond,
 		"the backend takes data again")

@@ -16,19 +16,20 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/otelcsp/otelcsp/exporter/fanoutexporter/internal/metadatatest"
+	"github.com/otelcsp/otelcsp/internal/otlptest"
 )
 
 // Each backend's exporter is named otlp_grpc/<fanout id>/<endpoint> in the
 // core exporter metrics, with the endpoint once.
 func TestBackendExporterID(t *testing.T) {
-	s := startOTLPServer(t)
+	s := otlptest.Start(t)
 	exp, tt, _ := observed(t, testConfig(s), nil)
 	in, total := batches(21, 1, 5, 2)
 	accepted, _ := sendAll(t, exp, in)
 	require.Equal(t, total, accepted)
 	require.NoError(t, exp.Shutdown(context.Background()))
 	assert.Equal(t, int64(total), counter(t, tt, "otelcol_exporter_sent_spans",
-		attribute.String("exporter", "otlp_grpc/fanout/"+s.addr)))
+		attribute.String("exporter", "otlp_grpc/fanout/"+s.Addr())))
 }
 
 // metricsRecorder stands in for the backends' exporters of a metrics fanout.
