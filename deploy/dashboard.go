@@ -87,8 +87,10 @@ func DashboardQueries(path string) ([]Query, error) {
 			}
 			q = obj.Query
 		}
+		// label_values(selector, label) asks what group by (label)
+		// (selector) would: the same metric and label must exist.
 		if m := labelValues.FindStringSubmatch(q); m != nil {
-			q = m[1]
+			q = "group by (" + m[2] + ") (" + m[1] + ")"
 		}
 		out = append(out, Query{Where: "variable " + v.Name, Expr: q})
 	}
@@ -97,7 +99,7 @@ func DashboardQueries(path string) ([]Query, error) {
 
 // labelValues is Grafana's Prometheus variable function
 // label_values(<series selector>, <label>).
-var labelValues = regexp.MustCompile(`^\s*label_values\((.*),\s*[A-Za-z_][A-Za-z0-9_]*\s*\)\s*$`)
+var labelValues = regexp.MustCompile(`^\s*label_values\((.*),\s*([A-Za-z_][A-Za-z0-9_]*)\s*\)\s*$`)
 
 // promqlKeywords are identifiers of PromQL that are not metric names.
 var promqlKeywords = map[string]bool{
