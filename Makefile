@@ -35,8 +35,10 @@ unit:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 
+# OTELCSP_REQUIRE_BINARY=1: a test that would skip for want of the binary
+# fails instead, so `make test` cannot pass without having run them.
 smoke: build chromium
-	OTELCSP_BINARY=$(CURDIR)/$(BIN) $(GO) test -count=1 -run 'TestSmoke|TestE2E' ./distribution/ ./deploy/ ./e2e/
+	OTELCSP_BINARY=$(CURDIR)/$(BIN) OTELCSP_REQUIRE_BINARY=1 $(GO) test -count=1 -run 'TestSmoke|TestE2E' ./distribution/ ./deploy/ ./e2e/
 
 ## chromium: install the headless browser e2e/statuspage_test.go loads the breaker status page in (Debian package), when it is missing
 .PHONY: chromium
@@ -52,16 +54,19 @@ bench:
 	cd bench && $(GO) run ./cmd/benchchart -key impl -unit spans/s -title "fanout to 3 servers vs core otlp exporter to 1, loopback gRPC" -o ../docs/img/fanout-vs-otlp.png results/module.txt
 	$(MAKE) bench-compare
 
-## fuzz: run every fuzz target of the module (func Fuzz* in *_test.go) for FUZZTIME each, one after the other
+## fuzz: run every fuzz target of the module (func Fuzz* in *_test.go) for FUZZTIME each (minimizing a new input for at most FUZZMINIMIZETIME), one after the other
 # `make test` already replays the committed seed corpora (testdata/fuzz/);
 # this explores further. New inputs that fail land in testdata/fuzz/<Name>/.
 FUZZTIME ?= 30s
+# Minimizing a new input may take at most this long (Go's default, 60s, left
+# some targets minimizing instead of exploring for all of FUZZTIME).
+FUZZMINIMIZETIME ?= 5s
 fuzz:
 	@for f in $$(grep -rl --include='*_test.go' '^func Fuzz' . | grep -v -e '^./distribution/_build/' -e '^./bench/' -e '^./tools/' | sort); do \
 		d=./$$(dirname $${f#./}); \
 		for name in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
 			echo "fuzz $$name $$d for $(FUZZTIME)"; \
-			$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$d || exit 1; \
+			$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) $$d || exit 1; \
 		done; \
 	done
 

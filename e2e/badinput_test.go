@@ -291,8 +291,8 @@ func TestE2EBadPayloads(t *testing.T) {
 	}
 	waitDelivered(res, 10*time.Second, tt.sinks...)
 	d := checkDelivered(t, res, 0, tt.sinks...)
-	if len(d.spans) != l.spans() {
-		t.Errorf("backends hold %d spans, want only the %d valid ones", len(d.spans), l.spans())
+	if len(d.Spans) != l.spans() {
+		t.Errorf("backends hold %d spans, want only the %d valid ones", len(d.Spans), l.spans())
 	}
 	if !tt.front.running() {
 		t.Fatalf("front exited\n%s", tt.front.output())

@@ -128,12 +128,6 @@ func (l load) spanID(g int) pcommon.SpanID {
 	return id
 }
 
-// spanKey is span g's ID as the counting servers key it.
-func (l load) spanKey(g int) uint64 {
-	id := l.spanID(g)
-	return binary.BigEndian.Uint64(id[:])
-}
-
 // batchOutcome is what the client learned about one batch.
 type batchOutcome struct {
 	sent     bool // at least one attempt was made
@@ -351,7 +345,7 @@ func checkDelivered(t *testing.T, res loadResult, maxDupRatio float64, servers .
 	missing := 0
 	var firstMissing []int
 	for _, g := range accepted {
-		if d.spans[res.l.spanKey(g)] == 0 {
+		if d.Spans[res.l.spanID(g)] == 0 {
 			missing++
 			if len(firstMissing) < 10 {
 				firstMissing = append(firstMissing, g)
@@ -361,14 +355,14 @@ func checkDelivered(t *testing.T, res loadResult, maxDupRatio float64, servers .
 	if missing > 0 {
 		t.Errorf("%d of %d accepted spans never reached a backend (first: %v)", missing, len(accepted), firstMissing)
 	}
-	if len(d.spans) > 0 {
-		if ratio := float64(d.duplicates()) / float64(len(d.spans)); ratio > maxDupRatio {
+	if len(d.Spans) > 0 {
+		if ratio := float64(d.Duplicates()) / float64(len(d.Spans)); ratio > maxDupRatio {
 			t.Errorf("duplicates: %d of %d distinct spans (%.3f%%), want at most %.2f%%",
-				d.duplicates(), len(d.spans), 100*ratio, 100*maxDupRatio)
+				d.Duplicates(), len(d.Spans), 100*ratio, 100*maxDupRatio)
 		}
 	}
 	t.Logf("spans: %d sent in accepted batches, %d distinct delivered, %d duplicates; %s",
-		len(accepted), len(d.spans), d.duplicates(), res)
+		len(accepted), len(d.Spans), d.Duplicates(), res)
 	return d
 }
 
@@ -381,7 +375,7 @@ func waitDelivered(res loadResult, timeout time.Duration, servers ...*countingSe
 		d := collect(servers...)
 		all := true
 		for _, g := range want {
-			if d.spans[res.l.spanKey(g)] == 0 {
+			if d.Spans[res.l.spanID(g)] == 0 {
 				all = false
 				break
 			}

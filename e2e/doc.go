@@ -5,5 +5,6 @@
 // stalls, SIGTERM, every backend down) and account for every span.
 //
 // `make smoke` builds the binary and runs the suite; without OTELCSP_BINARY
-// the tests skip, so `go test ./...` stays fast.
+// the tests skip, saying why, so `go test ./...` stays fast (with
+// OTELCSP_REQUIRE_BINARY=1, as `make smoke` sets it, they fail instead).
 package e2e

@@ -6,6 +6,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
 )
 
 // The fault matrix. Every test runs the shipped agent config
@@ -86,7 +88,7 @@ func checkAccounting(t *testing.T, res loadResult, sinks ...*countingServer) (de
 	missing := 0
 	var first []int
 	for _, g := range accepted {
-		if d.spans[res.l.spanKey(g)] == 0 {
+		if d.Spans[res.l.spanID(g)] == 0 {
 			missing++
 			if len(first) < 10 {
 				first = append(first, g)
@@ -94,12 +96,12 @@ func checkAccounting(t *testing.T, res loadResult, sinks ...*countingServer) (de
 		}
 	}
 	ratio := 0.0
-	if len(d.spans) > 0 {
-		ratio = float64(d.duplicates()) / float64(len(d.spans))
+	if len(d.Spans) > 0 {
+		ratio = float64(d.Duplicates()) / float64(len(d.Spans))
 	}
 	t.Logf("spans: %d sent, %d accepted, %d delivered (%d distinct), %d duplicates (%.3f%%), %d accepted not delivered; client %s",
-		res.sentSpans(), len(accepted), d.total(), len(d.spans), d.duplicates(), 100*ratio, missing, res)
-	if d.duplicates() > 0 {
+		res.sentSpans(), len(accepted), d.Total(), len(d.Spans), d.Duplicates(), 100*ratio, missing, res)
+	if d.Duplicates() > 0 {
 		t.Logf("duplicates: %s", dupBreakdown(res.l, sinks))
 	}
 	if missing > 0 {
@@ -107,17 +109,16 @@ func checkAccounting(t *testing.T, res loadResult, sinks ...*countingServer) (de
 	}
 	if ratio > maxDupRatio {
 		t.Errorf("duplicates: %d of %d distinct spans (%.3f%%), want at most %.2f%%",
-			d.duplicates(), len(d.spans), 100*ratio, 100*maxDupRatio)
+			d.Duplicates(), len(d.Spans), 100*ratio, 100*maxDupRatio)
 	}
 	return d, missing
 }
 
 // spanSet is a copy of the span IDs a counting server holds.
-func spanSet(s *countingServer) map[uint64]bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make(map[uint64]bool, len(s.spans))
-	for id := range s.spans {
+func spanSet(s *countingServer) map[pcommon.SpanID]bool {
+	spans := s.Spans()
+	out := make(map[pcommon.SpanID]bool, len(spans))
+	for id := range spans {
 		out[id] = true
 	}
 	return out
@@ -132,15 +133,16 @@ func dupBreakdown(l load, sinks []*countingServer) string {
 		lo, hi int
 	}
 	by := map[string]*where{}
+	held := make([]map[pcommon.SpanID]int, len(sinks))
+	for i, s := range sinks {
+		held[i] = s.Spans()
+	}
 	for g := range l.spans() {
-		key := l.spanKey(g)
+		id := l.spanID(g)
 		var at []string
-		total := int32(0)
-		for _, s := range sinks {
-			s.mu.Lock()
-			c := s.spans[key]
-			s.mu.Unlock()
-			if c > 0 {
+		total := 0
+		for i, s := range sinks {
+			if c := held[i][id]; c > 0 {
 				at = append(at, fmt.Sprintf("%s×%d", s.name, c))
 				total += c
 			}
@@ -258,12 +260,12 @@ func testBackendFault(t *testing.T, f backendFault) {
 	if after := victim.spanCount(); after <= closedAt {
 		t.Errorf("backend-%d got no spans after its breaker closed (%d before, %d after)", f.victim, closedAt, after)
 	}
-	if d, _ := checkAccounting(t, res, at.sinks...); d.duplicates() > 0 {
+	if d, _ := checkAccounting(t, res, at.sinks...); d.Duplicates() > 0 {
 		// When did the victim get its copy of a duplicated span?
 		var before, during, after int
-		victim.mu.Lock()
-		for id, n := range d.spans {
-			if n < 2 || victim.spans[id] == 0 {
+		atVictim := victim.Spans()
+		for id, n := range d.Spans {
+			if n < 2 || atVictim[id] == 0 {
 				continue
 			}
 			switch {
@@ -275,7 +277,6 @@ func testBackendFault(t *testing.T, f backendFault) {
 				after++
 			}
 		}
-		victim.mu.Unlock()
 		t.Logf("duplicated spans backend-%d holds: %d reached it before the fault, %d during it, %d after it ended", f.victim, before, during, after)
 	}
 	failed := at.agent.metricSum("otelcol_fanout_items_failed", `backend="`+at.key(f.victim)+`"`)
@@ -426,7 +427,7 @@ func outputAfter(c *collector, event string, maxLines int) string {
 func TestE2EFaultAgentDrainsOnSIGTERM(t *testing.T) {
 	at := startAgentTiers(t)
 	for _, s := range at.sinks {
-		s.delay.Store(int64(3 * time.Second))
+		s.SetDelay(3 * time.Second)
 	}
 	// 20,000 spans over about 3.2s: about 6,000 spans/s, more than twice
 	// what the agent's 4 senders deliver at 3s a call.
@@ -458,7 +459,7 @@ func TestE2EFaultAgentDrainsOnSIGTERM(t *testing.T) {
 
 	// Fast backends now; the restarted agent finds the backlog on disk.
 	for _, s := range at.sinks {
-		s.delay.Store(0)
+		s.SetDelay(0)
 	}
 	at.agent.start()
 	at.agent.waitHealthy(30 * time.Second)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 )
 
@@ -85,14 +86,14 @@ type traceTally struct {
 
 func tallyTraces(l load, d delivery) traceTally {
 	var tt traceTally
-	want := map[uint64]bool{}
+	want := map[pcommon.SpanID]bool{}
 	for tr := range l.traces {
 		hasError, present := false, 0
 		for j := range l.spansPerTrace {
 			g := tr*l.spansPerTrace + j
-			want[l.spanKey(g)] = true
+			want[l.spanID(g)] = true
 			hasError = hasError || isError(g)
-			if d.spans[l.spanKey(g)] > 0 {
+			if d.Spans[l.spanID(g)] > 0 {
 				present++
 			}
 		}
@@ -111,12 +112,12 @@ func tallyTraces(l load, d delivery) traceTally {
 			tt.otherAbsent++
 		}
 	}
-	for _, homes := range d.traceHomes {
+	for _, homes := range d.TraceHomes {
 		if homes > 1 {
 			tt.split++
 		}
 	}
-	for id := range d.spans {
+	for id := range d.Spans {
 		if !want[id] {
 			tt.foreign++
 		}
@@ -181,11 +182,11 @@ func TestE2EAgentToGateways(t *testing.T) {
 	sent := func() float64 { return st.gatewaySum("otelcol_exporter_sent_spans", `exporter="otlp_grpc/traces"`) }
 	if !pollFor(60*time.Second, func() bool {
 		d := collect(st.traces...)
-		return decided() >= float64(l.traces) && float64(len(d.traceHomes)) >= kept() && sent() == float64(d.total())
+		return decided() >= float64(l.traces) && float64(len(d.TraceHomes)) >= kept() && sent() == float64(d.Total())
 	}) {
 		d := collect(st.traces...)
 		t.Errorf("after 60s the gateways decided %v of %d traces and kept %v, their trace exporters sent %v spans; the trace stores hold %d spans of %d traces",
-			decided(), l.traces, kept(), sent(), d.total(), len(d.traceHomes))
+			decided(), l.traces, kept(), sent(), d.Total(), len(d.TraceHomes))
 	}
 	t.Logf("traces decided and delivered %.1fs after the last batch was accepted", time.Since(sentAt).Seconds())
 	// A trace whose spans reached both gateways is decided by each: the
@@ -203,7 +204,7 @@ func TestE2EAgentToGateways(t *testing.T) {
 	d := collect(st.traces...)
 	tt := tallyTraces(l, d)
 	t.Logf("trace stores: %d distinct spans, %d duplicates; error traces %d whole, %d partial, %d absent; others %d whole, %d partial, %d absent; %d split, %d foreign spans",
-		len(d.spans), d.duplicates(), tt.errorWhole, tt.errorPartial, tt.errorAbsent, tt.otherWhole, tt.otherPartial, tt.otherAbsent, tt.split, tt.foreign)
+		len(d.Spans), d.Duplicates(), tt.errorWhole, tt.errorPartial, tt.errorAbsent, tt.otherWhole, tt.otherPartial, tt.otherAbsent, tt.split, tt.foreign)
 	if tt.errorWhole != errorTraces {
 		t.Errorf("%d of %d error traces arrived whole (%d partial, %d absent); the errors policy keeps every one", tt.errorWhole, errorTraces, tt.errorPartial, tt.errorAbsent)
 	}
@@ -218,8 +219,8 @@ func TestE2EAgentToGateways(t *testing.T) {
 		t.Errorf("kept %d of %d traces without an error (%.2f%%), want %.0f ± %.0f (10%% ± 4σ)",
 			tt.otherWhole, otherTraces, 100*share, 0.1*float64(otherTraces), 4*sigma)
 	}
-	if dup := d.duplicates(); float64(dup) > 0.005*float64(len(d.spans)) {
-		t.Errorf("%d duplicate spans at the trace stores of %d distinct, want at most 0.5%%", dup, len(d.spans))
+	if dup := d.Duplicates(); float64(dup) > 0.005*float64(len(d.Spans)) {
+		t.Errorf("%d duplicate spans at the trace stores of %d distinct, want at most 0.5%%", dup, len(d.Spans))
 	}
 	for i, s := range st.traces {
 		t.Logf("%s (behind %s): %d spans", s.name, st.gateways[i].name, s.spanCount())
@@ -269,7 +270,7 @@ func TestE2EAgentToGateways(t *testing.T) {
 	logs := st.stores.logSnapshot()
 	wrong := 0
 	for g := range l.spans() {
-		if n := logs.bySpan[l.spanKey(g)]; n > 1 || (n == 1 && !isError(g)) {
+		if n := logs.bySpan[l.spanID(g)]; n > 1 || (n == 1 && !isError(g)) {
 			wrong++
 		}
 	}
@@ -384,8 +385,8 @@ func TestE2EAgentPersistentQueue(t *testing.T) {
 	waitDelivered(res, 60*time.Second, store)
 	t.Logf("delivered %.1fs after the gateway started", time.Since(upAt).Seconds())
 	d := checkDelivered(t, res, 0.005, store)
-	if len(d.spans) != n {
-		t.Errorf("%d distinct spans at the trace store, the agent accepted %d", len(d.spans), n)
+	if len(d.Spans) != n {
+		t.Errorf("%d distinct spans at the trace store, the agent accepted %d", len(d.Spans), n)
 	}
 	if !pollFor(10*time.Second, func() bool { return queued() == 0 }) {
 		t.Errorf("agent queue still holds %v items after delivery", queued())
@@ -397,5 +398,5 @@ func TestE2EAgentPersistentQueue(t *testing.T) {
 		t.Log(st.dump())
 	}
 	st.stopAll(t)
-	t.Logf("%d spans accepted, %d distinct delivered, %d duplicates; test took %.1fs", n, len(d.spans), d.duplicates(), time.Since(began).Seconds())
+	t.Logf("%d spans accepted, %d distinct delivered, %d duplicates; test took %.1fs", n, len(d.Spans), d.Duplicates(), time.Since(began).Seconds())
 }

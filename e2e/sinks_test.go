@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/golang/snappy"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -45,10 +46,10 @@ type storeSink struct {
 	// series keeps, per remote-write series (all its labels, __name__
 	// included), the sample with the latest timestamp.
 	series      map[string]promSample
-	names       map[string]int // series per metric name
-	writes      int            // remote-write requests decoded
-	staleNaNs   int            // samples that were stale markers (ignored)
-	logs        map[uint64]int // log records per span ID
+	names       map[string]int         // series per metric name
+	writes      int                    // remote-write requests decoded
+	staleNaNs   int                    // samples that were stale markers (ignored)
+	logs        map[pcommon.SpanID]int // log records per span ID
 	logRecords  int
 	logRequests int
 	logSev      map[plog.SeverityNumber]int
@@ -67,7 +68,7 @@ func startStoreSink(t *testing.T) *storeSink {
 	s := &storeSink{
 		t:      t,
 		series: map[string]promSample{}, names: map[string]int{},
-		logs: map[uint64]int{}, logSev: map[plog.SeverityNumber]int{}, logBodies: map[string]int{},
+		logs: map[pcommon.SpanID]int{}, logSev: map[plog.SeverityNumber]int{}, logBodies: map[string]int{},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+remoteWritePath, s.remoteWrite)
@@ -322,8 +323,7 @@ func (s *storeSink) otlpLogs(w http.ResponseWriter, r *http.Request) {
 	for _, rl := range req.Logs().ResourceLogs().All() {
 		for _, sl := range rl.ScopeLogs().All() {
 			for _, lr := range sl.LogRecords().All() {
-				id := lr.SpanID()
-				s.logs[binary.BigEndian.Uint64(id[:])]++
+				s.logs[lr.SpanID()]++
 				s.logRecords++
 				s.logSev[lr.SeverityNumber()]++
 				s.logBodies[spanlogsBodyKind(lr.Body().Str())]++
@@ -398,7 +398,7 @@ func (s *storeSink) redLabels() []string {
 
 // logSnapshot is a copy of what the logs store holds.
 type logSnapshot struct {
-	bySpan     map[uint64]int
+	bySpan     map[pcommon.SpanID]int
 	records    int
 	requests   int
 	severity   map[plog.SeverityNumber]int
@@ -409,7 +409,7 @@ type logSnapshot struct {
 func (s *storeSink) logSnapshot() logSnapshot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	snap := logSnapshot{bySpan: make(map[uint64]int, len(s.logs)), records: s.logRecords, requests: s.logRequests,
+	snap := logSnapshot{bySpan: make(map[pcommon.SpanID]int, len(s.logs)), records: s.logRecords, requests: s.logRequests,
 		severity: map[plog.SeverityNumber]int{}, bodies: map[string]int{}, suppressed: s.suppressed}
 	for k, v := range s.logs {
 		snap.bySpan[k] = v

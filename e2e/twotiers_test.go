@@ -20,20 +20,20 @@ func TestE2ETwoTiers(t *testing.T) {
 	}
 	waitDelivered(res, 10*time.Second, at.sinks...)
 	d := checkDelivered(t, res, 0.005, at.sinks...)
-	if len(d.spans) != l.spans() {
-		t.Errorf("%d distinct spans delivered, sent %d", len(d.spans), l.spans())
+	if len(d.Spans) != l.spans() {
+		t.Errorf("%d distinct spans delivered, sent %d", len(d.Spans), l.spans())
 	}
 
 	// traceID routing: every trace whole on one backend, and the three
 	// backends share the traces.
 	split := 0
-	for _, homes := range d.traceHomes {
+	for _, homes := range d.TraceHomes {
 		if homes != 1 {
 			split++
 		}
 	}
-	if split > 0 || len(d.traceHomes) != l.traces {
-		t.Errorf("%d of %d traces reached more than one backend (want 0); %d traces seen", split, l.traces, len(d.traceHomes))
+	if split > 0 || len(d.TraceHomes) != l.traces {
+		t.Errorf("%d of %d traces reached more than one backend (want 0); %d traces seen", split, l.traces, len(d.TraceHomes))
 	}
 	for _, s := range at.sinks {
 		share := float64(s.spanCount()) / float64(l.spans())
@@ -69,7 +69,7 @@ func TestE2ETwoTiers(t *testing.T) {
 	d = collect(at.sinks...)
 	wrong := 0
 	for g := range l.spans() {
-		n := d.logs[l.spanKey(g)]
+		n := d.logs[l.spanID(g)]
 		if (isError(g) && n != 1) || (!isError(g) && n != 0) {
 			wrong++
 		}

@@ -19,14 +19,26 @@ import (
 	"time"
 )
 
+// RequireBinaryEnv, set to 1, turns Binary's skip into a failure: `make
+// smoke` sets it, so `make test` cannot pass with the tests of the built
+// binary skipped.
+const RequireBinaryEnv = "OTELCSP_REQUIRE_BINARY"
+
 // Binary is the built distribution under test, from OTELCSP_BINARY. Without
-// it the test is skipped: these tests need `make build` first (`make smoke`
-// builds it and sets the variable), so plain `go test ./...` stays fast.
+// it the test is skipped, saying so loudly: these tests need `make build`
+// first (`make smoke` builds it and sets the variable), so plain `go test
+// ./...` stays fast; with RequireBinaryEnv=1 the test fails instead.
 func Binary(t *testing.T) string {
 	t.Helper()
 	bin := os.Getenv("OTELCSP_BINARY")
 	if bin == "" {
-		t.Skip("OTELCSP_BINARY not set; run `make smoke` to build the distribution and test it")
+		const why = "NO BINARY: OTELCSP_BINARY is not set, so this test of the built distribution did NOT run. " +
+			"Run `make smoke` (it builds distribution/_build/otelcsp and sets the variable), or `make build` and " +
+			"OTELCSP_BINARY=$PWD/distribution/_build/otelcsp go test ..."
+		if os.Getenv(RequireBinaryEnv) == "1" {
+			t.Fatal("FAILED: " + why + " (" + RequireBinaryEnv + "=1 requires it)")
+		}
+		t.Skip("SKIPPED: " + why)
 	}
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("OTELCSP_BINARY: %v", err)
