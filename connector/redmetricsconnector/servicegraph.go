@@ -263,10 +263,10 @@ func (g *serviceGraph) len() int {
 // values reference the request's strings, which live until the batch ends.
 type sgScratch struct {
 	side  []dimVal // halfService, halfPeer, dims
-	edge  []dimVal // edge layout
 	cnt   []dimVal // client, server, connection_type
 	local []localEdge
 	nl    int
+	lidx  [2 * localEdges]uint8 // index of local by edge hash: position + 1, 0 = empty
 	// The batch's own pairing table: up to batchPairs spans of the
 	// batch, referencing its memory; emptied at the end of every batch.
 	ltab []int32 // open addressing, position + 1
@@ -295,6 +295,8 @@ type batchSpan struct {
 type localEdge struct {
 	h         uint64
 	vals      []dimVal
+	conn      uint8 // vals[edgeConn] and vals[edgeFailed], as recordEdge's arguments
+	failed    bool
 	calls     int64 // spans, for otelcol_redmetrics_spans_overflowed
 	count     uint64
 	sum, sum2 float64
@@ -307,7 +309,6 @@ const localEdges = 32
 func (g *serviceGraph) newScratch() sgScratch {
 	sc := sgScratch{
 		side:  make([]dimVal, halfDims+g.nd),
-		edge:  make([]dimVal, edgeDims+2*g.nd),
 		cnt:   make([]dimVal, 3),
 		local: make([]localEdge, localEdges),
 	}
@@ -344,6 +345,7 @@ func (c *connectorImp) mergeLocal(sc *sgScratch, now stamp, st *sgStats) {
 		clear(l.vals) // drop the references to the request
 	}
 	sc.nl = 0
+	clear(sc.lidx[:])
 }
 
 // sgStats are a batch's own-metric counts.
@@ -682,42 +684,29 @@ func (c *connectorImp) expireShard(g *serviceGraph, sc *sgScratch, sh *pairShard
 // node values (halfService, halfPeer, dims) with their side hashes; a nil
 // side is a virtual node named virt, with no dimensions.
 func (c *connectorImp) recordEdge(g *serviceGraph, sc *sgScratch, client, server []dimVal, ch, shh uint64, virt string, conn uint8, failed bool, w uint64, cl, sv float64, hasCl, hasSv bool, now stamp, st *sgStats) {
-	ev := sc.edge
-	if client != nil {
-		ev[edgeClient] = client[halfService]
-		copy(ev[edgeDims:edgeDims+g.nd], client[halfDims:])
-	} else {
-		ev[edgeClient] = dimVal{t: vStr, s: virt}
-		clear(ev[edgeDims : edgeDims+g.nd])
-	}
-	if server != nil {
-		ev[edgeServer] = server[halfService]
-		copy(ev[edgeDims+g.nd:], server[halfDims:])
-	} else {
-		ev[edgeServer] = dimVal{t: vStr, s: virt}
-		clear(ev[edgeDims+g.nd:])
-	}
-	ev[edgeConn] = dimVal{t: vStr, s: connNames[conn]}
-	ev[edgeFailed] = dimVal{t: vBool}
-	if failed {
-		ev[edgeFailed].n = 1
-	}
 	h := edgeHash(ch, shh, conn, failed)
+	// A batch's edges are few and each is called many times: find it in
+	// the batch's index by hash, and check it is the same edge against the
+	// sides themselves, so the edge's values are written only once.
+	mask := uint64(len(sc.lidx) - 1)
+	i := h & mask
 	var l *localEdge
-	for i := 0; i < sc.nl; i++ {
-		if x := &sc.local[i]; x.h == h && valsEqual(x.vals, ev) {
+	for ; sc.lidx[i] != 0; i = (i + 1) & mask {
+		if x := &sc.local[sc.lidx[i]-1]; x.h == h && x.is(g.nd, client, server, virt, conn, failed) {
 			l = x
 			break
 		}
 	}
 	if l == nil {
 		if sc.nl == len(sc.local) {
-			c.mergeLocal(sc, now, st)
+			c.mergeLocal(sc, now, st) // empties the index too
+			i = h & mask
 		}
 		l = &sc.local[sc.nl]
 		sc.nl++
-		l.h = h
-		copy(l.vals, ev)
+		sc.lidx[i] = uint8(sc.nl)
+		l.h, l.conn, l.failed = h, conn, failed
+		l.setVals(g.nd, client, server, virt)
 	}
 	l.calls++
 	l.count += w
@@ -729,6 +718,56 @@ func (c *connectorImp) recordEdge(g *serviceGraph, sc *sgScratch, client, server
 		l.sum2 += sv * float64(w)
 		l.buckets[g.nb+bucketIndex(g.bounds, sv)] += w
 	}
+}
+
+// setVals writes the edge's values (the edge layout): each side's service
+// and dimensions, or the virtual node's name with no dimensions for a nil
+// side, then connection_type and failed.
+func (l *localEdge) setVals(nd int, client, server []dimVal, virt string) {
+	ev := l.vals
+	if client != nil {
+		ev[edgeClient] = client[halfService]
+		copy(ev[edgeDims:edgeDims+nd], client[halfDims:])
+	} else {
+		ev[edgeClient] = dimVal{t: vStr, s: virt}
+		clear(ev[edgeDims : edgeDims+nd])
+	}
+	if server != nil {
+		ev[edgeServer] = server[halfService]
+		copy(ev[edgeDims+nd:], server[halfDims:])
+	} else {
+		ev[edgeServer] = dimVal{t: vStr, s: virt}
+		clear(ev[edgeDims+nd:])
+	}
+	ev[edgeConn] = dimVal{t: vStr, s: connNames[l.conn]}
+	ev[edgeFailed] = dimVal{t: vBool}
+	if l.failed {
+		ev[edgeFailed].n = 1
+	}
+}
+
+// is reports whether setVals with these arguments would write l's values.
+func (l *localEdge) is(nd int, client, server []dimVal, virt string, conn uint8, failed bool) bool {
+	if l.conn != conn || l.failed != failed {
+		return false
+	}
+	return l.sideIs(edgeClient, l.vals[edgeDims:edgeDims+nd], client, virt) &&
+		l.sideIs(edgeServer, l.vals[edgeDims+nd:], server, virt)
+}
+
+func (l *localEdge) sideIs(at int, dims, side []dimVal, virt string) bool {
+	if side == nil {
+		if l.vals[at] != (dimVal{t: vStr, s: virt}) {
+			return false
+		}
+		for i := range dims {
+			if dims[i] != (dimVal{}) {
+				return false
+			}
+		}
+		return true
+	}
+	return l.vals[at].equal(side[halfService]) && valsEqual(dims, side[halfDims:])
 }
 
 // countSide counts one span of one side in the unpaired or dropped series.
