@@ -38,10 +38,12 @@ func (t *seriesTable) find(h uint64, res *resource, key string) *series {
 	}
 }
 
-// insert adds s, which the caller found absent. The table grows at 3/4
-// load, so probe runs stay short.
+// insert adds s, which the caller found absent. The table grows past 7/8
+// load: a hit then probes a few slots on average (four to a cache line),
+// and the index costs 18–37 B per series instead of the 21–43 B of a 3/4
+// bound (memory per series is what cardinality_limit buys).
 func (t *seriesTable) insert(h uint64, s *series) {
-	if (t.n+1)*4 > len(t.slots)*3 {
+	if (t.n+1)*8 > len(t.slots)*7 {
 		t.resize(max(minTableSlots, 2*len(t.slots)))
 	}
 	t.place(h, s)
