@@ -2,7 +2,6 @@ package e2e_test
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -53,34 +52,11 @@ func canaryGenerated(a *agent) (generated, refused float64) {
 // generator); after that gateway is SIGKILLed, the canary moves to another
 // one and nothing it gets from then on is counted lost, because nothing is:
 // the agent's persistent queue re-routes what the dead gateway did not
-// acknowledge.
-func TestE2ECanary(t *testing.T) { testCanary(t, false) }
-
-// TestE2ECanaryNoQueue is TestE2ECanary with the agent's canary fanout
-// without a sending queue: the synthetic receiver's call waits for the
-// fanout to deliver (re-routing around the dead gateway) or fail, and a
-// failure is a refused, never retried, number: lost at the gateway.
-func TestE2ECanaryNoQueue(t *testing.T) { testCanary(t, true) }
-
-func testCanary(t *testing.T, noQueue bool) {
+// acknowledge, and a gateway acknowledges a canary only once its canary
+// processor counted it. (Where the loss is real, TestE2ECanaryCountsLoss.)
+func TestE2ECanary(t *testing.T) {
 	st := startGateways(t, 3)
-	st.agent = startWithFreshPorts(t, func() *agent {
-		a := newAgent(t, st.dns, t.TempDir())
-		cfg := shippedConfig(t, "testdata/deploy/agent.yaml")
-		if noQueue {
-			block := "  fanout/canary:\n"
-			i := strings.Index(cfg, block)
-			j := strings.Index(cfg[i:], "    sending_queue: *queue\n")
-			if i < 0 || j < 0 {
-				t.Fatal("no fanout/canary sending_queue in the agent's config")
-			}
-			cfg = cfg[:i+j] + "    sending_queue:\n      enabled: false\n" + cfg[i+j+len("    sending_queue: *queue\n"):]
-		}
-		if err := os.WriteFile(a.conf, []byte(cfg), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return a
-	})
+	st.agent = startWithFreshPorts(t, func() *agent { return newAgent(t, st.dns, t.TempDir()) })
 
 	// Phase 1, no fault: 12 canaries, every one counted once.
 	const before = 12
@@ -180,13 +156,7 @@ func testCanary(t *testing.T, noQueue bool) {
 	if newHome != 1 {
 		t.Errorf("%d surviving gateways got canaries, want 1", newHome)
 	}
-	if noQueue {
-		// Without a queue a refused number is a gap after the survivor's
-		// first one (lost), or before it (invisible there).
-		if sum(f.lost) > refused {
-			t.Errorf("lost %v, more than the %v the agent refused", f.lost, refused)
-		}
-	} else if sum(f.lost) != 0 || refused != 0 {
+	if sum(f.lost) != 0 || refused != 0 {
 		t.Errorf("lost %v, refused %v: the persistent queue re-routes, nothing is lost", f.lost, refused)
 	}
 	for i, g := range st.gateways {
