@@ -50,36 +50,25 @@ func Kinds() []ptrace.SpanKind { return kinds[:] }
 
 // Kind returns the lowercase name of k ("server"), or "" when k is not a
 // kind the OTLP enum defines.
-func Kind(k ptrace.SpanKind) string {
-	if uint32(k) < uint32(numKinds) {
-		return kindLower[k]
-	}
-	return ""
-}
+func Kind(k ptrace.SpanKind) string { return lookup(kindLower[:], k) }
 
 // KindProto returns the OTLP enum name of k ("SPAN_KIND_SERVER"), or ""
 // when k is not a kind the enum defines.
-func KindProto(k ptrace.SpanKind) string {
-	if uint32(k) < uint32(numKinds) {
-		return kindProto[k]
-	}
-	return ""
-}
+func KindProto(k ptrace.SpanKind) string { return lookup(kindProto[:], k) }
 
 // Status returns the uppercase name of c ("ERROR"), or "" when c is not a
 // code the OTLP enum defines.
-func Status(c ptrace.StatusCode) string {
-	if uint32(c) < uint32(numStatuses) {
-		return statusUpper[c]
-	}
-	return ""
-}
+func Status(c ptrace.StatusCode) string { return lookup(statusUpper[:], c) }
 
 // StatusProto returns the OTLP enum name of c ("STATUS_CODE_ERROR"), or ""
 // when c is not a code the enum defines.
-func StatusProto(c ptrace.StatusCode) string {
-	if uint32(c) < uint32(numStatuses) {
-		return statusProto[c]
+func StatusProto(c ptrace.StatusCode) string { return lookup(statusProto[:], c) }
+
+// lookup indexes a table by an enum value; negative and unknown values
+// (the enums are int32) find "".
+func lookup[E ~int32](table []string, v E) string {
+	if uint32(v) < uint32(len(table)) {
+		return table[v]
 	}
 	return ""
 }
