@@ -36,10 +36,7 @@ func createDefaultConfig() component.Config {
 }
 
 func createTraces(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Traces) (receiver.Traces, error) {
-	rCfg := cfg.(*Config)
-	r, err := receivers.loadOrStore(rCfg, func() (*syntheticReceiver, error) {
-		return newReceiver(rCfg, set, clock.Real{})
-	})
+	r, err := sharedFor(cfg.(*Config), set)
 	if err != nil {
 		return nil, err
 	}
@@ -48,13 +45,17 @@ func createTraces(_ context.Context, set receiver.Settings, cfg component.Config
 }
 
 func createLogs(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Logs) (receiver.Logs, error) {
-	rCfg := cfg.(*Config)
-	r, err := receivers.loadOrStore(rCfg, func() (*syntheticReceiver, error) {
-		return newReceiver(rCfg, set, clock.Real{})
-	})
+	r, err := sharedFor(cfg.(*Config), set)
 	if err != nil {
 		return nil, err
 	}
 	r.nextLogs = next
 	return r, nil
+}
+
+// sharedFor returns the one receiver of cfg, whichever signal asks first.
+func sharedFor(cfg *Config, set receiver.Settings) (*sharedReceiver, error) {
+	return receivers.loadOrStore(cfg, func() (*syntheticReceiver, error) {
+		return newReceiver(cfg, set, clock.Real{})
+	})
 }
