@@ -370,19 +370,13 @@ func checkDelivered(t *testing.T, res loadResult, maxDupRatio float64, servers .
 // every accepted span, so assertions do not race the last exports.
 func waitDelivered(res loadResult, timeout time.Duration, servers ...*countingServer) {
 	want := res.acceptedSpans()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
+	pollFor(timeout, func() bool {
 		d := collect(servers...)
-		all := true
 		for _, g := range want {
 			if d.Spans[res.l.spanID(g)] == 0 {
-				all = false
-				break
+				return false
 			}
 		}
-		if all {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return true
+	})
 }

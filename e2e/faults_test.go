@@ -48,12 +48,8 @@ func faultLoad(run uint64) load {
 // fault hits a backend that data was flowing to.
 func waitSpans(t *testing.T, s *countingServer, n int, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for s.spanCount() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s holds %d spans after %s, want %d before the fault", s.name, s.spanCount(), timeout, n)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !pollFor(timeout, func() bool { return s.spanCount() >= n }) {
+		t.Fatalf("%s holds %d spans after %s, want %d before the fault", s.name, s.spanCount(), timeout, n)
 	}
 }
 
@@ -68,12 +64,7 @@ func tracesQueue(a *agent) (float64, bool) {
 func waitSettled(at *agentTiers, res loadResult, timeout time.Duration) time.Duration {
 	start := time.Now()
 	waitDelivered(res, timeout, at.sinks...)
-	for time.Since(start) < timeout {
-		if q, ok := tracesQueue(at.agent); ok && q == 0 {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	pollFor(timeout-time.Since(start), func() bool { q, ok := tracesQueue(at.agent); return ok && q == 0 })
 	return time.Since(start)
 }
 
@@ -243,6 +234,8 @@ func testBackendFault(t *testing.T, f backendFault) {
 	f.inject(at, f.victim)
 	breakerOpens(t, at, f.victim, faultAt)
 
+	// How long the fault lasts is the scenario (f.hold), not a wait for
+	// an event: the wait for the breaker to open is above.
 	time.Sleep(time.Until(faultAt.Add(f.hold)))
 	if s, ok := breaker(at.agent.breakers, at.key(f.victim)); ok {
 		t.Logf("after %v of %s: breaker %s, %d trips, last reason %q", f.hold, f.what, s.State, s.Trips, s.LastReason)
@@ -346,6 +339,7 @@ func testAllBackendsDown(t *testing.T, run uint64, down time.Duration) {
 		breakerOpens(t, at, i, faultAt)
 	}
 
+	// The outage's length is the scenario (down), not a wait for an event.
 	time.Sleep(time.Until(faultAt.Add(down)))
 	q, _ := tracesQueue(at.agent)
 	t.Logf("after %v with every backend down: %v spans in the agent's queue, %d delivered so far", down, q, at.spans())
@@ -384,11 +378,8 @@ func testAllBackendsDown(t *testing.T, run uint64, down time.Duration) {
 func waitResumed(t *testing.T, at *agentTiers, before int, timeout time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
-	for at.spans() <= before {
-		if time.Since(start) > timeout {
-			t.Fatalf("no span delivered %v after the backends came back (%d before)", timeout, before)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !pollFor(timeout, func() bool { return at.spans() > before }) {
+		t.Fatalf("no span delivered %v after the backends came back (%d before)", timeout, before)
 	}
 	return time.Since(start)
 }
@@ -481,12 +472,8 @@ func TestE2EFaultAgentKilledWithBacklog(t *testing.T) {
 	l := load{run: 17, traces: 4000, spansPerTrace: 5, tracesPerBatch: 10, workers: 4,
 		interval: 16 * time.Millisecond, maxAttempts: 10, backoff: 200 * time.Millisecond, callTimeout: 20 * time.Second}
 	r := sendLoad(t, at.agent.otlpEndpoint(), l)
-	deadline := time.Now().Add(15 * time.Second)
-	for at.spans() < 2000 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the backends hold %d spans after 15s, want 2,000 before the fault", at.spans())
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !pollFor(15*time.Second, func() bool { return at.spans() >= 2000 }) {
+		t.Fatalf("the backends hold %d spans after 15s, want 2,000 before the fault", at.spans())
 	}
 	at.agent.mark("fault: SIGKILL every backend")
 	for _, b := range at.backends {

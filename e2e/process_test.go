@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/otelcsp/otelcsp/internal/collectortest"
+	"slices"
 )
 
 // collector is one otelcsp process run by a test. Its config is written by
@@ -95,30 +96,35 @@ func (c *collector) waitHealthy(timeout time.Duration) {
 var errPortTaken = errors.New("a port was taken by another process")
 
 func (c *collector) healthy(timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		c.mu.Lock()
-		done, readys := c.done, c.readys
-		c.mu.Unlock()
-		if code, _ := collectortest.HTTPGet(fmt.Sprintf("http://127.0.0.1:%d/", c.health)); code == http.StatusOK &&
-			strings.Count(c.out.String(), readyLine) > readys {
-			time.Sleep(200 * time.Millisecond)
-			return nil
-		}
+	c.mu.Lock()
+	done, readys := c.done, c.readys
+	c.mu.Unlock()
+	var exited bool
+	var exitErr error
+	ready := pollFor(timeout, func() bool {
 		select {
-		case err := <-done:
-			done <- err // keep it for stop/cleanup
-			if strings.Contains(c.out.String(), "address already in use") {
-				return fmt.Errorf("%w: exited: %w", errPortTaken, err)
-			}
-			return fmt.Errorf("exited before it was healthy: %w", err)
+		case exitErr = <-done:
+			done <- exitErr // keep it for stop/cleanup
+			exited = true
+			return true
 		default:
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not healthy after %s", timeout)
-		}
-		time.Sleep(50 * time.Millisecond)
+		code, _ := collectortest.HTTPGet(fmt.Sprintf("http://127.0.0.1:%d/", c.health))
+		return code == http.StatusOK && strings.Count(c.out.String(), readyLine) > readys
+	})
+	switch {
+	case exited && strings.Contains(c.out.String(), "address already in use"):
+		return fmt.Errorf("%w: exited: %w", errPortTaken, exitErr)
+	case exited:
+		return fmt.Errorf("exited before it was healthy: %w", exitErr)
+	case !ready:
+		return fmt.Errorf("not healthy after %s", timeout)
 	}
+	// The one fixed wait of the suite: nothing the collector shows tells
+	// that its SIGTERM handler is installed (see waitHealthy), a few
+	// statements after the ready line.
+	time.Sleep(200 * time.Millisecond)
+	return nil
 }
 
 // startWithFreshPorts starts the collector that build makes and waits for
@@ -263,6 +269,26 @@ func (c *collector) metric(name string, labels ...string) (float64, bool) {
 	return collectortest.PromSum(body, name, labels...)
 }
 
+// pollFor polls cond until it holds or timeout passes, and says whether it
+// held: every wait of the suite is for a condition (a metric, a count at a
+// sink, a breaker state), bounded. It polls every pollInterval, far less
+// than anything waited for takes, so a wait ends soon after its event.
+func pollFor(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
+// pollInterval is how often pollFor checks its condition.
+const pollInterval = 50 * time.Millisecond
+
 // breakerState is one key's entry of the breaker extension's /breakers
 // endpoint (the fields the tests read).
 type breakerState struct {
@@ -296,19 +322,14 @@ func waitBreaker(t *testing.T, port int, key string, timeout time.Duration, stat
 	t.Helper()
 	start := time.Now()
 	var last breakerState
-	for time.Since(start) < timeout {
-		if s, ok := breaker(port, key); ok {
-			last = s
-			for _, want := range states {
-				if s.State == want {
-					return time.Since(start)
-				}
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !pollFor(timeout, func() bool {
+		s, ok := breaker(port, key)
+		last = s
+		return ok && slices.Contains(states, s.State)
+	}) {
+		t.Fatalf("breaker %s not %v after %s; last seen %+v", key, states, timeout, last)
 	}
-	t.Fatalf("breaker %s not %v after %s; last seen %+v", key, states, timeout, last)
-	return 0
+	return time.Since(start)
 }
 
 var postClient = &http.Client{Timeout: 2 * time.Second}

@@ -429,18 +429,3 @@ func (s *storeSink) String() string {
 	return fmt.Sprintf("remote write: %d requests, %d series (by name %v), %d stale markers; logs: %d requests, %d records",
 		s.writes, len(s.series), s.names, s.staleNaNs, s.logRequests, s.logRecords)
 }
-
-// pollFor polls cond every 200ms until it holds or timeout passes, and says
-// whether it held.
-func pollFor(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}

@@ -50,22 +50,16 @@ func TestE2ETwoTiers(t *testing.T) {
 			wantErrors++
 		}
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if d = collect(at.sinks...); d.redCalls == int64(l.spans()) && d.redErrors == int64(wantErrors) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	pollFor(15*time.Second, func() bool {
+		d = collect(at.sinks...)
+		return d.redCalls == int64(l.spans()) && d.redErrors == int64(wantErrors)
+	})
 	if d.redCalls != int64(l.spans()) || d.redErrors != int64(wantErrors) {
 		t.Errorf("RED %s: %d calls, %d errors; want %d calls, %d errors", redCallsMetric, d.redCalls, d.redErrors, l.spans(), wantErrors)
 	}
 
 	// spanlogs: exactly one error log record per error span, none for others.
-	deadline = time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) && len(collect(at.sinks...).logs) < wantErrors {
-		time.Sleep(100 * time.Millisecond)
-	}
+	pollFor(10*time.Second, func() bool { return len(collect(at.sinks...).logs) >= wantErrors })
 	d = collect(at.sinks...)
 	wrong := 0
 	for g := range l.spans() {

@@ -408,20 +408,16 @@ func waitFlushAfter(t *testing.T, g *gateway, since time.Time, timeout time.Dura
 	if pat.Before(since) {
 		t.Fatalf("waitFlushAfter: since %s is after the first scrape", since)
 	}
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
+	if pollFor(timeout, func() bool {
 		c, s, at := read()
+		defer func() { pc, ps, pat = c, s, at }()
 		if c >= pc+2 {
-			return time.Since(since)
+			return true
 		}
-		if c == pc+1 {
-			d := time.Duration((s - ps) * float64(time.Second))
-			if !pat.Add(-d).Before(since) {
-				return time.Since(since)
-			}
-		}
-		pc, ps, pat = c, s, at
+		d := time.Duration((s - ps) * float64(time.Second))
+		return c == pc+1 && !pat.Add(-d).Before(since)
+	}) {
+		return time.Since(since)
 	}
 	t.Fatalf("%s: no redmetrics flush completed that began after %s within %s", g.name, since.Format("15:04:05.000"), timeout)
 	return 0
