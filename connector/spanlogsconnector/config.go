@@ -152,6 +152,7 @@ func compileConfig(c *Config) (*compiled, error) {
 			continue
 		}
 		seen[r.name] = i
+		r.gate = gateOf(r)
 		r.index = len(out.rules)
 		out.rules = append(out.rules, r)
 	}

@@ -150,6 +150,7 @@ type batch struct {
 
 	service string
 	active  []*rule // rules whose service filter passes for the resource
+	gate    gate    // the active rules' gates joined
 
 	out    output
 	counts counts
@@ -169,23 +170,29 @@ func (b *batch) startResource(rs ptrace.ResourceSpans) bool {
 		b.service = v.Str()
 	}
 	b.active = b.active[:0]
+	b.gate = gate{over: maxDuration}
 	for _, r := range b.c.cfg.rules {
 		if r.servicePasses(b.service) {
 			b.active = append(b.active, r)
+			b.gate = b.gate.join(r.gate)
 		}
 	}
 	b.out.startResource(rs)
 	return len(b.active) > 0
 }
 
-// span runs the active rules on one span: each rule for which the span is
-// a candidate says what it emits; each record it asks for is built if the
-// rate limit of its fingerprint admits it. exc is the exception event of an
+// span runs the active rules on one span: a span the resource's joined
+// gate turns away costs nothing more; otherwise each rule whose gate admits
+// it says what it emits, and each record it asks for is built if the rate
+// limit of its fingerprint admits it. exc is the exception event of an
 // exceptions rule's record, nil for a span record.
 func (b *batch) span(span ptrace.Span) {
 	f := factsOf(span)
+	if !b.gate.admits(f) {
+		return
+	}
 	for _, r := range b.active {
-		if !r.candidate(f) {
+		if !r.gate.admits(f) {
 			continue
 		}
 		v := r.match(span, b.service)

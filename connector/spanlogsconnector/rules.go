@@ -77,6 +77,7 @@ type rule struct {
 	// minThreshold is the smallest threshold of the rule: spans not longer
 	// than it skip the threshold globs entirely.
 	minThreshold time.Duration
+	gate         gate
 
 	body          template
 	severity      severity
@@ -126,23 +127,51 @@ func factsOf(span ptrace.Span) facts {
 	return facts{status: span.Status().Code(), events: span.Events().Len(), start: span.StartTimestamp(), end: span.EndTimestamp()}
 }
 
-// candidate is the rule type's cheap test, the one most spans fail: an
-// error status, any events, a duration over the rule's smallest threshold.
-// It is inlined into the span loop, so a span no rule wants costs no call.
-// match assumes it passed.
-func (r *rule) candidate(f facts) bool {
-	switch r.kind {
-	case kindErrors:
-		return f.status == ptrace.StatusCodeError
-	case kindExceptions:
-		return f.events > 0
-	case kindSlow:
-		return f.end > f.start && time.Duration(f.end-f.start) > r.minThreshold // spanDuration > minThreshold
-	}
-	return true
+// gate is the cheap test of a rule type, the one most spans fail: an error
+// status (errors), any events (exceptions), a duration over the rule's
+// smallest threshold (slow), nothing (all). The gates of a resource's
+// active rules are joined, so a span that no rule wants is turned away
+// by one test instead of one per rule.
+type gate struct {
+	always   bool
+	onError  bool
+	onEvents bool
+	over     time.Duration // a span lasting longer passes; maxDuration: none does
 }
 
-// match says what r emits for a candidate span: the span filters' globs
+const maxDuration = time.Duration(1<<63 - 1)
+
+func gateOf(r *rule) gate {
+	g := gate{over: maxDuration}
+	switch r.kind {
+	case kindErrors:
+		g.onError = true
+	case kindExceptions:
+		g.onEvents = true
+	case kindSlow:
+		g.over = r.minThreshold
+	case kindAll:
+		g.always = true
+	}
+	return g
+}
+
+// join is the gate a span passes when it passes either gate.
+func (g gate) join(o gate) gate {
+	return gate{
+		always: g.always || o.always, onError: g.onError || o.onError, onEvents: g.onEvents || o.onEvents,
+		over: min(g.over, o.over),
+	}
+}
+
+// admits is inlined into the span loop: a span no rule wants costs no call.
+// match assumes its rule's gate admitted the span.
+func (g gate) admits(f facts) bool {
+	return g.always || (g.onError && f.status == ptrace.StatusCodeError) || (g.onEvents && f.events > 0) ||
+		(f.end > f.start && time.Duration(f.end-f.start) > g.over) // spanDuration > over
+}
+
+// match says what r emits for a span its gate admitted: the span filters' globs
 // and, for slow rules, the threshold that applies. service is the span's
 // resource's service, which passed r's service filter (checked once per
 // resource, servicePasses).

@@ -11,7 +11,7 @@ import (
 
 // verdictOf runs a rule's two steps the way the span loop does.
 func verdictOf(r *rule, span ptrace.Span, service string) verdict {
-	if !r.candidate(factsOf(span)) {
+	if !r.gate.admits(factsOf(span)) {
 		return verdict{}
 	}
 	return r.match(span, service)
