@@ -72,3 +72,44 @@ func TestRuleMatch(t *testing.T) {
 		})
 	}
 }
+
+// TestJoinedGate: the joined gate of a resource's rules admits a span
+// exactly when some rule's own gate does, so the span loop's early return
+// never skips a rule that would have matched.
+func TestJoinedGate(t *testing.T) {
+	cfg := createDefaultConfig()
+	cfg.Rules = []RuleConfig{
+		{Type: "errors"}, {Type: "exceptions"},
+		{Type: "slow", Threshold: time.Second, Thresholds: []ThresholdConfig{{Service: "db", Threshold: 100 * time.Millisecond}}},
+		{Type: "all"},
+	}
+	c, err := compileConfig(cfg)
+	require.NoError(t, err)
+	spans := []spanSpec{
+		{status: ptrace.StatusCodeOk, dur: time.Millisecond},
+		{status: ptrace.StatusCodeError},
+		{events: []eventSpec{{name: "log"}}},
+		{dur: 150 * time.Millisecond},
+		{dur: 2 * time.Second},
+		{dur: -time.Hour},
+	}
+	// Every subset of the four rules, as the services filters could leave.
+	for set := 0; set < 1<<len(c.rules); set++ {
+		joined := gate{over: maxDuration}
+		var rules []*rule
+		for i, r := range c.rules {
+			if set&(1<<i) != 0 {
+				joined = joined.join(r.gate)
+				rules = append(rules, r)
+			}
+		}
+		for _, s := range spans {
+			f := factsOf(traces("svc", s).ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0))
+			someAdmits := false
+			for _, r := range rules {
+				someAdmits = someAdmits || r.gate.admits(f)
+			}
+			assert.Equal(t, someAdmits, joined.admits(f), "rules %04b, span %+v", set, s)
+		}
+	}
+}
