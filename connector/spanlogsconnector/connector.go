@@ -25,11 +25,12 @@ const (
 // scratch space comes from a pool so concurrent ConsumeTraces calls share
 // nothing but the limiter (behind its mutex) and the counters.
 //
-// One span's path, top to bottom: ConsumeTraces walks the input; span asks
-// each rule whose service filter passed what it emits (rule.match,
-// rules.go); each record it asks for passes its fingerprint's rate limit
-// (admit: fingerprint.go, limiter.go) and is built (output.add, record.go,
-// rendering its body with template.go).
+// One span's path, top to bottom: ConsumeTraces walks the input; span
+// tests the span against the gates of the rules whose service filter
+// passed and asks each rule it passes what it emits (gate, rule.match:
+// rules.go); each record a rule asks for passes its fingerprint's rate
+// limit (admit: fingerprint.go, limiter.go) and is built (output.add,
+// record.go, rendering its body with template.go).
 type spanLogs struct {
 	cfg       *compiled
 	next      consumer.Logs

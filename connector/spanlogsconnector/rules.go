@@ -77,7 +77,7 @@ type rule struct {
 	// minThreshold is the smallest threshold of the rule: spans not longer
 	// than it skip the threshold globs entirely.
 	minThreshold time.Duration
-	gate         gate
+	gate         gate // the rule type's cheap test, see gate
 
 	body          template
 	severity      severity
