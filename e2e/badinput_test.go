@@ -79,15 +79,7 @@ service:
     logs:
       receivers: [spanlogs]
       exporters: [debug]
-  telemetry:
-    metrics:
-      readers:
-        - pull:
-            exporter:
-              prometheus:
-                host: 127.0.0.1
-                port: %[2]d
-`, health, metrics, backend)
+%[2]s`, health, ownMetrics(metrics), backend)
 }
 
 // TestE2EBadConfigs runs the binary on configs with an unknown key, a value

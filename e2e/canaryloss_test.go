@@ -11,7 +11,6 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
-	"github.com/otelcsp/otelcsp/internal/collectortest"
 	"github.com/otelcsp/otelcsp/internal/otlptest"
 )
 
@@ -114,54 +113,25 @@ func (s *canarySink) tally(t *testing.T) sequenceTally {
 	return tl
 }
 
-// relay is an otlp receiver whose traces leave through an otlp_grpc
+// newRelay is an otlp receiver whose traces leave through an otlp_grpc
 // exporter with an in-memory sending queue: it answers a batch once the
 // batch is queued, and loses what its queue holds when it dies.
-type relay struct {
-	*collector
-	grpc int
-}
-
-func (r *relay) endpoint() string { return fmt.Sprintf("127.0.0.1:%d", r.grpc) }
-
-func newRelay(t *testing.T, name, downstream string) *relay {
+func newRelay(t *testing.T, name, downstream string) *tier {
 	t.Helper()
-	r := &relay{grpc: collectortest.FreePort(t)}
-	health, metrics := collectortest.FreePort(t), collectortest.FreePort(t)
-	config := fmt.Sprintf(`
-extensions:
-  health_check:
-    endpoint: 127.0.0.1:%[1]d
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:%[2]d
+	return newTier(t, name, fmt.Sprintf(`
 exporters:
   otlp_grpc:
-    endpoint: %[3]s
+    endpoint: %s
     tls:
       insecure: true
     timeout: 5s
     sending_queue:
       num_consumers: 1
-service:
-  extensions: [health_check]
-  pipelines:
+`, downstream), `
     traces:
       receivers: [otlp]
       exporters: [otlp_grpc]
-  telemetry:
-    metrics:
-      readers:
-        - pull:
-            exporter:
-              prometheus:
-                host: 127.0.0.1
-                port: %[4]d
-`, health, r.grpc, downstream, metrics)
-	r.collector = newCollector(t, name, config, health, metrics)
-	return r
+`)
 }
 
 // canaryLossAfter is the canary tier's loss_after: short, so the test need
@@ -171,48 +141,26 @@ const canaryLossAfter = 3 * time.Second
 // newCanaryTier is the canary at the end of the relays: otlp → canary
 // (drop: false) → otlp_grpc without a queue to the sink, so the tier
 // acknowledges a batch only once the sink has it.
-func newCanaryTier(t *testing.T, sink string) *backend {
+func newCanaryTier(t *testing.T, sink string) *tier {
 	t.Helper()
-	b := &backend{grpc: collectortest.FreePort(t)}
-	health, metrics := collectortest.FreePort(t), collectortest.FreePort(t)
-	config := fmt.Sprintf(`
-extensions:
-  health_check:
-    endpoint: 127.0.0.1:%[1]d
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:%[2]d
+	return newTier(t, "canary-tier", fmt.Sprintf(`
 processors:
   canary:
     drop: false
-    loss_after: %[3]s
+    loss_after: %s
 exporters:
   otlp_grpc:
-    endpoint: %[4]s
+    endpoint: %s
     tls:
       insecure: true
     sending_queue:
       enabled: false
-service:
-  extensions: [health_check]
-  pipelines:
+`, canaryLossAfter, sink), `
     traces:
       receivers: [otlp]
       processors: [canary]
       exporters: [otlp_grpc]
-  telemetry:
-    metrics:
-      readers:
-        - pull:
-            exporter:
-              prometheus:
-                host: 127.0.0.1
-                port: %[5]d
-`, health, b.grpc, canaryLossAfter, sink, metrics)
-	b.collector = newCollector(t, "canary-tier", config, health, metrics)
-	return b
+`)
 }
 
 // canaryCounts are the canary tier's counters.
@@ -245,26 +193,26 @@ func (c canaryCounts) String() string {
 // its duplicates the copies the sink got twice.
 func TestE2ECanaryCountsLoss(t *testing.T) {
 	sink := startCanarySink(t)
-	tier := startWithFreshPorts(t, func() *backend { return newCanaryTier(t, sink.Addr()) })
-	var relays []*relay
+	canary := startWithFreshPorts(t, func() *tier { return newCanaryTier(t, sink.Addr()) })
+	var relays []*tier
 	var proxies []*proxy
 	var endpoints []string
 	for i := range 3 {
-		p := startProxy(t, fmt.Sprintf("proxy-%d", i), tier.endpoint())
-		r := startWithFreshPorts(t, func() *relay { return newRelay(t, fmt.Sprintf("relay-%d", i), p.addr()) })
+		p := startProxy(t, fmt.Sprintf("proxy-%d", i), canary.endpoint())
+		r := startWithFreshPorts(t, func() *tier { return newRelay(t, fmt.Sprintf("relay-%d", i), p.addr()) })
 		relays, proxies, endpoints = append(relays, r), append(proxies, p), append(endpoints, r.endpoint())
 	}
 	dns := startGatewayDNS(t, endpoints...)
 	ag := startWithFreshPorts(t, func() *agent { return newAgent(t, dns, t.TempDir()) })
 	dump := func() string {
 		var sb strings.Builder
-		for _, c := range []*collector{ag.collector, relays[0].collector, relays[1].collector, relays[2].collector, tier.collector} {
+		for _, c := range []*collector{ag.collector, relays[0].collector, relays[1].collector, relays[2].collector, canary.collector} {
 			fmt.Fprintf(&sb, "---- %s\n%s\n", c.name, lastLines(c.output(), 30))
 		}
 		return sb.String()
 	}
 	// relayed is the number of canaries (one span each) a relay accepted.
-	relayed := func(r *relay) float64 { return r.metricSum("otelcol_receiver_accepted_spans", `receiver="otlp"`) }
+	relayed := func(r *tier) float64 { return r.metricSum("otelcol_receiver_accepted_spans", `receiver="otlp"`) }
 
 	// Phase 1, no fault: 5 numbers through, none missing, none lost.
 	if !pollFor(30*time.Second, func() bool { return sink.tally(t).received >= 5 }) {
@@ -287,7 +235,7 @@ func TestE2ECanaryCountsLoss(t *testing.T) {
 	// The canary tier counts a number before the sink has it: read the
 	// sink last and wait until both agree (the next canary is a second away).
 	if !pollFor(10*time.Second, func() bool {
-		c, tl = readCanary(tier.collector), sink.tally(t)
+		c, tl = readCanary(canary.collector), sink.tally(t)
 		return c.received == float64(tl.received)
 	}) {
 		t.Fatalf("canary received %v, the sink %d distinct numbers", c.received, tl.received)
@@ -331,7 +279,7 @@ func TestE2ECanaryCountsLoss(t *testing.T) {
 	// (loss_after/4) of the last arrival: wait for the canary to have
 	// declared it, bounded.
 	want := float64(len(tl.missing))
-	if !pollFor(canaryLossAfter+15*time.Second, func() bool { c = readCanary(tier.collector); return c.lost-c.late >= want }) {
+	if !pollFor(canaryLossAfter+15*time.Second, func() bool { c = readCanary(canary.collector); return c.lost-c.late >= want }) {
 		t.Fatalf("canary %s after the agent stopped; the sink misses %d numbers %v", c, len(tl.missing), tl.missing)
 	}
 	t.Logf("after SIGKILL of relay-%d: agent generated %v; sink has %d..%d (%d numbers, %d copies more than once), misses %v; canary %s",
@@ -348,7 +296,7 @@ func TestE2ECanaryCountsLoss(t *testing.T) {
 	if float64(tl.last) > generated+1 {
 		t.Errorf("the sink has number %d, the agent generated %v", tl.last, generated)
 	}
-	tier.stop()
+	canary.stop()
 	for i, r := range relays {
 		if i != home {
 			r.stop()

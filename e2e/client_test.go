@@ -335,34 +335,34 @@ func (r loadResult) String() string {
 		a, rf, u, retries, r.failures)
 }
 
-// checkDelivered asserts that every accepted span reached a counting server
-// and that duplicates stay within maxDupRatio of the spans delivered; it
-// returns the delivery for further checks.
+// checkDelivered logs the client's and the counting servers' figures and
+// asserts that every accepted span reached a counting server (accepted:
+// the client's last attempt was answered OK) and that duplicates stay
+// within maxDupRatio of the distinct spans delivered; it returns the
+// delivery for further checks.
 func checkDelivered(t *testing.T, res loadResult, maxDupRatio float64, servers ...*countingServer) delivery {
 	t.Helper()
 	d := collect(servers...)
 	accepted := res.acceptedSpans()
-	missing := 0
-	var firstMissing []int
+	var missing []int
 	for _, g := range accepted {
 		if d.Spans[res.l.spanID(g)] == 0 {
-			missing++
-			if len(firstMissing) < 10 {
-				firstMissing = append(firstMissing, g)
-			}
+			missing = append(missing, g)
 		}
 	}
-	if missing > 0 {
-		t.Errorf("%d of %d accepted spans never reached a backend (first: %v)", missing, len(accepted), firstMissing)
-	}
+	ratio := 0.0
 	if len(d.Spans) > 0 {
-		if ratio := float64(d.Duplicates()) / float64(len(d.Spans)); ratio > maxDupRatio {
-			t.Errorf("duplicates: %d of %d distinct spans (%.3f%%), want at most %.2f%%",
-				d.Duplicates(), len(d.Spans), 100*ratio, 100*maxDupRatio)
-		}
+		ratio = float64(d.Duplicates()) / float64(len(d.Spans))
 	}
-	t.Logf("spans: %d sent in accepted batches, %d distinct delivered, %d duplicates; %s",
-		len(accepted), len(d.Spans), d.Duplicates(), res)
+	t.Logf("spans: %d sent, %d accepted, %d delivered (%d distinct), %d duplicates (%.3f%%), %d accepted not delivered; client %s",
+		res.sentSpans(), len(accepted), d.Total(), len(d.Spans), d.Duplicates(), 100*ratio, len(missing), res)
+	if len(missing) > 0 {
+		t.Errorf("%d of %d accepted spans never reached a backend (first: %v)", len(missing), len(accepted), missing[:min(10, len(missing))])
+	}
+	if ratio > maxDupRatio {
+		t.Errorf("duplicates: %d of %d distinct spans (%.3f%%), want at most %.2f%%",
+			d.Duplicates(), len(d.Spans), 100*ratio, 100*maxDupRatio)
+	}
 	return d
 }
 

@@ -68,41 +68,15 @@ func waitSettled(at *agentTiers, res loadResult, timeout time.Duration) time.Dur
 	return time.Since(start)
 }
 
-// checkAccounting logs the client's and the counting servers' figures and
-// asserts the pass criteria on them: every accepted span delivered,
-// duplicates within maxDupRatio. It returns the delivery and how many
-// accepted spans are missing.
-func checkAccounting(t *testing.T, res loadResult, sinks ...*countingServer) (delivery, int) {
+// checkAccounting is checkDelivered with the fault tests' duplicate bound,
+// and where any duplicates are (dupBreakdown).
+func checkAccounting(t *testing.T, res loadResult, sinks ...*countingServer) delivery {
 	t.Helper()
-	d := collect(sinks...)
-	accepted := res.acceptedSpans()
-	missing := 0
-	var first []int
-	for _, g := range accepted {
-		if d.Spans[res.l.spanID(g)] == 0 {
-			missing++
-			if len(first) < 10 {
-				first = append(first, g)
-			}
-		}
-	}
-	ratio := 0.0
-	if len(d.Spans) > 0 {
-		ratio = float64(d.Duplicates()) / float64(len(d.Spans))
-	}
-	t.Logf("spans: %d sent, %d accepted, %d delivered (%d distinct), %d duplicates (%.3f%%), %d accepted not delivered; client %s",
-		res.sentSpans(), len(accepted), d.Total(), len(d.Spans), d.Duplicates(), 100*ratio, missing, res)
+	d := checkDelivered(t, res, maxDupRatio, sinks...)
 	if d.Duplicates() > 0 {
 		t.Logf("duplicates: %s", dupBreakdown(res.l, sinks))
 	}
-	if missing > 0 {
-		t.Errorf("%d of %d accepted spans never reached a backend (first: %v)", missing, len(accepted), first)
-	}
-	if ratio > maxDupRatio {
-		t.Errorf("duplicates: %d of %d distinct spans (%.3f%%), want at most %.2f%%",
-			d.Duplicates(), len(d.Spans), 100*ratio, 100*maxDupRatio)
-	}
-	return d, missing
+	return d
 }
 
 // spanSet is a copy of the span IDs a counting server holds.
@@ -253,7 +227,7 @@ func testBackendFault(t *testing.T, f backendFault) {
 	if after := victim.spanCount(); after <= closedAt {
 		t.Errorf("backend-%d got no spans after its breaker closed (%d before, %d after)", f.victim, closedAt, after)
 	}
-	if d, _ := checkAccounting(t, res, at.sinks...); d.Duplicates() > 0 {
+	if d := checkAccounting(t, res, at.sinks...); d.Duplicates() > 0 {
 		// When did the victim get its copy of a duplicated span?
 		var before, during, after int
 		atVictim := victim.Spans()

@@ -57,6 +57,20 @@ func newCollector(t *testing.T, name, config string, health, metrics int) *colle
 	return c
 }
 
+// ownMetrics is the service.telemetry section of a test config: the
+// collector's own metrics, in Prometheus format, on 127.0.0.1:port.
+func ownMetrics(port int) string {
+	return fmt.Sprintf(`  telemetry:
+    metrics:
+      readers:
+        - pull:
+            exporter:
+              prometheus:
+                host: 127.0.0.1
+                port: %d
+`, port)
+}
+
 // start runs the binary; it does not wait for it to be healthy.
 func (c *collector) start() {
 	c.t.Helper()
@@ -177,6 +191,28 @@ func (c *collector) stop() {
 	if err := c.terminate(30 * time.Second); err != nil {
 		c.t.Fatalf("%s exited with %v after SIGTERM, want status 0\n%s", c.name, err, c.out.String())
 	}
+}
+
+// stopRunning stops, in order, those of the processes still running (with
+// SIGTERM, requiring exit status 0).
+func stopRunning[C interface{ base() *collector }](cs ...C) {
+	for _, c := range cs {
+		if c.base().running() {
+			c.base().stop()
+		}
+	}
+}
+
+// logOnFailure logs the processes' output when the test has failed, at its
+// end.
+func logOnFailure[C interface{ base() *collector }](t *testing.T, cs ...C) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, c := range cs {
+				t.Logf("%s output:\n%s", c.base().name, c.base().output())
+			}
+		}
+	})
 }
 
 // kill sends SIGKILL and waits for the process to be gone.

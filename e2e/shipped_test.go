@@ -36,6 +36,27 @@ func listenEnv(grpc, http, health, metrics int) []string {
 	}
 }
 
+// shippedProcess is the process of a shipped config, receiving OTLP on
+// 127.0.0.1 ports grpc and http.
+type shippedProcess struct {
+	*collector
+	grpc, http int
+}
+
+func (p *shippedProcess) endpoint() string { return fmt.Sprintf("127.0.0.1:%d", p.grpc) }
+
+// newShipped is the process of a shipped config (rel, from the repository's
+// root), not started: its OTLP gRPC and HTTP receivers, health check and own
+// metrics on fresh loopback ports (listenEnv), plus env.
+func newShipped(t *testing.T, name, rel string, env ...string) *shippedProcess {
+	t.Helper()
+	p := &shippedProcess{grpc: collectortest.FreePort(t), http: collectortest.FreePort(t)}
+	health, metrics := collectortest.FreePort(t), collectortest.FreePort(t)
+	p.collector = newCollector(t, name, shippedConfig(t, rel), health, metrics)
+	p.env = append(listenEnv(p.grpc, p.http, health, metrics), env...)
+	return p
+}
+
 // gatewaysSRV is the SRV name the agent asks the test's DNS server for, as
 // it would ask for a headless Service's named port in Kubernetes.
 const gatewaysSRV = "_otlp-grpc._tcp.gateways.e2e.test"
@@ -89,21 +110,19 @@ func (d gatewayDNS) setSRV(t *testing.T, name string, endpoints ...string) {
 // (traceID, breaker, persistent queue on file_storage) to the gateways the
 // DNS server names.
 type agent struct {
-	*collector
-	grpc, http, breakers int
-	queueDir             string
+	*shippedProcess
+	breakers int
+	queueDir string
 }
 
-func (a *agent) otlpEndpoint() string { return fmt.Sprintf("127.0.0.1:%d", a.grpc) }
+func (a *agent) otlpEndpoint() string { return a.endpoint() }
 
 // newAgent configures an agent; queueDir is its persistent queue (reuse it
 // across restarts to test persistence).
 func newAgent(t *testing.T, dns gatewayDNS, queueDir string) *agent {
 	t.Helper()
-	a := &agent{grpc: collectortest.FreePort(t), http: collectortest.FreePort(t), breakers: collectortest.FreePort(t), queueDir: queueDir}
-	health, metrics := collectortest.FreePort(t), collectortest.FreePort(t)
-	a.collector = newCollector(t, "agent", shippedConfig(t, "testdata/deploy/agent.yaml"), health, metrics)
-	a.env = append(listenEnv(a.grpc, a.http, health, metrics),
+	a := &agent{breakers: collectortest.FreePort(t), queueDir: queueDir}
+	a.shippedProcess = newShipped(t, "agent", "testdata/deploy/agent.yaml",
 		fmt.Sprintf("OTELCSP_BREAKER_PORT=%d", a.breakers),
 		"OTELCSP_GATEWAYS="+gatewaysSRV,
 		"OTELCSP_DNS_SERVER="+dns.Addr(),
@@ -114,25 +133,16 @@ func newAgent(t *testing.T, dns gatewayDNS, queueDir string) *agent {
 
 // gateway is testdata/deploy/gateway.yaml, sending sampled traces, RED
 // metrics (remote write) and span logs (OTLP/HTTP) to the test's sinks.
-type gateway struct {
-	*collector
-	grpc, http int
-}
-
-func (g *gateway) endpoint() string { return fmt.Sprintf("127.0.0.1:%d", g.grpc) }
+type gateway struct{ *shippedProcess }
 
 func newGateway(t *testing.T, name, traceStore, remoteWriteURL, logStoreURL string) *gateway {
 	t.Helper()
-	g := &gateway{grpc: collectortest.FreePort(t), http: collectortest.FreePort(t)}
-	health, metrics := collectortest.FreePort(t), collectortest.FreePort(t)
-	g.collector = newCollector(t, name, shippedConfig(t, "testdata/deploy/gateway.yaml"), health, metrics)
-	g.env = append(listenEnv(g.grpc, g.http, health, metrics),
+	return &gateway{newShipped(t, name, "testdata/deploy/gateway.yaml",
 		"OTELCSP_TRACE_STORE="+traceStore,
 		"OTELCSP_REMOTE_WRITE="+remoteWriteURL,
 		"OTELCSP_LOG_STORE="+logStoreURL,
 		"HOSTNAME="+name,
-	)
-	return g
+	)}
 }
 
 // newDeltaGateway is testdata/deploy/gateway-delta.yaml: as newGateway, but
@@ -140,35 +150,20 @@ func newGateway(t *testing.T, name, traceStore, remoteWriteURL, logStoreURL stri
 // streamID) to the aggregators the DNS server names under aggregatorsSRV.
 func newDeltaGateway(t *testing.T, name, traceStore, logStoreURL string, dns gatewayDNS) *gateway {
 	t.Helper()
-	g := &gateway{grpc: collectortest.FreePort(t), http: collectortest.FreePort(t)}
-	health, metrics := collectortest.FreePort(t), collectortest.FreePort(t)
-	g.collector = newCollector(t, name, shippedConfig(t, "testdata/deploy/gateway-delta.yaml"), health, metrics)
-	g.env = append(listenEnv(g.grpc, g.http, health, metrics),
+	return &gateway{newShipped(t, name, "testdata/deploy/gateway-delta.yaml",
 		"OTELCSP_TRACE_STORE="+traceStore,
 		"OTELCSP_LOG_STORE="+logStoreURL,
 		"OTELCSP_AGGREGATORS="+aggregatorsSRV,
 		"OTELCSP_DNS_SERVER="+dns.Addr(),
 		"HOSTNAME="+name,
-	)
-	return g
+	)}
 }
 
 // aggregator is testdata/deploy/aggregator.yaml: otlp → deltamerge →
 // prometheus_remote_write to remoteWriteURL.
-type aggregator struct {
-	*collector
-	grpc, http int
-}
-
-func (a *aggregator) endpoint() string { return fmt.Sprintf("127.0.0.1:%d", a.grpc) }
+type aggregator struct{ *shippedProcess }
 
 func newAggregator(t *testing.T, name, remoteWriteURL string) *aggregator {
 	t.Helper()
-	a := &aggregator{grpc: collectortest.FreePort(t), http: collectortest.FreePort(t)}
-	health, metrics := collectortest.FreePort(t), collectortest.FreePort(t)
-	a.collector = newCollector(t, name, shippedConfig(t, "testdata/deploy/aggregator.yaml"), health, metrics)
-	a.env = append(listenEnv(a.grpc, a.http, health, metrics),
-		"OTELCSP_REMOTE_WRITE="+remoteWriteURL,
-	)
-	return a
+	return &aggregator{newShipped(t, name, "testdata/deploy/aggregator.yaml", "OTELCSP_REMOTE_WRITE="+remoteWriteURL)}
 }

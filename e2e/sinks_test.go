@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -380,20 +382,23 @@ func (s *storeSink) redSums() (calls, errs float64, byInstance map[string]float6
 func (s *storeSink) redLabels() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	set := map[string]bool{}
-	for _, p := range s.series {
-		if p.labels["__name__"] == redCallsSeries {
-			for k := range p.labels {
-				set[k] = true
+	return callsLabelNames(s.series)
+}
+
+// callsLabelNames lists, sorted, the label names of the RED calls series
+// among the given sets of series.
+func callsLabelNames(sets ...map[string]promSample) []string {
+	names := map[string]bool{}
+	for _, series := range sets {
+		for _, p := range series {
+			if p.labels["__name__"] == redCallsSeries {
+				for k := range p.labels {
+					names[k] = true
+				}
 			}
 		}
 	}
-	out := make([]string, 0, len(set))
-	for k := range set {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(names))
 }
 
 // logSnapshot is a copy of what the logs store holds.

@@ -87,15 +87,7 @@ service:
     traces:
       receivers: [otlp]
       exporters: [fanout]
-  telemetry:
-    metrics:
-      readers:
-        - pull:
-            exporter:
-              prometheus:
-                host: 127.0.0.1
-                port: %d
-`, health, frontBreaker, f.breakers, f.grpc, f.http, strings.Join(backends, ", "), retryFor, metrics)
+%s`, health, frontBreaker, f.breakers, f.grpc, f.http, strings.Join(backends, ", "), retryFor, ownMetrics(metrics))
 	f.collector = newCollector(t, "front", config, health, metrics)
 	return f
 }
@@ -104,17 +96,48 @@ service:
 // pointed at a counting server, and through redmetrics and spanlogs to the
 // same server's metrics and logs services.
 type backend struct {
-	*collector
-	grpc int
+	*tier
 	sink *countingServer
 }
 
-func (b *backend) endpoint() string { return fmt.Sprintf("127.0.0.1:%d", b.grpc) }
+// tier is a process of a test config that receives OTLP/gRPC on grpc.
+type tier struct {
+	*collector
+	grpc int
+}
+
+func (tr *tier) endpoint() string { return fmt.Sprintf("127.0.0.1:%d", tr.grpc) }
+
+// newTier is a test tier, not started: the health_check extension, the
+// otlp receiver and the collector's own metrics on fresh loopback ports,
+// around components (the YAML sections of its processors, connectors and
+// exporters) and pipelines (the entries of service.pipelines, indented by
+// four spaces).
+func newTier(t *testing.T, name, components, pipelines string) *tier {
+	t.Helper()
+	tr := &tier{grpc: collectortest.FreePort(t)}
+	health, metrics := collectortest.FreePort(t), collectortest.FreePort(t)
+	config := fmt.Sprintf(`
+extensions:
+  health_check:
+    endpoint: 127.0.0.1:%d
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:%d
+%s
+service:
+  extensions: [health_check]
+  pipelines:
+%s
+%s`, health, tr.grpc, strings.Trim(components, "\n"), strings.Trim(pipelines, "\n"), ownMetrics(metrics))
+	tr.collector = newCollector(t, name, config, health, metrics)
+	return tr
+}
 
 func newBackend(t *testing.T, name string, sink *countingServer) *backend {
 	t.Helper()
-	b := &backend{grpc: collectortest.FreePort(t), sink: sink}
-	health, metrics := collectortest.FreePort(t), collectortest.FreePort(t)
 	// The traces exporter has no sending queue: the backend acknowledges a
 	// batch only once the counting server has it, so a SIGKILLed backend
 	// loses nothing the front was told was delivered. The derived metrics
@@ -125,15 +148,7 @@ func newBackend(t *testing.T, name string, sink *countingServer) *backend {
 	// spans. Like the shipped gateways, the backends end the canary the
 	// shipped agent sends (one trace a second) with the canary processor,
 	// so the sinks and RED see only the test's spans.
-	config := fmt.Sprintf(`
-extensions:
-  health_check:
-    endpoint: 127.0.0.1:%[1]d
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:%[2]d
+	return &backend{sink: sink, tier: newTier(t, name, fmt.Sprintf(`
 processors:
   canary:
 connectors:
@@ -148,7 +163,7 @@ connectors:
         rate_per_fingerprint: 0
 exporters:
   otlp_grpc:
-    endpoint: %[3]s
+    endpoint: %[1]s
     tls:
       insecure: true
     timeout: 5s
@@ -160,12 +175,10 @@ exporters:
       max_interval: 1s
       max_elapsed_time: 5s
   otlp_grpc/derived:
-    endpoint: %[3]s
+    endpoint: %[1]s
     tls:
       insecure: true
-service:
-  extensions: [health_check]
-  pipelines:
+`, sink.addr), `
     traces:
       receivers: [otlp]
       processors: [canary]
@@ -176,17 +189,7 @@ service:
     logs:
       receivers: [spanlogs]
       exporters: [otlp_grpc/derived]
-  telemetry:
-    metrics:
-      readers:
-        - pull:
-            exporter:
-              prometheus:
-                host: 127.0.0.1
-                port: %[4]d
-`, health, b.grpc, sink.addr, metrics)
-	b.collector = newCollector(t, name, config, health, metrics)
-	return b
+`)}
 }
 
 // twoTiers is the topology: three backends behind one front process. The
@@ -224,27 +227,15 @@ func startTopology(t *testing.T, processes int, retryFor time.Duration) *twoTier
 		endpoints = append(endpoints, b.endpoint())
 	}
 	tt.front = startWithFreshPorts(t, func() *front { return newFront(t, endpoints, retryFor) })
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("front output:\n%s", tt.front.output())
-			for _, b := range tt.backends {
-				t.Logf("%s output:\n%s", b.name, b.output())
-			}
-		}
-	})
+	logOnFailure(t, tt.front)
+	logOnFailure(t, tt.backends...)
 	return tt
 }
 
 // stopAll stops every process with SIGTERM and requires exit status 0.
 func (tt *twoTiers) stopAll() {
-	if tt.front.running() {
-		tt.front.stop()
-	}
-	for _, b := range tt.backends {
-		if b.running() {
-			b.stop()
-		}
-	}
+	stopRunning(tt.front)
+	stopRunning(tt.backends...)
 }
 
 // agentTiers is the topology of the fault tests: the shipped agent
@@ -287,14 +278,8 @@ func startAgentTiers(t *testing.T, proxied ...int) *agentTiers {
 	}
 	at.dns = startGatewayDNS(t, addrs...)
 	at.agent = startWithFreshPorts(t, func() *agent { return newAgent(t, at.dns, at.queueDir) })
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("agent output:\n%s", at.agent.output())
-			for _, b := range at.backends {
-				t.Logf("%s output:\n%s", b.name, b.output())
-			}
-		}
-	})
+	logOnFailure(t, at.agent)
+	logOnFailure(t, at.backends...)
 	return at
 }
 
@@ -339,14 +324,8 @@ func (at *agentTiers) spans() int {
 // stopAll stops every process still running with SIGTERM and requires
 // exit status 0.
 func (at *agentTiers) stopAll() {
-	if at.agent.running() {
-		at.agent.stop()
-	}
-	for _, b := range at.backends {
-		if b.running() {
-			b.stop()
-		}
-	}
+	stopRunning(at.agent)
+	stopRunning(at.backends...)
 }
 
 // startAllWithFreshPorts is startWithFreshPorts for several collectors at

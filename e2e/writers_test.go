@@ -2,8 +2,10 @@ package e2e_test
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -110,22 +112,7 @@ func (s *writerSink) red() redSnapshot {
 
 // callsLabels lists the label names of the calls series.
 func (r redSnapshot) callsLabels() []string {
-	set := map[string]bool{}
-	for _, m := range r.byWriter {
-		for _, p := range m {
-			if p.labels["__name__"] == redCallsSeries {
-				for k := range p.labels {
-					set[k] = true
-				}
-			}
-		}
-	}
-	out := make([]string, 0, len(set))
-	for k := range set {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
+	return callsLabelNames(slices.Collect(maps.Values(r.byWriter))...)
 }
 
 // writersOf lists, per RED series (labels), the writers that wrote it.
