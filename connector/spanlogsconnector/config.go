@@ -3,6 +3,7 @@ package spanlogsconnector // import "github.com/otelcsp/otelcsp/connector/spanlo
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -123,8 +124,8 @@ type compiled struct {
 
 func compileConfig(c *Config) (*compiled, error) {
 	var errs []error
-	if c.RatePerFingerprint < 0 {
-		errs = append(errs, fmt.Errorf("%q: must be >= 0, got %v", "rate_per_fingerprint", c.RatePerFingerprint))
+	if err := checkRate("rate_per_fingerprint", c.RatePerFingerprint); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Burst < 1 {
 		errs = append(errs, fmt.Errorf("%q: must be >= 1, got %d", "burst", c.Burst))
@@ -251,8 +252,8 @@ func compileRule(i int, rc *RuleConfig, c *Config, globalAttrs *attrFilter) (*ru
 
 	r.rate, r.burst = c.RatePerFingerprint, c.Burst
 	if rc.RatePerFingerprint != nil {
-		if *rc.RatePerFingerprint < 0 {
-			errs = append(errs, fmt.Errorf("%q: must be >= 0, got %v", key("rate_per_fingerprint"), *rc.RatePerFingerprint))
+		if err := checkRate(key("rate_per_fingerprint"), *rc.RatePerFingerprint); err != nil {
+			errs = append(errs, err)
 		}
 		r.rate = *rc.RatePerFingerprint
 	}
@@ -263,6 +264,16 @@ func compileRule(i int, rc *RuleConfig, c *Config, globalAttrs *attrFilter) (*ru
 		r.burst = *rc.Burst
 	}
 	return r, errs
+}
+
+// checkRate accepts finite rates >= 0. NaN would pass a plain `< 0` test
+// and then starve every bucket (a NaN token count is never >= 1); YAML
+// reads `.nan` and `.inf` as floats.
+func checkRate(key string, rate float64) error {
+	if rate < 0 || math.IsNaN(rate) || math.IsInf(rate, 0) {
+		return fmt.Errorf("%q: must be a finite number >= 0, got %v", key, rate)
+	}
+	return nil
 }
 
 func orStar(s string) string {

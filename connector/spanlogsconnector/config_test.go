@@ -1,6 +1,7 @@
 package spanlogsconnector
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -91,7 +92,7 @@ func TestConfigValidate(t *testing.T) {
 		err    string // empty: valid
 	}{
 		{"default", func(*Config) {}, ""},
-		{"rate negative", func(c *Config) { c.RatePerFingerprint = -3 }, `"rate_per_fingerprint": must be >= 0, got -3`},
+		{"rate negative", func(c *Config) { c.RatePerFingerprint = -3 }, `"rate_per_fingerprint": must be a finite number >= 0, got -3`},
 		{"rate zero is off", func(c *Config) { c.RatePerFingerprint = 0 }, ""},
 		{"burst zero", func(c *Config) { c.Burst = 0 }, `"burst": must be >= 1, got 0`},
 		{"max fingerprints", func(c *Config) { c.MaxFingerprints = -1 }, `"max_fingerprints": must be >= 1, got -1`},
@@ -117,7 +118,10 @@ func TestConfigValidate(t *testing.T) {
 		{"stray brace", func(c *Config) { c.Rules = []RuleConfig{{Type: "errors", Body: "a } b"}} }, `"rules[0].body": unmatched '}' at offset 2`},
 		{"empty attr key", func(c *Config) { c.Rules = []RuleConfig{{Type: "errors", Body: "{attr:}"}} }, `unknown placeholder {attr:}`},
 		{"bad severity", func(c *Config) { c.Rules = []RuleConfig{{Type: "errors", Severity: "LOUD"}} }, `"rules[0].severity": must be one of TRACE, DEBUG, INFO, WARN, ERROR, FATAL, got "LOUD"`},
-		{"rule rate negative", func(c *Config) { c.Rules = []RuleConfig{{Type: "errors", RatePerFingerprint: ptr(-1.0)}} }, `"rules[0].rate_per_fingerprint": must be >= 0, got -1`},
+		{"rule rate negative", func(c *Config) { c.Rules = []RuleConfig{{Type: "errors", RatePerFingerprint: ptr(-1.0)}} }, `"rules[0].rate_per_fingerprint": must be a finite number >= 0, got -1`},
+		{"rate NaN", func(c *Config) { c.RatePerFingerprint = math.NaN() }, `"rate_per_fingerprint": must be a finite number >= 0, got NaN`},
+		{"rate infinite", func(c *Config) { c.RatePerFingerprint = math.Inf(1) }, `"rate_per_fingerprint": must be a finite number >= 0, got +Inf`},
+		{"rule rate NaN", func(c *Config) { c.Rules = []RuleConfig{{Type: "errors", RatePerFingerprint: ptr(math.NaN())}} }, `"rules[0].rate_per_fingerprint": must be a finite number >= 0, got NaN`},
 		{"rule burst", func(c *Config) { c.Rules = []RuleConfig{{Type: "errors", Burst: ptr(0)}} }, `"rules[0].burst": must be >= 1, got 0`},
 		{"global attributes glob", func(c *Config) { c.Attributes.Include = []string{""} }, `"attributes.include[0]": a glob must not be empty`},
 		{"rule attributes glob", func(c *Config) {
