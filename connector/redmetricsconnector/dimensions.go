@@ -133,6 +133,11 @@ type spanCtx struct {
 	scopeOK    bool // the span's scope is listed in include_instrumentation_scope
 	scopeName  string
 	scopeVer   string
+	// The resource's database name attribute, looked up on first need (a
+	// client span without one of its own): resDB is 0 until then, 1 when
+	// the resource has none, 2 when dbName holds it.
+	resDB  uint8
+	dbName string
 }
 
 // fill writes the span's dimension values into out (len(out) == len(slots)).

@@ -353,17 +353,35 @@ type sgStats struct {
 	overflowed, created int64
 }
 
-// firstStr returns the first of keys present in m, as a string.
+// firstStr returns the first of keys present in m, as a string. With
+// several keys (the peer attributes) it makes one pass over m instead of
+// one lookup per key, which each scan m.
 func firstStr(keys []string, m pcommon.Map) (string, bool) {
-	for _, k := range keys {
-		if v, ok := m.Get(k); ok {
-			if v.Type() == pcommon.ValueTypeStr {
-				return v.Str(), true
+	var v pcommon.Value
+	found := false
+	if len(keys) == 1 {
+		v, found = m.Get(keys[0])
+	} else {
+		best := len(keys)
+		for k, x := range m.All() {
+			for i := 0; i < best; i++ {
+				if keys[i] == k {
+					best, v, found = i, x, true
+					break
+				}
 			}
-			return v.AsString(), true
+			if best == 0 {
+				break
+			}
 		}
 	}
-	return "", false
+	if !found {
+		return "", false
+	}
+	if v.Type() == pcommon.ValueTypeStr {
+		return v.Str(), true
+	}
+	return v.AsString(), true
 }
 
 // onSpan pairs one span of kind client, server, producer or consumer. The
@@ -398,7 +416,13 @@ func (c *connectorImp) onSpan(g *serviceGraph, sc *sgScratch, sctx *spanCtx, spa
 		// A database call has no server span: it is an edge by itself.
 		db, ok := firstStr(g.dbAttrs, span.Attributes())
 		if !ok {
-			db, ok = firstStr(g.dbAttrs, sctx.resAttrs)
+			if sctx.resDB == 0 {
+				sctx.resDB = 1
+				if n, found := firstStr(g.dbAttrs, sctx.resAttrs); found {
+					sctx.resDB, sctx.dbName = 2, n
+				}
+			}
+			db, ok = sctx.dbName, sctx.resDB == 2
 		}
 		if ok {
 			c.recordEdge(g, sc, sv, nil, myH, g.virtualHash(c.seed, db), db, cDatabase, failed, w, dur, dur, true, true, now, st)
@@ -692,7 +716,9 @@ func (c *connectorImp) recordEdge(g *serviceGraph, sc *sgScratch, client, server
 	i := h & mask
 	var l *localEdge
 	for ; sc.lidx[i] != 0; i = (i + 1) & mask {
-		if x := &sc.local[sc.lidx[i]-1]; x.h == h && x.is(g.nd, client, server, virt, conn, failed) {
+		if x := &sc.local[sc.lidx[i]-1]; x.h == h && x.conn == conn && x.failed == failed &&
+			sideIs(x.vals[edgeClient], client, virt) && sideIs(x.vals[edgeServer], server, virt) &&
+			(g.nd == 0 || x.dimsAre(g.nd, client, server)) {
 			l = x
 			break
 		}
@@ -746,20 +772,24 @@ func (l *localEdge) setVals(nd int, client, server []dimVal, virt string) {
 	}
 }
 
-// is reports whether setVals with these arguments would write l's values.
-func (l *localEdge) is(nd int, client, server []dimVal, virt string, conn uint8, failed bool) bool {
-	if l.conn != conn || l.failed != failed {
-		return false
+// sideIs reports whether setVals writes v as the service of side (a
+// virtual node named virt when side is nil). Small enough to inline: the
+// lookup runs once per completed call.
+func sideIs(v dimVal, side []dimVal, virt string) bool {
+	if side == nil {
+		return v == dimVal{t: vStr, s: virt}
 	}
-	return l.sideIs(edgeClient, l.vals[edgeDims:edgeDims+nd], client, virt) &&
-		l.sideIs(edgeServer, l.vals[edgeDims+nd:], server, virt)
+	return v.equal(side[halfService])
 }
 
-func (l *localEdge) sideIs(at int, dims, side []dimVal, virt string) bool {
+// dimsAre reports whether setVals writes l's dimension values for these
+// sides (a nil side has none: every value absent).
+func (l *localEdge) dimsAre(nd int, client, server []dimVal) bool {
+	return dimsAre(l.vals[edgeDims:edgeDims+nd], client) && dimsAre(l.vals[edgeDims+nd:], server)
+}
+
+func dimsAre(dims, side []dimVal) bool {
 	if side == nil {
-		if l.vals[at] != (dimVal{t: vStr, s: virt}) {
-			return false
-		}
 		for i := range dims {
 			if dims[i] != (dimVal{}) {
 				return false
@@ -767,7 +797,7 @@ func (l *localEdge) sideIs(at int, dims, side []dimVal, virt string) bool {
 		}
 		return true
 	}
-	return l.vals[at].equal(side[halfService]) && valsEqual(dims, side[halfDims:])
+	return valsEqual(dims, side[halfDims:])
 }
 
 // countSide counts one span of one side in the unpaired or dropped series.

@@ -3,6 +3,7 @@ package redmetricsconnector
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -666,4 +667,47 @@ func TestServiceGraphConcurrentPairingAndFlush(t *testing.T) {
 		}
 	}
 	assert.Equal(t, int64(workers*rounds*perRound), total, "delta points add up to every call, once")
+}
+
+// A database name on the resource makes each of its client spans a
+// database call (it is looked up once per ResourceSpans); the next
+// resource's client spans, without one, pair with their servers.
+func TestServiceGraphDatabaseNameFromResource(t *testing.T) {
+	c, sink, clk := newTestConnector(t, sgConfig())
+	td := sgTraces(
+		sgSpan{service: "api", kind: ptrace.SpanKindClient, trace: 1, id: 1, durMs: 2, resAttrs: map[string]any{"db.name": "cache"}},
+		sgSpan{service: "api", kind: ptrace.SpanKindClient, trace: 2, id: 1, durMs: 4},
+		sgSpan{service: "users", kind: ptrace.SpanKindServer, trace: 2, id: 2, parent: 1, durMs: 3},
+	)
+	// A second client span in the first ResourceSpans, also without a
+	// database name of its own, and one that carries its own.
+	spans := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans()
+	spans.At(0).CopyTo(spans.AppendEmpty())
+	spans.At(1).SetSpanID(sgSpanID(9))
+	own := spans.AppendEmpty()
+	spans.At(0).CopyTo(own)
+	own.SetSpanID(sgSpanID(10))
+	own.Attributes().PutStr("db.name", "orders")
+	require.NoError(t, c.ConsumeTraces(context.Background(), td))
+	assert.Equal(t, 0, c.sg.len())
+	flushNow(t, c, clk, time.Minute)
+	assert.Equal(t, map[edge]edgeStats{
+		{"api", "cache", "database", false}:  {requests: 2, clientN: 2, serverN: 2, clientSum: 0.004, serverSm: 0.004},
+		{"api", "orders", "database", false}: {requests: 1, clientN: 1, serverN: 1, clientSum: 0.002, serverSm: 0.002},
+		{"api", "users", "", false}:          {requests: 1, clientN: 1, serverN: 1, clientSum: 0.004, serverSm: 0.003},
+	}, roundStats(edges(t, allMetrics(sink))))
+}
+
+// firstStr honours the order of the keys, not of the map, on both of its
+// paths (one key; several in one pass).
+func TestFirstStrKeyOrder(t *testing.T) {
+	m := pcommon.NewMap()
+	m.PutStr("c", "vc")
+	m.PutInt("b", 7)
+	m.PutStr("a", "va")
+	for keys, want := range map[string]string{"a,b,c": "va", "b,c": "7", "c,b": "vc", "x,c": "vc", "b": "7", "x": "", "x,y": ""} {
+		got, ok := firstStr(strings.Split(keys, ","), m)
+		assert.Equal(t, want != "", ok, keys)
+		assert.Equal(t, want, got, keys)
+	}
 }
