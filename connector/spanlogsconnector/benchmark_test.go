@@ -110,7 +110,7 @@ func BenchmarkConsumeTraces(b *testing.B) {
 			comp, err := compileConfig(cfg)
 			require.NoError(b, err)
 			counter := new(recordCounter)
-			c, err := newSpanLogs(componenttest.NewNopTelemetrySettings(), comp, counter)
+			c, err := newSpanLogs(componenttest.NewNopTelemetrySettings(), testID, comp, counter)
 			require.NoError(b, err)
 			td := mixedBatch(tc.errorEvery)
 			spans := td.SpanCount()

@@ -52,8 +52,8 @@ type spanLogs struct {
 	shutdown sync.Once
 }
 
-func newSpanLogs(set component.TelemetrySettings, cfg *compiled, next consumer.Logs) (*spanLogs, error) {
-	tel, err := newTelemetry(set, cfg.rules)
+func newSpanLogs(set component.TelemetrySettings, id component.ID, cfg *compiled, next consumer.Logs) (*spanLogs, error) {
+	tel, err := newTelemetry(set, id, cfg.rules)
 	if err != nil {
 		return nil, err
 	}

@@ -582,7 +582,7 @@ func TestRefusedRecordsCountedAndLoggedNotFailed(t *testing.T) {
 	core, logs := observer.New(zapcore.InfoLevel)
 	set := tel.NewTelemetrySettings()
 	set.Logger = zap.New(core)
-	c, err := newSpanLogs(set, comp, consumertest.NewErr(refused))
+	c, err := newSpanLogs(set, testID, comp, consumertest.NewErr(refused))
 	require.NoError(t, err)
 	clock := newFakeClock()
 	c.now, c.mono = clock.Now, clock.Mono

@@ -26,5 +26,5 @@ func createTracesToLogs(_ context.Context, set connector.Settings, cfg component
 	if err != nil {
 		return nil, err
 	}
-	return newSpanLogs(set.TelemetrySettings, c, next)
+	return newSpanLogs(set.TelemetrySettings, set.ID, c, next)
 }

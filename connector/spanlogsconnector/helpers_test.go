@@ -9,13 +9,19 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/otelcsp/otelcsp/connector/spanlogsconnector/internal/metadata"
 )
+
+// testID is the connector ID the tests build connectors with.
+var testID = component.NewID(metadata.Type)
 
 // baseTime is the fixed start of every test span; the fake clock starts here
 // too so observed timestamps are reproducible in golden files.
@@ -70,7 +76,7 @@ func newHarness(t testing.TB, cfg *Config) *harness {
 	tel := componenttest.NewTelemetry()
 	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
 	sink := new(consumertest.LogsSink)
-	c, err := newSpanLogs(tel.NewTelemetrySettings(), comp, sink)
+	c, err := newSpanLogs(tel.NewTelemetrySettings(), testID, comp, sink)
 	require.NoError(t, err)
 	clock := newFakeClock()
 	c.now = clock.Now
@@ -122,6 +128,8 @@ func (h *harness) counter(t testing.TB, name, rule string) int64 {
 	require.True(t, ok, "metric %s is %T", name, m.Data)
 	var total int64
 	for _, dp := range sum.DataPoints {
+		id, _ := dp.Attributes.Value("connector")
+		require.Equal(t, testID.String(), id.AsString(), "metric %s: connector attribute", name)
 		v, _ := dp.Attributes.Value("rule")
 		if rule == "" || v.AsString() == rule {
 			total += dp.Value

@@ -11,22 +11,30 @@ import (
 )
 
 // telemetry records the connector's own metrics (declared in
-// metadata.yaml). The `rule` attribute set of every rule is built once
-// here: passing a pre-built option slice with ... does not allocate,
-// building the option per call would.
+// metadata.yaml). Every metric carries `connector`, the component ID (as
+// core's helpers label theirs: without it two spanlogs connectors of one
+// collector would add up into one series), and the per-rule ones `rule`.
+// The attribute sets are built once here: passing a pre-built option
+// slice with ... does not allocate, building the option per call would.
 type telemetry struct {
 	tb     *metadata.TelemetryBuilder
 	byRule [][]metric.AddOption // indexed by rule.index
+	own    metric.AddOption     // connector only
 }
 
-func newTelemetry(set component.TelemetrySettings, rules []*rule) (*telemetry, error) {
+func newTelemetry(set component.TelemetrySettings, id component.ID, rules []*rule) (*telemetry, error) {
 	tb, err := metadata.NewTelemetryBuilder(set)
 	if err != nil {
 		return nil, err
 	}
-	t := &telemetry{tb: tb, byRule: make([][]metric.AddOption, len(rules))}
+	self := attribute.String("connector", id.String())
+	t := &telemetry{
+		tb:     tb,
+		byRule: make([][]metric.AddOption, len(rules)),
+		own:    metric.WithAttributeSet(attribute.NewSet(self)),
+	}
 	for _, r := range rules {
-		t.byRule[r.index] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("rule", r.name)))}
+		t.byRule[r.index] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(self, attribute.String("rule", r.name)))}
 	}
 	return t, nil
 }
@@ -62,7 +70,7 @@ func (t *telemetry) batch(ctx context.Context, c *counts) {
 		}
 	}
 	if c.evicted > 0 {
-		t.tb.SpanlogsFingerprintsEvicted.Add(ctx, c.evicted)
+		t.tb.SpanlogsFingerprintsEvicted.Add(ctx, c.evicted, t.own)
 	}
 }
 
