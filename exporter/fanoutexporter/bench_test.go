@@ -4,12 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
-	"google.golang.org/grpc"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
@@ -19,6 +16,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/otelcsp/otelcsp/exporter/fanoutexporter/internal/metadata"
+	"github.com/otelcsp/otelcsp/internal/otlptest"
 )
 
 // nopTracesFanout is a started fanout over n backends whose exporters
@@ -106,9 +104,9 @@ func BenchmarkEndToEnd(b *testing.B) {
 	conn.Compression = "none"
 
 	b.Run("impl=fanout3", func(b *testing.B) {
-		servers := []*sinkServer{startSink(b), startSink(b), startSink(b)}
+		servers := []*otlptest.Server{otlptest.Start(b, otlptest.Discard()), otlptest.Start(b, otlptest.Discard()), otlptest.Start(b, otlptest.Discard())}
 		cfg := createDefaultConfig().(*Config)
-		cfg.Resolver.Static = configoptional.Some(StaticResolverConfig{Endpoints: []string{servers[0].addr, servers[1].addr, servers[2].addr}})
+		cfg.Resolver.Static = configoptional.Some(StaticResolverConfig{Endpoints: []string{servers[0].Addr(), servers[1].Addr(), servers[2].Addr()}})
 		cfg.Protocol.OTLP = configoptional.Some(conn)
 		cfg.RetryConfig.Enabled = false
 		exp, err := NewFactory().CreateTraces(context.Background(), exportertest.NewNopSettings(metadata.Type), cfg)
@@ -116,31 +114,10 @@ func BenchmarkEndToEnd(b *testing.B) {
 		run(b, exp)
 	})
 	b.Run("impl=otlp", func(b *testing.B) {
-		server := startSink(b)
+		server := otlptest.Start(b, otlptest.Discard())
 		sub := newSubExporter(ProtocolConfig{OTLP: configoptional.Some(conn)})
-		exp, err := sub.traces(context.Background(), exportertest.NewNopSettings(metadata.Type), server.addr)
+		exp, err := sub.traces(context.Background(), exportertest.NewNopSettings(metadata.Type), server.Addr())
 		require.NoError(b, err)
 		run(b, exp)
 	})
-}
-
-// sinkServer is an OTLP gRPC server that accepts and discards.
-type sinkServer struct {
-	ptraceotlp.UnimplementedGRPCServer
-	addr string
-}
-
-func (*sinkServer) Export(context.Context, ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
-	return ptraceotlp.NewExportResponse(), nil
-}
-
-func startSink(b *testing.B) *sinkServer {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(b, err)
-	s := &sinkServer{addr: lis.Addr().String()}
-	srv := grpc.NewServer()
-	ptraceotlp.RegisterGRPCServer(srv, s)
-	go func() { _ = srv.Serve(lis) }()
-	b.Cleanup(srv.Stop)
-	return s
 }

@@ -52,6 +52,7 @@ type Server struct {
 	onTraces  func(ptrace.Traces)
 	onMetrics func(pmetric.Metrics)
 	onLogs    func(plog.Logs)
+	discard   bool
 
 	mode     atomic.Int32
 	delay    atomic.Int64 // added to every traces export, in ns
@@ -70,6 +71,10 @@ type Option func(*Server)
 
 // Named names the server in failures and logs ("backend" by default).
 func Named(name string) Option { return func(s *Server) { s.name = name } }
+
+// Discard makes the server record nothing it accepts (it still counts
+// requests): a sink for benchmarks, which should not pay for accounting.
+func Discard() Option { return func(s *Server) { s.discard = true } }
 
 // OnTraces calls fn with every traces export the server accepted, after
 // recording it (fn must not keep td).
@@ -223,7 +228,9 @@ func (s *tracesService) Export(ctx context.Context, req ptraceotlp.ExportRequest
 			return ptraceotlp.NewExportResponse(), status.Error(codes.Unavailable, s.name+" released from stall")
 		}
 	}
-	s.record(req.Traces())
+	if !s.discard {
+		s.record(req.Traces())
+	}
 	if s.onTraces != nil {
 		s.onTraces(req.Traces())
 	}
