@@ -5,7 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -78,14 +78,7 @@ func TestDeb(t *testing.T) {
 	})
 
 	t.Run("files", func(t *testing.T) {
-		files := data.regularFiles()
-		sort.Strings(files)
-		want := make([]string, 0, len(debFiles))
-		for f := range debFiles {
-			want = append(want, f)
-		}
-		sort.Strings(want)
-		require.Equal(t, want, files, "regular files of the .deb")
+		require.Equal(t, sortedKeys(debFiles), slices.Sorted(slices.Values(data.regularFiles())), "regular files of the .deb")
 		for f, meta := range debFiles {
 			require.Equal(t, meta.String(), metaOf(data[f]).String(), "%s: mode and owners", f)
 		}

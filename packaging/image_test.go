@@ -6,9 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 
@@ -117,17 +119,17 @@ func TestImage(t *testing.T) {
 			require.Equal(t, []string{"/otelcsp"}, c.Entrypoint)
 			require.Equal(t, []string{"--config", "/etc/otelcsp/config.yaml"}, c.Cmd)
 			require.Contains(t, c.Env, "OTELCSP_LISTEN_HOST=0.0.0.0", "a container's loopback is not reachable through a published port")
-			require.ElementsMatch(t, []string{"4317/tcp", "4318/tcp", "8888/tcp", "8889/tcp", "13133/tcp"}, keys(c.ExposedPorts))
+			require.ElementsMatch(t, []string{"4317/tcp", "4318/tcp", "8888/tcp", "8889/tcp", "13133/tcp"}, sortedKeys(c.ExposedPorts))
 			uid, gid, ok := strings.Cut(c.User, ":")
 			require.True(t, ok && uid != "0" && uid != "" && gid != "0", "the image must run as a numeric non-root uid:gid, not %q", c.User)
 
 			// The Dockerfile describes the same image.
 			require.Equal(t, docker.user, c.User, "USER of distribution/Dockerfile")
 			require.ElementsMatch(t, docker.env, c.Env, "ENV of distribution/Dockerfile")
-			require.ElementsMatch(t, docker.ports, keys(c.ExposedPorts), "EXPOSE of distribution/Dockerfile")
+			require.ElementsMatch(t, docker.ports, sortedKeys(c.ExposedPorts), "EXPOSE of distribution/Dockerfile")
 			require.Equal(t, docker.entrypoint, c.Entrypoint, "ENTRYPOINT of distribution/Dockerfile")
 			require.Equal(t, docker.cmd, c.Cmd, "CMD of distribution/Dockerfile")
-			require.ElementsMatch(t, keys(docker.labels), keys(c.Labels), "LABEL keys of distribution/Dockerfile")
+			require.ElementsMatch(t, sortedKeys(docker.labels), sortedKeys(c.Labels), "LABEL keys of distribution/Dockerfile")
 
 			// One layer on an empty base, matching the config's diff ID.
 			require.Len(t, manifest.Layers, 1, "layers")
@@ -136,7 +138,7 @@ func TestImage(t *testing.T) {
 			files := tarGzOf(t, layerGz)
 			requireDiffID(t, layerGz, cfg.RootFS.DiffIDs)
 
-			require.ElementsMatch(t, keys(docker.copies), files.regularFiles(), "files of the layer against the Dockerfile's COPY destinations")
+			require.ElementsMatch(t, sortedKeys(docker.copies), files.regularFiles(), "files of the layer against the Dockerfile's COPY destinations")
 			for dst, src := range docker.copies {
 				meta := metaOf(files[dst])
 				require.Equal(t, "root", meta.uname, "%s owner", dst)
@@ -164,6 +166,26 @@ func TestImage(t *testing.T) {
 		})
 	}
 	require.True(t, arches[host], "the image has no linux/%s platform", host)
+
+	// A real consumer reads the layout and the archive by the version tag
+	// and picks this machine's platform, where skopeo is installed.
+	skopeo, err := exec.LookPath("skopeo")
+	if err != nil {
+		t.Log("skopeo not installed: the layout is not read by a container tool")
+		return
+	}
+	archive := distFile(t, "otelcsp_"+r.Version+"_image.tar")
+	for _, ref := range []string{"oci:" + string(layout) + ":" + r.Version, "oci-archive:" + archive} {
+		out, err := exec.Command(skopeo, "inspect", "--override-os", "linux", "--override-arch", host, ref).CombinedOutput()
+		require.NoError(t, err, "skopeo inspect %s: %s", ref, out)
+		var inspect struct {
+			Architecture string
+			Labels       map[string]string
+		}
+		require.NoError(t, json.Unmarshal(out, &inspect), "skopeo inspect %s: %s", ref, out)
+		require.Equal(t, host, inspect.Architecture, "skopeo inspect %s", ref)
+		require.Equal(t, r.Version, inspect.Labels["org.opencontainers.image.version"], "skopeo inspect %s", ref)
+	}
 }
 
 func readDist(t *testing.T, path string) []byte {
@@ -268,11 +290,4 @@ func readDockerfile(t *testing.T) dockerfile {
 	return d
 }
 
-func keys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
