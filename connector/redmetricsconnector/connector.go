@@ -243,6 +243,9 @@ func (c *connectorImp) ConsumeTraces(ctx context.Context, td ptrace.Traces) erro
 		sctx := spanCtx{service: svc.Str(), resAttrs: rattrs}
 		if g != nil {
 			sctx.svcHash = maphash.String(c.seed, sctx.service)
+			// Without graph dimensions a side is its service alone:
+			// its hash is the resource's.
+			sctx.sideH = sideHash(c.seed, sctx.svcHash, nil)
 		}
 		sss := rs.ScopeSpans()
 		for j := 0; j < sss.Len(); j++ {

@@ -126,6 +126,7 @@ func buildPlan(cfg *Config, extra []Dimension) *plan {
 type spanCtx struct {
 	service    string
 	svcHash    uint64 // maphash of service, set when the service graph is on
+	sideH      uint64 // sideHash of the service with no dimensions, likewise
 	span       ptrace.Span
 	resAttrs   pcommon.Map
 	eventAttrs pcommon.Map
@@ -138,6 +139,10 @@ type spanCtx struct {
 	// the resource has none, 2 when dbName holds it.
 	resDB  uint8
 	dbName string
+	// The last database node of this resource's spans and its side hash:
+	// a service's database calls usually name the same database.
+	lastDB  string
+	lastDBH uint64
 }
 
 // fill writes the span's dimension values into out (len(out) == len(slots)).

@@ -406,10 +406,11 @@ func (c *connectorImp) onSpan(g *serviceGraph, sc *sgScratch, sctx *spanCtx, spa
 	sv := sc.side
 	sv[halfService] = dimVal{t: vStr, s: sctx.service}
 	sv[halfPeer] = dimVal{}
+	myH := sctx.sideH
 	if g.nd > 0 {
 		g.dims.fill(sctx, sv[halfDims:])
+		myH = sideHash(c.seed, sctx.svcHash, sv[halfDims:])
 	}
-	myH := sideHash(c.seed, sctx.svcHash, sv[halfDims:])
 
 	var key pairKey
 	if side == sideClient {
@@ -425,7 +426,10 @@ func (c *connectorImp) onSpan(g *serviceGraph, sc *sgScratch, sctx *spanCtx, spa
 			db, ok = sctx.dbName, sctx.resDB == 2
 		}
 		if ok {
-			c.recordEdge(g, sc, sv, nil, myH, g.virtualHash(c.seed, db), db, cDatabase, failed, w, dur, dur, true, true, now, st)
+			if db != sctx.lastDB || sctx.lastDBH == 0 {
+				sctx.lastDB, sctx.lastDBH = db, g.virtualHash(c.seed, db)
+			}
+			c.recordEdge(g, sc, sv, nil, myH, sctx.lastDBH, db, cDatabase, failed, w, dur, dur, true, true, now, st)
 			return
 		}
 		key = pairKey{trace: span.TraceID(), span: span.SpanID()}
