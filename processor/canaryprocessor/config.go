@@ -88,6 +88,8 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%q: must not be empty", key))
 		case name == attrGenerator || name == attrSequence:
 			errs = append(errs, fmt.Errorf("%q: %q is the canary's own attribute, always used; remove it", key, name))
+		case name == attrProcessor:
+			errs = append(errs, fmt.Errorf("%q: %q names this processor on its metrics; a resource attribute of that name would collide with it", key, name))
 		case seen[name]:
 			errs = append(errs, fmt.Errorf("%q: %q is listed twice", key, name))
 		}

@@ -67,6 +67,7 @@ func TestLoadConfig(t *testing.T) {
 		{id: "too_much_memory", validateErr: []string{`"window" (1000000) x "max_generators" (100000): the windows would take 11920 MiB, more than the limit of 256 MiB`}},
 		{id: "empty_attribute", validateErr: []string{`"resource_attributes[0]": must not be empty`}},
 		{id: "generator_attribute", validateErr: []string{`"resource_attributes[0]": "synthetic.generator" is the canary's own attribute`}},
+		{id: "processor_attribute", validateErr: []string{`"resource_attributes[0]": "processor" names this processor on its metrics`}},
 		{id: "duplicate_attribute", validateErr: []string{`"resource_attributes[1]": "k8s.pod.name" is listed twice`}},
 		{id: "too_many_attributes", validateErr: []string{`"resource_attributes": at most 16 names, got 17`}},
 		{id: "several_errors", validateErr: []string{`"loss_after": must be in (0, 24h0m0s], got 0s`, `"window": must be in [1, 1000000], got -1`}},

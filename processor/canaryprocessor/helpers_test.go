@@ -11,9 +11,16 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/otel/attribute"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// ownAttrs is the attribute set of a metric of the processor that
+// metadatatest.NewSettings makes (ID "canary"), with kvs.
+func ownAttrs(kvs ...attribute.KeyValue) attribute.Set {
+	return attribute.NewSet(append(kvs, attribute.String(attrProcessor, "canary"))...)
+}
 
 // manualClock is moved by the test; its ticker fires only when the test
 // says so.

@@ -26,7 +26,6 @@ import (
 
 	"github.com/otelcsp/otelcsp/internal/clock"
 	"github.com/otelcsp/otelcsp/internal/ratelog"
-	"github.com/otelcsp/otelcsp/processor/canaryprocessor/internal/metadata"
 	"github.com/otelcsp/otelcsp/processor/canaryprocessor/internal/sequence"
 )
 
@@ -59,7 +58,7 @@ type streamTag struct {
 type tracesProcessor struct {
 	cfg    *Config
 	logger *zap.Logger
-	tb     *metadata.TelemetryBuilder
+	tel    *telemetry
 	next   consumer.Traces
 	clock  Clock
 	// base is the origin of the monotonic times handed to ratelog.
@@ -87,14 +86,9 @@ type tracesProcessor struct {
 var _ processor.Traces = (*tracesProcessor)(nil)
 
 func newTracesProcessor(set processor.Settings, cfg *Config, next consumer.Traces, clock Clock) (*tracesProcessor, error) {
-	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
-	if err != nil {
-		return nil, err
-	}
 	p := &tracesProcessor{
 		cfg:    cfg,
 		logger: set.Logger,
-		tb:     tb,
 		next:   next,
 		clock:  clock,
 		base:   clock.Now(),
@@ -110,13 +104,11 @@ func newTracesProcessor(set processor.Settings, cfg *Config, next consumer.Trace
 			MaxStreams: cfg.MaxGenerators,
 		}),
 	}
-	if err := tb.RegisterCanaryGeneratorsCallback(func(_ context.Context, o metric.Int64Observer) error {
-		o.Observe(p.generators.Load())
-		return nil
-	}); err != nil {
-		tb.Shutdown()
+	tel, err := newTelemetry(set, p.generators.Load)
+	if err != nil {
 		return nil, err
 	}
+	p.tel = tel
 	return p, nil
 }
 
@@ -157,7 +149,7 @@ func (p *tracesProcessor) Shutdown(context.Context) error {
 	if p.started {
 		p.loop.Stop()
 	}
-	p.tb.Shutdown()
+	p.tel.shutdown()
 	return nil
 }
 
@@ -225,7 +217,7 @@ func (p *tracesProcessor) observe(ctx context.Context, td ptrace.Traces, from in
 				}
 				seq, ok := sequenceOf(sv)
 				if !ok {
-					p.tb.CanaryInvalid.Add(ctx, 1)
+					p.tel.invalid(ctx)
 					continue
 				}
 				if key == "" {
@@ -257,30 +249,17 @@ func (p *tracesProcessor) observe(ctx context.Context, td ptrace.Traces, from in
 	p.afterEngine(ctx)
 }
 
-// record counts one arrival.
+// record counts one arrival and logs a restart.
 func (p *tracesProcessor) record(ctx context.Context, o sequence.Observation[*streamTag], rootEnd int64, now time.Time) {
-	attrs := o.Stream.Tag.attrs
-	if o.Created {
-		p.tb.CanaryGeneratorsNew.Add(ctx, 1, attrs)
-	}
-	if o.Restart {
-		p.tb.CanaryRestarts.Add(ctx, 1, attrs)
-		p.restartLog.Note(p.logger, now.Sub(p.base), 1, append(o.Stream.Tag.fields[:len(o.Stream.Tag.fields):len(o.Stream.Tag.fields)],
-			zap.Int64("synthetic.sequence", o.Stream.High()))...)
-	}
-	switch o.Outcome {
-	case sequence.Duplicate:
-		p.tb.CanaryDuplicated.Add(ctx, 1, attrs)
-		return
-	case sequence.Late:
-		p.tb.CanaryLate.Add(ctx, 1, attrs)
-		p.tb.CanaryReordered.Add(ctx, 1, attrs)
-	case sequence.Reordered:
-		p.tb.CanaryReordered.Add(ctx, 1, attrs)
-	}
-	p.tb.CanaryReceived.Add(ctx, 1, attrs)
+	latency := time.Duration(-1)
 	if rootEnd > 0 {
-		p.tb.CanaryLatency.Record(ctx, max(0, now.Sub(time.Unix(0, rootEnd)).Seconds()), attrs)
+		latency = max(0, now.Sub(time.Unix(0, rootEnd)))
+	}
+	p.tel.arrival(ctx, o, latency)
+	if o.Restart {
+		fields := o.Stream.Tag.fields
+		p.restartLog.Note(p.logger, now.Sub(p.base), 1, append(fields[:len(fields):len(fields)],
+			zap.Int64("synthetic.sequence", o.Stream.High()))...)
 	}
 }
 
@@ -290,7 +269,7 @@ func (p *tracesProcessor) afterEngine(ctx context.Context) {
 	mono := p.clock.Now().Sub(p.base)
 	for _, l := range p.tracker.TakeLosses() {
 		n := l.Count()
-		p.tb.CanaryLost.Add(ctx, n, l.Stream.Tag.attrs)
+		p.tel.lost(ctx, l)
 		fields := append(l.Stream.Tag.fields[:len(l.Stream.Tag.fields):len(l.Stream.Tag.fields)],
 			zap.Int64("first_sequence", l.Lo), zap.Int64("last_sequence", l.Hi), zap.Int64("count", n),
 			zap.String("reason", l.Reason.String()))
@@ -299,7 +278,7 @@ func (p *tracesProcessor) afterEngine(ctx context.Context) {
 	if ev := p.tracker.Evicted(); ev > p.evicted {
 		d := ev - p.evicted
 		p.evicted = ev
-		p.tb.CanaryGeneratorsEvicted.Add(ctx, d)
+		p.tel.evicted(ctx, d)
 		p.evictLog.Note(p.logger, mono, d, zap.Int("max_generators", p.cfg.MaxGenerators))
 	}
 	p.generators.Store(int64(p.tracker.Len()))
@@ -332,23 +311,20 @@ func (p *tracesProcessor) streamKey(gen string, res pcommon.Resource) string {
 	return string(b)
 }
 
-var noAttrs = metric.WithAttributeSet(attribute.NewSet())
-
+// newTag builds a new generator's metric attributes and log fields, once.
 func (p *tracesProcessor) newTag(gen string, res pcommon.Resource) *streamTag {
-	t := &streamTag{attrs: noAttrs, fields: make([]zap.Field, 0, 1+len(p.cfg.ResourceAttributes))}
+	t := &streamTag{fields: make([]zap.Field, 0, 1+len(p.cfg.ResourceAttributes))}
 	t.fields = append(t.fields, zap.String(attrGenerator, gen))
-	if len(p.cfg.ResourceAttributes) > 0 {
-		kvs := make([]attribute.KeyValue, 0, len(p.cfg.ResourceAttributes))
-		for _, name := range p.cfg.ResourceAttributes {
-			v := ""
-			if av, ok := res.Attributes().Get(name); ok {
-				v = strings.ToValidUTF8(valueString(av), "\uFFFD")
-			}
-			kvs = append(kvs, attribute.String(name, v))
-			t.fields = append(t.fields, zap.String(name, v))
+	kvs := make([]attribute.KeyValue, 0, len(p.cfg.ResourceAttributes)+1)
+	for _, name := range p.cfg.ResourceAttributes {
+		v := ""
+		if av, ok := res.Attributes().Get(name); ok {
+			v = strings.ToValidUTF8(valueString(av), "\uFFFD")
 		}
-		t.attrs = metric.WithAttributeSet(attribute.NewSet(kvs...))
+		kvs = append(kvs, attribute.String(name, v))
+		t.fields = append(t.fields, zap.String(name, v))
 	}
+	t.attrs = p.tel.sequenceAttrs(kvs)
 	return t
 }
 

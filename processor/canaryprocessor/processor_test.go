@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/plog"
@@ -82,7 +83,7 @@ func TestDropFalsePassesCanaries(t *testing.T) {
 	assert.False(t, p.Capabilities().MutatesData)
 	require.NoError(t, p.ConsumeTraces(context.Background(), merge(appTraces(1, 1), canaries("gen-a", 1, 2))))
 	assert.Equal(t, []string{"checkout", "frontend", "catalog", "frontend", "catalog"}, rec.services())
-	metadatatest.AssertEqualCanaryReceived(t, tel, []metricdata.DataPoint[int64]{{Value: 2}}, metricdatatest.IgnoreTimestamp())
+	metadatatest.AssertEqualCanaryReceived(t, tel, []metricdata.DataPoint[int64]{{Value: 2, Attributes: ownAttrs()}}, metricdatatest.IgnoreTimestamp())
 }
 
 func TestNextConsumerError(t *testing.T) {
@@ -92,7 +93,7 @@ func TestNextConsumerError(t *testing.T) {
 	ctx := context.Background()
 	assert.ErrorContains(t, p.ConsumeTraces(ctx, merge(appTraces(1, 1), canaries("gen-a", 1))), "downstream refused")
 	// The canary was counted: it reached this tier, the refusal is downstream's.
-	metadatatest.AssertEqualCanaryReceived(t, tel, []metricdata.DataPoint[int64]{{Value: 1}}, metricdatatest.IgnoreTimestamp())
+	metadatatest.AssertEqualCanaryReceived(t, tel, []metricdata.DataPoint[int64]{{Value: 1, Attributes: ownAttrs()}}, metricdatatest.IgnoreTimestamp())
 	require.NoError(t, p.ConsumeTraces(ctx, canaries("gen-a", 2)), "dropped canaries meet no refusal")
 }
 
@@ -139,7 +140,7 @@ func TestOwnMetrics(t *testing.T) {
 	appendCanary(restart, canaryTrace{gen: "gen-a", seq: int64(1), end: t0.Add(time.Hour), attrs: pod})
 	require.NoError(t, p.ConsumeTraces(ctx, restart))
 
-	attrs := attribute.NewSet(attribute.String("k8s.pod.name", "agent-x1"))
+	attrs := ownAttrs(attribute.String("k8s.pod.name", "agent-x1"))
 	ign := metricdatatest.IgnoreTimestamp()
 	one := func(v int64) []metricdata.DataPoint[int64] {
 		return []metricdata.DataPoint[int64]{{Value: v, Attributes: attrs}}
@@ -151,8 +152,8 @@ func TestOwnMetrics(t *testing.T) {
 	metadatatest.AssertEqualCanaryLost(t, tel, one(2), ign)      // 4, 8
 	metadatatest.AssertEqualCanaryRestarts(t, tel, one(1), ign)
 	metadatatest.AssertEqualCanaryGeneratorsNew(t, tel, one(1), ign)
-	metadatatest.AssertEqualCanaryGenerators(t, tel, []metricdata.DataPoint[int64]{{Value: 1}}, ign)
-	metadatatest.AssertEqualCanaryInvalid(t, tel, []metricdata.DataPoint[int64]{{Value: 6}}, ign)
+	metadatatest.AssertEqualCanaryGenerators(t, tel, []metricdata.DataPoint[int64]{{Value: 1, Attributes: ownAttrs()}}, ign)
+	metadatatest.AssertEqualCanaryInvalid(t, tel, []metricdata.DataPoint[int64]{{Value: 6, Attributes: ownAttrs()}}, ign)
 
 	// Latency: 10 first copies; 1, 2, 3, 6, 7 arrived at t0+1h for traces
 	// ending at t0+1s.., and so on.
@@ -225,13 +226,13 @@ func TestGeneratorsInterleaved(t *testing.T) {
 	}
 	clk.add(time.Minute)
 	p.sweep(ctx)
-	pod := func(v string) attribute.Set { return attribute.NewSet(attribute.String("k8s.pod.name", v)) }
+	pod := func(v string) attribute.Set { return ownAttrs(attribute.String("k8s.pod.name", v)) }
 	ign := metricdatatest.IgnoreTimestamp()
 	metadatatest.AssertEqualCanaryReceived(t, tel, []metricdata.DataPoint[int64]{
 		{Value: 50, Attributes: pod("a")}, {Value: 45, Attributes: pod("b")}, {Value: 50, Attributes: pod("c")},
 	}, ign)
 	metadatatest.AssertEqualCanaryLost(t, tel, []metricdata.DataPoint[int64]{{Value: 4, Attributes: pod("b")}}, ign) // 10..40; 50 has no successor
-	metadatatest.AssertEqualCanaryGenerators(t, tel, []metricdata.DataPoint[int64]{{Value: 3}}, ign)
+	metadatatest.AssertEqualCanaryGenerators(t, tel, []metricdata.DataPoint[int64]{{Value: 3, Attributes: ownAttrs()}}, ign)
 	// Same time for every trace: no restart is seen.
 	_, err := tel.GetMetric("otelcol_canary_restarts")
 	assert.Error(t, err)
@@ -249,9 +250,9 @@ func TestMaxGeneratorsUnderFlood(t *testing.T) {
 		require.LessOrEqual(t, p.tracker.Len(), 10)
 	}
 	ign := metricdatatest.IgnoreTimestamp()
-	metadatatest.AssertEqualCanaryGenerators(t, tel, []metricdata.DataPoint[int64]{{Value: 10}}, ign)
-	metadatatest.AssertEqualCanaryGeneratorsEvicted(t, tel, []metricdata.DataPoint[int64]{{Value: 990}}, ign)
-	metadatatest.AssertEqualCanaryGeneratorsNew(t, tel, []metricdata.DataPoint[int64]{{Value: 1000}}, ign)
+	metadatatest.AssertEqualCanaryGenerators(t, tel, []metricdata.DataPoint[int64]{{Value: 10, Attributes: ownAttrs()}}, ign)
+	metadatatest.AssertEqualCanaryGeneratorsEvicted(t, tel, []metricdata.DataPoint[int64]{{Value: 990, Attributes: ownAttrs()}}, ign)
+	metadatatest.AssertEqualCanaryGeneratorsNew(t, tel, []metricdata.DataPoint[int64]{{Value: 1000, Attributes: ownAttrs()}}, ign)
 	assert.Equal(t, 1, logs.FilterMessageSnippet("raise max_generators").Len(), "rate-limited")
 }
 
@@ -268,7 +269,7 @@ func TestSweepLoop(t *testing.T) {
 	require.Error(t, err, "nothing lost before loss_after")
 	clk.add(time.Second)
 	clk.tick(t) // no canary arrives: the loop declares 2-3 lost
-	metadatatest.AssertEqualCanaryLost(t, tel, []metricdata.DataPoint[int64]{{Value: 2}}, metricdatatest.IgnoreTimestamp())
+	metadatatest.AssertEqualCanaryLost(t, tel, []metricdata.DataPoint[int64]{{Value: 2, Attributes: ownAttrs()}}, metricdatatest.IgnoreTimestamp())
 	require.NoError(t, p.Shutdown(ctx))
 	assert.True(t, clk.tickers[0].stopped)
 }
@@ -372,7 +373,37 @@ func TestOrderWithinABatch(t *testing.T) {
 	require.NoError(t, p.ConsumeTraces(ctx, canaries("gen-a", 7)))
 	require.NoError(t, p.ConsumeTraces(ctx, canaries("gen-a", 6)))
 	ign := metricdatatest.IgnoreTimestamp()
-	metadatatest.AssertEqualCanaryReordered(t, tel, []metricdata.DataPoint[int64]{{Value: 1}}, ign)
-	metadatatest.AssertEqualCanaryDuplicated(t, tel, []metricdata.DataPoint[int64]{{Value: 1}}, ign)
-	metadatatest.AssertEqualCanaryReceived(t, tel, []metricdata.DataPoint[int64]{{Value: 7}}, ign)
+	metadatatest.AssertEqualCanaryReordered(t, tel, []metricdata.DataPoint[int64]{{Value: 1, Attributes: ownAttrs()}}, ign)
+	metadatatest.AssertEqualCanaryDuplicated(t, tel, []metricdata.DataPoint[int64]{{Value: 1, Attributes: ownAttrs()}}, ign)
+	metadatatest.AssertEqualCanaryReceived(t, tel, []metricdata.DataPoint[int64]{{Value: 7, Attributes: ownAttrs()}}, ign)
+}
+
+// Two canary processors in one collector (one per pipeline) are told apart
+// by the processor attribute: the collector adds no component attribute
+// to component metrics at v0.161.0.
+func TestProcessorAttribute(t *testing.T) {
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name string
+		seqs []int64
+	}{{"a", []int64{1, 2, 3}}, {"b", []int64{1}}} {
+		set := metadatatest.NewSettings(tel)
+		set.ID = component.MustNewIDWithName("canary", tt.name)
+		p, err := newTracesProcessor(set, createDefaultConfig(), newTraceRecorder(), newManualClock())
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, p.Shutdown(ctx)) })
+		require.NoError(t, p.ConsumeTraces(ctx, canaries("gen-a", tt.seqs...)))
+	}
+	id := func(name string) attribute.Set {
+		return attribute.NewSet(attribute.String("processor", "canary/"+name))
+	}
+	ign := metricdatatest.IgnoreTimestamp()
+	metadatatest.AssertEqualCanaryReceived(t, tel, []metricdata.DataPoint[int64]{
+		{Value: 3, Attributes: id("a")}, {Value: 1, Attributes: id("b")},
+	}, ign)
+	metadatatest.AssertEqualCanaryGenerators(t, tel, []metricdata.DataPoint[int64]{
+		{Value: 1, Attributes: id("a")}, {Value: 1, Attributes: id("b")},
+	}, ign)
 }

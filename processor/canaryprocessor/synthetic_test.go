@@ -83,6 +83,10 @@ func TestSyntheticReceiver(t *testing.T) {
 	rl, err := f.CreateLogs(ctx, set, cfg, logIn)
 	require.NoError(t, err)
 	require.NoError(t, tp.Start(ctx, componenttest.NewNopHost()))
+	// Every trace is generated (its root ends) after start and counted
+	// before done: its latency lies between 0 and the time in between,
+	// however slow the machine.
+	start := time.Now()
 	require.NoError(t, rt.Start(ctx, componenttest.NewNopHost()))
 	require.NoError(t, rl.Start(ctx, componenttest.NewNopHost()))
 	select {
@@ -90,12 +94,13 @@ func TestSyntheticReceiver(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the synthetic receiver did not generate its traces")
 	}
+	elapsed := time.Since(start)
 	require.NoError(t, rt.Shutdown(ctx))
 	require.NoError(t, rl.Shutdown(ctx))
 	ign := metricdatatest.IgnoreTimestamp()
-	metadatatest.AssertEqualCanaryGenerators(t, tel, []metricdata.DataPoint[int64]{{Value: 1}}, ign)
+	metadatatest.AssertEqualCanaryGenerators(t, tel, []metricdata.DataPoint[int64]{{Value: 1, Attributes: ownAttrs()}}, ign)
 	require.NoError(t, tp.Shutdown(ctx))
-	metadatatest.AssertEqualCanaryReceived(t, tel, []metricdata.DataPoint[int64]{{Value: traces}}, ign)
+	metadatatest.AssertEqualCanaryReceived(t, tel, []metricdata.DataPoint[int64]{{Value: traces, Attributes: ownAttrs()}}, ign)
 	for _, name := range []string{"otelcol_canary_lost", "otelcol_canary_duplicated", "otelcol_canary_reordered", "otelcol_canary_invalid", "otelcol_canary_restarts"} {
 		_, err := tel.GetMetric(name)
 		assert.Error(t, err, "%s: nothing to count", name)
@@ -104,7 +109,13 @@ func TestSyntheticReceiver(t *testing.T) {
 	require.NoError(t, err)
 	h := m.Data.(metricdata.Histogram[float64]).DataPoints[0]
 	assert.Equal(t, uint64(traces), h.Count)
-	assert.Less(t, h.Sum/traces, 1.0, "generated and counted in the same process: well under a second each")
+	lo, ok := h.Min.Value()
+	require.True(t, ok)
+	hi, ok := h.Max.Value()
+	require.True(t, ok)
+	assert.GreaterOrEqual(t, lo, 0.0)
+	assert.LessOrEqual(t, hi, elapsed.Seconds(), "no trace took longer than the whole run")
+	assert.Equal(t, ownAttrs(), h.Attributes)
 
 	mu.Lock()
 	defer mu.Unlock()

@@ -9,25 +9,16 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/processor"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
 	"github.com/otelcsp/otelcsp/internal/clock"
 	"github.com/otelcsp/otelcsp/processor/deltamergeprocessor/internal/merge"
-	"github.com/otelcsp/otelcsp/processor/deltamergeprocessor/internal/metadata"
-)
-
-var (
-	reasonBoundsMismatch = metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "bounds_mismatch")))
-	reasonInvalid        = metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "invalid")))
-	reasonOverflowFull   = metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "overflow_full")))
 )
 
 type deltaMerge struct {
 	cfg    *Config
 	logger *zap.Logger
-	tb     *metadata.TelemetryBuilder
+	tel    *telemetry
 	next   consumer.Metrics
 	clock  Clock
 
@@ -46,14 +37,9 @@ type deltaMerge struct {
 var _ processor.Metrics = (*deltaMerge)(nil)
 
 func newProcessor(set processor.Settings, cfg *Config, next consumer.Metrics, clock Clock) (*deltaMerge, error) {
-	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
-	if err != nil {
-		return nil, err
-	}
 	p := &deltaMerge{
 		cfg:    cfg,
 		logger: set.Logger,
-		tb:     tb,
 		next:   next,
 		clock:  clock,
 		table: merge.New(merge.Config{
@@ -63,13 +49,11 @@ func newProcessor(set processor.Settings, cfg *Config, next consumer.Metrics, cl
 			Expiration:          cfg.StreamExpiration,
 		}),
 	}
-	if err := tb.RegisterDeltamergeStreamsCallback(func(_ context.Context, o metric.Int64Observer) error {
-		o.Observe(p.streams.Load())
-		return nil
-	}); err != nil {
-		tb.Shutdown()
+	tel, err := newTelemetry(set, p.streams.Load)
+	if err != nil {
 		return nil, err
 	}
+	p.tel = tel
 	return p, nil
 }
 
@@ -105,7 +89,7 @@ func (p *deltaMerge) Shutdown(ctx context.Context) error {
 		p.loop.Stop()
 		p.flush(ctx)
 	}
-	p.tb.Shutdown()
+	p.tel.shutdown()
 	return nil
 }
 
@@ -119,27 +103,11 @@ func (p *deltaMerge) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) err
 	r := p.table.Consume(md, now)
 	p.streams.Store(int64(p.table.Len()))
 	p.mu.Unlock()
-	p.record(ctx, r)
+	p.tel.consumed(ctx, r)
 	if md.ResourceMetrics().Len() == 0 {
 		return nil
 	}
 	return p.next.ConsumeMetrics(ctx, md)
-}
-
-func (p *deltaMerge) record(ctx context.Context, r merge.Result) {
-	add := func(c metric.Int64Counter, n int64, opts ...metric.AddOption) {
-		if n > 0 {
-			c.Add(ctx, n, opts...)
-		}
-	}
-	add(p.tb.DeltamergePointsMerged, r.Merged)
-	add(p.tb.DeltamergePointsOutOfOrder, r.OutOfOrder)
-	add(p.tb.DeltamergeDuplicatesDropped, r.Duplicates)
-	add(p.tb.DeltamergeOverflowed, r.Overflowed)
-	add(p.tb.DeltamergePointsDropped, r.DroppedBoundsMismatch, reasonBoundsMismatch)
-	add(p.tb.DeltamergePointsDropped, r.DroppedInvalid, reasonInvalid)
-	add(p.tb.DeltamergePointsDropped, r.DroppedOverflowFull, reasonOverflowFull)
-	add(p.tb.DeltamergeWritersEvicted, r.WritersEvicted)
 }
 
 // flush emits every stream's cumulative point and expires idle streams.
@@ -152,9 +120,7 @@ func (p *deltaMerge) flush(ctx context.Context) {
 	md, fr := p.table.Flush(now)
 	p.streams.Store(int64(p.table.Len()))
 	p.mu.Unlock()
-	if fr.Expired > 0 {
-		p.tb.DeltamergeExpired.Add(ctx, fr.Expired)
-	}
+	p.tel.flushed(ctx, fr)
 	if fr.Points == 0 {
 		return
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -272,9 +273,17 @@ func TestOwnMetrics(t *testing.T) {
 	cfg.MaxStreams = 1
 	cfg.MaxWritersPerStream = 1
 	clk := &manualClock{now: t0}
-	p, err := newProcessor(metadatatest.NewSettings(tel), cfg, newRecorder(), clk)
+	set := metadatatest.NewSettings(tel)
+	set.ID = component.MustNewIDWithName("deltamerge", "red")
+	p, err := newProcessor(set, cfg, newRecorder(), clk)
 	require.NoError(t, err)
 	ctx := context.Background()
+	// The same processor type in another pipeline: its metrics are its own
+	// series, told apart by the processor attribute.
+	set.ID = component.MustNewIDWithName("deltamerge", "other")
+	second, err := newProcessor(set, createDefaultConfig(), newRecorder(), clk)
+	require.NoError(t, err)
+	require.NoError(t, second.ConsumeMetrics(ctx, delta("a", 0, 10, 1)))
 
 	other := delta("a", 0, 10, 1)
 	other.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Sum().DataPoints().At(0).Attributes().PutStr("span.name", "POST /pay")
@@ -293,19 +302,27 @@ func TestOwnMetrics(t *testing.T) {
 		require.NoError(t, p.ConsumeMetrics(ctx, md))
 	}
 	ign := metricdatatest.IgnoreTimestamp()
-	metadatatest.AssertEqualDeltamergePointsMerged(t, tel, []metricdata.DataPoint[int64]{{Value: 4}}, ign)
-	metadatatest.AssertEqualDeltamergePointsOutOfOrder(t, tel, []metricdata.DataPoint[int64]{{Value: 1}}, ign)
-	metadatatest.AssertEqualDeltamergeDuplicatesDropped(t, tel, []metricdata.DataPoint[int64]{{Value: 1}}, ign)
-	metadatatest.AssertEqualDeltamergeWritersEvicted(t, tel, []metricdata.DataPoint[int64]{{Value: 1}}, ign)
-	metadatatest.AssertEqualDeltamergeOverflowed(t, tel, []metricdata.DataPoint[int64]{{Value: 1}}, ign)
-	metadatatest.AssertEqualDeltamergePointsDropped(t, tel, []metricdata.DataPoint[int64]{
-		{Value: 1, Attributes: attribute.NewSet(attribute.String("reason", "invalid"))},
+	processorRed := attribute.String("processor", "deltamerge/red")
+	red := attribute.NewSet(processorRed)
+	otherID := attribute.NewSet(attribute.String("processor", "deltamerge/other"))
+	metadatatest.AssertEqualDeltamergePointsMerged(t, tel, []metricdata.DataPoint[int64]{
+		{Value: 4, Attributes: red}, {Value: 1, Attributes: otherID},
 	}, ign)
-	metadatatest.AssertEqualDeltamergeStreams(t, tel, []metricdata.DataPoint[int64]{{Value: 2}}, ign)
+	metadatatest.AssertEqualDeltamergePointsOutOfOrder(t, tel, []metricdata.DataPoint[int64]{{Value: 1, Attributes: red}}, ign)
+	metadatatest.AssertEqualDeltamergeDuplicatesDropped(t, tel, []metricdata.DataPoint[int64]{{Value: 1, Attributes: red}}, ign)
+	metadatatest.AssertEqualDeltamergeWritersEvicted(t, tel, []metricdata.DataPoint[int64]{{Value: 1, Attributes: red}}, ign)
+	metadatatest.AssertEqualDeltamergeOverflowed(t, tel, []metricdata.DataPoint[int64]{{Value: 1, Attributes: red}}, ign)
+	metadatatest.AssertEqualDeltamergePointsDropped(t, tel, []metricdata.DataPoint[int64]{
+		{Value: 1, Attributes: attribute.NewSet(processorRed, attribute.String("reason", "invalid"))},
+	}, ign)
+	metadatatest.AssertEqualDeltamergeStreams(t, tel, []metricdata.DataPoint[int64]{
+		{Value: 2, Attributes: red}, {Value: 1, Attributes: otherID},
+	}, ign)
 
 	clk.set(10 * time.Minute)
 	p.flush(ctx)
-	metadatatest.AssertEqualDeltamergeExpired(t, tel, []metricdata.DataPoint[int64]{{Value: 2}}, ign)
-	metadatatest.AssertEqualDeltamergeStreams(t, tel, []metricdata.DataPoint[int64]{{Value: 0}}, ign)
+	metadatatest.AssertEqualDeltamergeExpired(t, tel, []metricdata.DataPoint[int64]{{Value: 2, Attributes: red}}, ign)
+	require.NoError(t, second.Shutdown(ctx))
+	metadatatest.AssertEqualDeltamergeStreams(t, tel, []metricdata.DataPoint[int64]{{Value: 0, Attributes: red}}, ign)
 	require.NoError(t, p.Shutdown(ctx))
 }

@@ -97,7 +97,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	var err, errs error
 	builder.CanaryDuplicated, err = builder.meter.Int64Counter(
 		"otelcol_canary_duplicated",
-		metric.WithDescription("Copies of canary traces whose sequence number was already received (or lies more than window below the highest one). [Alpha]"),
+		metric.WithDescription("Copies of canary traces whose sequence number was already received (or lies more than window below the highest one). Also carries one attribute per name in the resource_attributes setting, with the value of the generator's resource (empty if the resource has none); mdatagen cannot declare these, their names are the configuration's. [Alpha]"),
 		metric.WithUnit("{trace}"),
 	)
 	errs = errors.Join(errs, err)
@@ -115,7 +115,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.CanaryGeneratorsNew, err = builder.meter.Int64Counter(
 		"otelcol_canary_generators_new",
-		metric.WithDescription("Generators seen for the first time - a new synthetic.generator ID (an agent that started, or restarted with the default per-start ID), or a known one after it was forgotten or this collector restarted. [Alpha]"),
+		metric.WithDescription("Generators seen for the first time - a new synthetic.generator ID (an agent that started, or restarted with the default per-start ID), or a known one after it was forgotten or this collector restarted. Also carries one attribute per name in the resource_attributes setting, with the value of the generator's resource (empty if the resource has none); mdatagen cannot declare these, their names are the configuration's. [Alpha]"),
 		metric.WithUnit("{generator}"),
 	)
 	errs = errors.Join(errs, err)
@@ -127,38 +127,38 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.CanaryLate, err = builder.meter.Int64Counter(
 		"otelcol_canary_late",
-		metric.WithDescription("Canary traces that arrived after their sequence number had been declared lost (also counted in received and reordered); lost minus late is what never arrived. [Alpha]"),
+		metric.WithDescription("Canary traces that arrived after their sequence number had been declared lost (also counted in received and reordered); lost minus late is what never arrived. Also carries one attribute per name in the resource_attributes setting, with the value of the generator's resource (empty if the resource has none); mdatagen cannot declare these, their names are the configuration's. [Alpha]"),
 		metric.WithUnit("{trace}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.CanaryLatency, err = builder.meter.Float64Histogram(
 		"otelcol_canary_latency",
-		metric.WithDescription("End-to-end latency of canary traces - from the end of the root span (the generator's clock) to arrival here (this collector's clock); first copies only. [Alpha]"),
+		metric.WithDescription("End-to-end latency of canary traces - from the end of the root span (the generator's clock) to arrival here (this collector's clock); first copies only. Also carries one attribute per name in the resource_attributes setting, with the value of the generator's resource (empty if the resource has none); mdatagen cannot declare these, their names are the configuration's. [Alpha]"),
 		metric.WithUnit("s"),
 		metric.WithExplicitBucketBoundaries([]float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300}...),
 	)
 	errs = errors.Join(errs, err)
 	builder.CanaryLost, err = builder.meter.Int64Counter(
 		"otelcol_canary_lost",
-		metric.WithDescription("Canary sequence numbers declared lost - missing for loss_after since a higher one arrived (or pushed out of the window, or open when the generator restarted). [Alpha]"),
+		metric.WithDescription("Canary sequence numbers declared lost - missing for loss_after since a higher one arrived (or pushed out of the window, or open when the generator restarted). Also carries one attribute per name in the resource_attributes setting, with the value of the generator's resource (empty if the resource has none); mdatagen cannot declare these, their names are the configuration's. [Alpha]"),
 		metric.WithUnit("{trace}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.CanaryReceived, err = builder.meter.Int64Counter(
 		"otelcol_canary_received",
-		metric.WithDescription("Canary traces received (the first copy of each sequence number, whatever its order). [Alpha]"),
+		metric.WithDescription("Canary traces received (the first copy of each sequence number, whatever its order). Also carries one attribute per name in the resource_attributes setting, with the value of the generator's resource (empty if the resource has none); mdatagen cannot declare these, their names are the configuration's. [Alpha]"),
 		metric.WithUnit("{trace}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.CanaryReordered, err = builder.meter.Int64Counter(
 		"otelcol_canary_reordered",
-		metric.WithDescription("Canary traces received after a higher sequence number of the same generator (late ones included). [Alpha]"),
+		metric.WithDescription("Canary traces received after a higher sequence number of the same generator (late ones included). Also carries one attribute per name in the resource_attributes setting, with the value of the generator's resource (empty if the resource has none); mdatagen cannot declare these, their names are the configuration's. [Alpha]"),
 		metric.WithUnit("{trace}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.CanaryRestarts, err = builder.meter.Int64Counter(
 		"otelcol_canary_restarts",
-		metric.WithDescription("Times a generator started numbering again under the same ID (a lower sequence number in a trace generated after the highest one). [Alpha]"),
+		metric.WithDescription("Times a generator started numbering again under the same ID (a lower sequence number in a trace generated after the highest one). Also carries one attribute per name in the resource_attributes setting, with the value of the generator's resource (empty if the resource has none); mdatagen cannot declare these, their names are the configuration's. [Alpha]"),
 		metric.WithUnit("{restart}"),
 	)
 	errs = errors.Join(errs, err)

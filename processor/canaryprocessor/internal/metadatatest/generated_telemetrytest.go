@@ -24,7 +24,7 @@ func NewSettings(tt *componenttest.Telemetry) processor.Settings {
 func AssertEqualCanaryDuplicated(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_canary_duplicated",
-		Description: "Copies of canary traces whose sequence number was already received (or lies more than window below the highest one). [Alpha]",
+		Description: "Copies of canary traces whose sequence number was already received (or lies more than window below the highest one). Also carries one attribute per name in the resource_attributes setting, with the value of the generator's resource (empty if the resource has none); mdatagen cannot declare these, their names are the configuration's. [Alpha]",
 		Unit:        "{trace}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
@@ -70,7 +70,7 @@ func AssertEqualCanaryGeneratorsEvicted(t *testing.T, tt *componenttest.Telemetr
 func AssertEqualCanaryGeneratorsNew(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_canary_generators_new",
-		Description: "Generators seen for the first time - a new synthetic.generator ID (an agent that started, or restarted with the default per-start ID), or a known one after it was forgotten or this collector restarted. [Alpha]",
+		Description: "Generators seen for the first time - a new synthetic.generator ID (an agent that started, or restarted with the default per-start ID), or a known one after it was forgotten or this collector restarted. Also carries one attribute per name in the resource_attributes setting, with the value of the generator's resource (empty if the resource has none); mdatagen cannot declare these, their names are the configuration's. [Alpha]",
 		Unit:        "{generator}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
@@ -102,7 +102,7 @@ func AssertEqualCanaryInvalid(t *testing.T, tt *componenttest.Telemetry, dps []m
 func AssertEqualCanaryLate(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_canary_late",
-		Description: "Canary traces that arrived after their sequence number had been declared lost (also counted in received and reordered); lost minus late is what never arrived. [Alpha]",
+		Description: "Canary traces that arrived after their sequence number had been declared lost (also counted in received and reordered); lost minus late is what never arrived. Also carries one attribute per name in the resource_attributes setting, with the value of the generator's resource (empty if the resource has none); mdatagen cannot declare these, their names are the configuration's. [Alpha]",
 		Unit:        "{trace}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
@@ -118,7 +118,7 @@ func AssertEqualCanaryLate(t *testing.T, tt *componenttest.Telemetry, dps []metr
 func AssertEqualCanaryLatency(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.HistogramDataPoint[float64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_canary_latency",
-		Description: "End-to-end latency of canary traces - from the end of the root span (the generator's clock) to arrival here (this collector's clock); first copies only. [Alpha]",
+		Description: "End-to-end latency of canary traces - from the end of the root span (the generator's clock) to arrival here (this collector's clock); first copies only. Also carries one attribute per name in the resource_attributes setting, with the value of the generator's resource (empty if the resource has none); mdatagen cannot declare these, their names are the configuration's. [Alpha]",
 		Unit:        "s",
 		Data: metricdata.Histogram[float64]{
 			Temporality: metricdata.CumulativeTemporality,
@@ -133,7 +133,7 @@ func AssertEqualCanaryLatency(t *testing.T, tt *componenttest.Telemetry, dps []m
 func AssertEqualCanaryLost(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_canary_lost",
-		Description: "Canary sequence numbers declared lost - missing for loss_after since a higher one arrived (or pushed out of the window, or open when the generator restarted). [Alpha]",
+		Description: "Canary sequence numbers declared lost - missing for loss_after since a higher one arrived (or pushed out of the window, or open when the generator restarted). Also carries one attribute per name in the resource_attributes setting, with the value of the generator's resource (empty if the resource has none); mdatagen cannot declare these, their names are the configuration's. [Alpha]",
 		Unit:        "{trace}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
@@ -149,7 +149,7 @@ func AssertEqualCanaryLost(t *testing.T, tt *componenttest.Telemetry, dps []metr
 func AssertEqualCanaryReceived(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_canary_received",
-		Description: "Canary traces received (the first copy of each sequence number, whatever its order). [Alpha]",
+		Description: "Canary traces received (the first copy of each sequence number, whatever its order). Also carries one attribute per name in the resource_attributes setting, with the value of the generator's resource (empty if the resource has none); mdatagen cannot declare these, their names are the configuration's. [Alpha]",
 		Unit:        "{trace}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
@@ -165,7 +165,7 @@ func AssertEqualCanaryReceived(t *testing.T, tt *componenttest.Telemetry, dps []
 func AssertEqualCanaryReordered(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_canary_reordered",
-		Description: "Canary traces received after a higher sequence number of the same generator (late ones included). [Alpha]",
+		Description: "Canary traces received after a higher sequence number of the same generator (late ones included). Also carries one attribute per name in the resource_attributes setting, with the value of the generator's resource (empty if the resource has none); mdatagen cannot declare these, their names are the configuration's. [Alpha]",
 		Unit:        "{trace}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
@@ -181,7 +181,7 @@ func AssertEqualCanaryReordered(t *testing.T, tt *componenttest.Telemetry, dps [
 func AssertEqualCanaryRestarts(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_canary_restarts",
-		Description: "Times a generator started numbering again under the same ID (a lower sequence number in a trace generated after the highest one). [Alpha]",
+		Description: "Times a generator started numbering again under the same ID (a lower sequence number in a trace generated after the highest one). Also carries one attribute per name in the resource_attributes setting, with the value of the generator's resource (empty if the resource has none); mdatagen cannot declare these, their names are the configuration's. [Alpha]",
 		Unit:        "{restart}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
