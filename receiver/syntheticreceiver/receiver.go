@@ -8,14 +8,24 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"sync"
+	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/receiver"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/otelcsp/otelcsp/internal/clock"
+	"github.com/otelcsp/otelcsp/internal/ratelog"
+)
+
+// Refusals are warned about at most once per refusalLogEvery, with the
+// count since the previous warning; the first one at once.
+const (
+	refusalLogEvery = 10 * time.Second
+	refusalMessage  = "Next consumer refused synthetic data; it is counted, not retried"
 )
 
 // syntheticReceiver generates traces on one goroutine and hands them to the
@@ -35,7 +45,12 @@ type syntheticReceiver struct {
 	nextTraces consumer.Traces
 	nextLogs   consumer.Logs
 
-	traceRefusals, logRefusals *refusalLog
+	// traceRefusals and logRefusals warn about refusals at a bounded rate:
+	// a refusing pipeline at 100k traces/s must not flood the log too.
+	// Written by the generating goroutine; flushed by Shutdown after it ended.
+	traceRefusals, logRefusals *ratelog.Limiter
+	// base is the origin of the monotonic times handed to ratelog.
+	base time.Time
 
 	mu      sync.Mutex
 	cancel  context.CancelFunc
@@ -78,8 +93,9 @@ func newReceiver(cfg *Config, set receiver.Settings, clk clock.Clock) (*syntheti
 		gen:           newGenerator(topo, seed, cfg.Canary.Enabled),
 		generatorID:   generatorID,
 		telemetry:     tel,
-		traceRefusals: &refusalLog{logger: set.Logger, clk: clk, signal: "traces", unit: "refused_traces"},
-		logRefusals:   &refusalLog{logger: set.Logger, clk: clk, signal: "logs", unit: "refused_log_records"},
+		traceRefusals: ratelog.New(refusalLogEvery, zapcore.WarnLevel, refusalMessage, "refused_traces"),
+		logRefusals:   ratelog.New(refusalLogEvery, zapcore.WarnLevel, refusalMessage, "refused_log_records"),
+		base:          clk.Now(),
 	}, nil
 }
 
@@ -124,8 +140,9 @@ func (r *syntheticReceiver) Shutdown(ctx context.Context) error {
 			return ctx.Err()
 		}
 		// Report what was refused since the last warning.
-		r.traceRefusals.flush()
-		r.logRefusals.flush()
+		now := r.sinceBase()
+		r.traceRefusals.Flush(r.logger, now)
+		r.logRefusals.Flush(r.logger, now)
 	}
 	r.telemetry.shutdown()
 	return nil
@@ -170,12 +187,16 @@ func (r *syntheticReceiver) emit(ctx context.Context, n int) {
 
 	if r.nextTraces != nil {
 		if err := r.telemetry.consumeTraces(ctx, r.nextTraces, td, n, spans); err != nil {
-			r.traceRefusals.refused(n, err)
+			r.traceRefusals.Note(r.logger, r.sinceBase(), int64(n), zap.String("signal", "traces"), zap.Error(err))
 		}
 	}
 	if records > 0 {
 		if err := r.telemetry.consumeLogs(ctx, r.nextLogs, ld, records); err != nil {
-			r.logRefusals.refused(records, err)
+			r.logRefusals.Note(r.logger, r.sinceBase(), int64(records), zap.String("signal", "logs"), zap.Error(err))
 		}
 	}
 }
+
+// sinceBase is the receiver clock's time since the receiver was made: the
+// monotonic time ratelog wants.
+func (r *syntheticReceiver) sinceBase() time.Duration { return r.clk.Now().Sub(r.base) }
