@@ -52,7 +52,8 @@ type ServiceConfig struct {
 	// Name) and service.instance.id are set by the receiver.
 	ResourceAttributes map[string]any `mapstructure:"resource_attributes"`
 	// Instances is the number of processes of the service, told apart by
-	// service.instance.id; each call lands on a random one.
+	// service.instance.id; each call lands on a random one. 1 unless set
+	// (Unmarshal); 0 is invalid, in Go as in YAML.
 	Instances  int               `mapstructure:"instances"`
 	Operations []OperationConfig `mapstructure:"operations"`
 }

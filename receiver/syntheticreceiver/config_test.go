@@ -106,6 +106,20 @@ func TestConfigCallCountDefault(t *testing.T) {
 	assert.Equal(t, 1, cfg.Services[0].Instances)
 }
 
+// instances: 0 written in YAML is an error, not the default of 1 that an
+// absent key gets.
+func TestConfigInstancesZeroInYAML(t *testing.T) {
+	conf := confmap.NewFromStringMap(map[string]any{
+		"services": []any{map[string]any{
+			"name": "a", "instances": 0,
+			"operations": []any{map[string]any{"name": "root", "kind": "server", "latency": map[string]any{"median": "1ms", "p99": "2ms"}}},
+		}},
+	})
+	cfg := NewFactory().CreateDefaultConfig().(*Config)
+	require.NoError(t, conf.Unmarshal(cfg))
+	assert.ErrorContains(t, cfg.Validate(), `"services[0].instances": must be in [1, 1000], got 0`)
+}
+
 func TestConfigUnknownKeys(t *testing.T) {
 	for name, raw := range map[string]map[string]any{
 		"top level":    {"rates": 5},
@@ -128,11 +142,11 @@ func TestConfigUnknownKeys(t *testing.T) {
 func validServices() []ServiceConfig {
 	lat := LatencyConfig{Median: time.Millisecond, P99: 10 * time.Millisecond}
 	return []ServiceConfig{
-		{Name: "front", Operations: []OperationConfig{{
+		{Name: "front", Instances: 1, Operations: []OperationConfig{{
 			Name: "GET /", Kind: "server", Latency: lat, Weight: 1,
 			Calls: []CallConfig{{Service: "back", Operation: "Get", Count: 1}},
 		}}},
-		{Name: "back", Operations: []OperationConfig{
+		{Name: "back", Instances: 1, Operations: []OperationConfig{
 			{Name: "Get", Kind: "server", Latency: lat, Weight: 1, Calls: []CallConfig{{Operation: "query", Count: 1}}},
 			{Name: "query", Kind: "client", Latency: lat, Weight: 1},
 		}},
@@ -159,6 +173,7 @@ func TestConfigInvalid(t *testing.T) {
 		{"service.instance.id resource attribute", func(c *Config) {
 			c.Services[1].ResourceAttributes = map[string]any{"service.instance.id": "x"}
 		}, []string{`"services[1].resource_attributes"`, "service.instance.id"}},
+		{"instances zero", func(c *Config) { c.Services[0].Instances = 0 }, []string{`"services[0].instances": must be in [1, 1000], got 0`}},
 		{"instances negative", func(c *Config) { c.Services[0].Instances = -2 }, []string{`"services[0].instances"`, "got -2"}},
 		{"instances huge", func(c *Config) { c.Services[0].Instances = maxInstances + 1 }, []string{`"services[0].instances"`, "got 1001"}},
 		{"no operations", func(c *Config) { c.Services[1].Operations = nil }, []string{`"services[1].operations"`}},

@@ -177,13 +177,13 @@ func TestGenerateStructure(t *testing.T) {
 // ratio and has the given latency.
 func twoServices(ratio float64, lat LatencyConfig, count int, parallel bool) []ServiceConfig {
 	return []ServiceConfig{
-		{Name: "front", Operations: []OperationConfig{{
+		{Name: "front", Instances: 1, Operations: []OperationConfig{{
 			Name: "GET /", Kind: "server", Weight: 1,
 			Latency:    LatencyConfig{Median: time.Millisecond, P99: 2 * time.Millisecond},
 			Attributes: map[string]any{"http.request.method": "GET", "http.route": "/"},
 			Calls:      []CallConfig{{Service: "back", Operation: "Get", Count: count, Parallel: parallel}},
 		}}},
-		{Name: "back", Operations: []OperationConfig{{
+		{Name: "back", Instances: 1, Operations: []OperationConfig{{
 			Name: "Get", Kind: "server", Weight: 1, ErrorRatio: ratio, Latency: lat,
 			Attributes: map[string]any{"rpc.system": "grpc", "rpc.method": "Get"},
 		}}},
@@ -371,11 +371,11 @@ func TestGenerateHTTPStatus(t *testing.T) {
 func TestGenerateHTTPCallStatusPairs(t *testing.T) {
 	lat := LatencyConfig{Median: time.Millisecond, P99: 2 * time.Millisecond}
 	services := []ServiceConfig{
-		{Name: "web", Operations: []OperationConfig{{
+		{Name: "web", Instances: 1, Operations: []OperationConfig{{
 			Name: "GET /", Kind: "server", Weight: 1, Latency: lat,
 			Calls: []CallConfig{{Service: "api", Operation: "GET /items", Count: 1}},
 		}}},
-		{Name: "api", Operations: []OperationConfig{{
+		{Name: "api", Instances: 1, Operations: []OperationConfig{{
 			Name: "GET /items", Kind: "server", Weight: 1, Latency: lat, ErrorRatio: 0.5,
 			Attributes: map[string]any{"http.request.method": "GET", "http.route": "/items", "url.path": "/items", "url.scheme": "https"},
 		}}},

@@ -159,7 +159,7 @@ func compileTopology(services []ServiceConfig, generatorID string) *topology {
 	for si := range services {
 		sc := &services[si]
 		svc := &service{index: si, name: sc.Name, slot: t.slots}
-		for i := range sc.instances() {
+		for i := range sc.Instances {
 			res := map[string]any{attrServiceName: sc.Name, attrInstanceID: fmt.Sprintf("%s-%d", sc.Name, i+1)}
 			if generatorID != "" {
 				res[attrGenerator] = generatorID

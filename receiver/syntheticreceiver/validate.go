@@ -44,7 +44,7 @@ func validateEntries(services []ServiceConfig) error {
 				errs = append(errs, fmt.Errorf("%q: must not set %s, the receiver sets it", spath+".resource_attributes", k))
 			}
 		}
-		if n := sc.instances(); n < 1 || n > maxInstances {
+		if n := sc.Instances; n < 1 || n > maxInstances {
 			errs = append(errs, fmt.Errorf("%q: must be in [1, %d], got %d", spath+".instances", maxInstances, sc.Instances))
 		}
 		errs = append(errs, validateAttrs(spath+".resource_attributes", sc.ResourceAttributes))
