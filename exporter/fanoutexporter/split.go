@@ -16,6 +16,10 @@ type split[D, R, S, I any, RS pslice[R], SS pslice[S], IS pslice[I]] struct {
 	parts   []D // one per backend, and a last one for items no backend can take
 	cursors []cursor[R, IS]
 	source  int // counts sources, so that cursors can tell their groups apart
+	// owners and items are scratch: each item of the scope being split,
+	// and its part.
+	owners []int
+	items  []I
 }
 
 // shape is how to walk and build one signal's pdata.
@@ -74,14 +78,24 @@ func (s *split[D, R, S, I, RS, SS, IS]) add(data D, route func(R, I) int) {
 		for j := 0; j < sss.Len(); j++ {
 			ss := sss.At(j)
 			items := s.shape.items(ss)
+			// Route the whole scope first, then move: the routing loop's
+			// memory reads (each item, then its key's slot of the ring's
+			// 2 MiB table, both usually cache misses) do not depend on
+			// one another, so the processor overlaps them; interleaved
+			// with the moves it would wait for each in turn.
+			s.owners, s.items = s.owners[:0], s.items[:0]
 			for k := 0; k < items.Len(); k++ {
 				item := items.At(k)
 				p := route(rs, item)
 				if p < 0 {
 					p = len(s.parts) - 1
 				}
-				s.shape.moveItem(item, s.slot(p, rs, resID, ss, j))
+				s.owners, s.items = append(s.owners, p), append(s.items, item)
 			}
+			for k, p := range s.owners {
+				s.shape.moveItem(s.items[k], s.slot(p, rs, resID, ss, j))
+			}
+			clear(s.items) // keep no reference to the source
 		}
 	}
 }
