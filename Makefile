@@ -137,7 +137,7 @@ PACKAGING_SOURCES := $(wildcard packaging/nfpm.yaml packaging/otelcsp.service pa
                      $(wildcard testdata/deploy/*.yaml) CHANGELOG.md
 CA_CERTS ?= /etc/ssl/certs/ca-certificates.crt
 # The image: what distribution/Dockerfile builds with an engine (same files,
-# user, environment, ports, entrypoint, labels); packaging/package_test.go
+# user, environment, ports, entrypoint, labels); packaging/image_test.go
 # checks that the two agree. uid/gid 65532 as in docs/deploy.md.
 IMAGE_FILES := /etc/otelcsp/config.yaml=distribution/container.yaml \
                /etc/otelcsp/agent.yaml=testdata/deploy/agent.yaml \
@@ -169,16 +169,19 @@ $(DIST)/linux_%/otelcsp: $(BIN)
 		cd distribution/_build && CGO_ENABLED=0 GOOS=linux GOARCH=$* $(GO) build -trimpath -ldflags='-s -w' -o $(CURDIR)/$@ .; fi
 
 # nfpm <goarch> <deb|rpm> <output>
-nfpm = VERSION=$(VERSION) GOARCH=$(1) BINARY=$(DIST)/linux_$(1)/otelcsp DESCRIPTION='$(DESCRIPTION)' \
+nfpm = VERSION=$(VERSION) PKG_ARCH=$(1) BINARY=$(DIST)/linux_$(1)/otelcsp DESCRIPTION='$(DESCRIPTION)' \
 	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(TOOL) nfpm package --config packaging/nfpm.yaml --packager $(2) --target $(3)
 
+# cyclonedx-gomod writes `go env`'s GOARCH into the SBOM's package URLs, so
+# it runs with the binary's; `go tool -n` only builds it (for this machine)
+# and prints its path: `go tool` itself would build it for that GOARCH.
 define package_rules
 $(DIST)/otelcsp_$(VERSION)_$(1).deb: $(DIST)/linux_$(1)/otelcsp $(PACKAGING_SOURCES)
 	$$(call nfpm,$(1),deb,$$@)
 $(DIST)/otelcsp-$(VERSION)-1.$(RPM_ARCH_$(1)).rpm: $(DIST)/linux_$(1)/otelcsp $(PACKAGING_SOURCES)
 	$$(call nfpm,$(1),rpm,$$@)
 $(DIST)/otelcsp_$(VERSION)_linux_$(1).cdx.json: $(DIST)/linux_$(1)/otelcsp
-	$(TOOL) cyclonedx-gomod bin -json -version v$(VERSION) -output $$@ $$<
+	GOOS=linux GOARCH=$(1) $$$$($(TOOL) -n cyclonedx-gomod) bin -json -version v$(VERSION) -output $$@ $$<
 endef
 $(foreach a,amd64 arm64,$(eval $(call package_rules,$(a))))
 

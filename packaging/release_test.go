@@ -84,6 +84,10 @@ func TestSBOM(t *testing.T) {
 					Version string `json:"version"`
 					PURL    string `json:"purl"`
 				} `json:"component"`
+				Properties []struct {
+					Name  string `json:"name"`
+					Value string `json:"value"`
+				} `json:"properties"`
 			} `json:"metadata"`
 			Components []struct {
 				Name    string `json:"name"`
@@ -96,6 +100,15 @@ func TestSBOM(t *testing.T) {
 		require.Equal(t, "github.com/otelcsp/otelcsp/cmd/otelcsp", c.Name, "the SBOM's subject")
 		require.Equal(t, "v"+r.Version, c.Version, "SBOM version against builder-config.yaml")
 		require.Contains(t, c.PURL, "goarch="+arch)
+		props := map[string]string{}
+		for _, p := range bom.Metadata.Properties {
+			props[p.Name] = p.Value
+		}
+		require.Equal(t, arch, props["cdx:gomod:build:env:GOARCH"], "the SBOM's binary")
+		require.Equal(t, "0", props["cdx:gomod:build:env:CGO_ENABLED"], "the SBOM's binary")
+		bin := readDist(t, filepath.Join(repoRoot, "dist", "linux_"+arch, "otelcsp"))
+		sum := sha256.Sum256(bin)
+		require.Equal(t, hex.EncodeToString(sum[:]), props["cdx:gomod:binary:hash:SHA-256"], "the SBOM describes dist/linux_%s/otelcsp", arch)
 		versions := map[string]string{}
 		for _, m := range bom.Components {
 			versions[m.Name] = m.Version
@@ -107,7 +120,8 @@ func TestSBOM(t *testing.T) {
 }
 
 // TestDebArches checks the binary of every built .deb, the cross-compiled
-// ones included: a static linux binary for the package's architecture.
+// ones included: a static linux binary for the package's architecture, the
+// one the SBOM describes.
 func TestDebArches(t *testing.T) {
 	r := readRelease(t)
 	for _, arch := range builtArches(t, r) {
@@ -116,5 +130,8 @@ func TestDebArches(t *testing.T) {
 		dir := t.TempDir()
 		tarGzOf(t, members["data.tar.gz"]).extract(t, dir)
 		requireStaticELF(t, filepath.Join(dir, "usr/bin/otelcsp"), arch)
+		// The binary the SBOM and the image were made from.
+		require.True(t, bytes.Equal(readDist(t, filepath.Join(repoRoot, "dist", "linux_"+arch, "otelcsp")),
+			readDist(t, filepath.Join(dir, "usr/bin/otelcsp"))), "the %s .deb's binary is not dist/linux_%s/otelcsp", arch, arch)
 	}
 }

@@ -3,7 +3,7 @@
 // holding the static binaries and the files named on the command line, one
 // image per platform, under one image index. `make package` runs it; the
 // Dockerfile (distribution/Dockerfile) describes the same image for users
-// with an engine, and packaging/package_test.go checks that both agree.
+// with an engine, and packaging/image_test.go checks that both agree.
 //
 // go-containerregistry's crane could append a layer to an empty base, but
 // it sets the entrypoint, user and ports only on images in a registry, so it
