@@ -20,7 +20,6 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -51,7 +50,7 @@ const (
 // streamTag is what the processor keeps per generator besides the engine's
 // state: its metric attributes and its log fields.
 type streamTag struct {
-	attrs  metric.MeasurementOption
+	attrs  seqAttrs
 	fields []zap.Field
 }
 

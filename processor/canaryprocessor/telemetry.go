@@ -47,35 +47,45 @@ func newTelemetry(set processor.Settings, generators func() int64) (*telemetry, 
 	return t, nil
 }
 
+// seqAttrs is the attribute set of a generator's metrics as the option
+// lists of an Add and of a Record. Passing a prebuilt list costs nothing;
+// a list written out at each call is allocated every time, as it escapes
+// through the instrument's interface (two allocations per canary trace).
+type seqAttrs struct {
+	add []metric.AddOption
+	rec []metric.RecordOption
+}
+
 // sequenceAttrs is the attribute set of a generator's metrics: the
 // processor and the generator's resource_attributes values.
-func (t *telemetry) sequenceAttrs(values []attribute.KeyValue) metric.MeasurementOption {
-	return metric.WithAttributeSet(attribute.NewSet(append(values, t.id)...))
+func (t *telemetry) sequenceAttrs(values []attribute.KeyValue) seqAttrs {
+	opt := metric.WithAttributeSet(attribute.NewSet(append(values, t.id)...))
+	return seqAttrs{add: []metric.AddOption{opt}, rec: []metric.RecordOption{opt}}
 }
 
 // arrival counts one numbered trace, with its generator's attributes;
 // latency < 0 is unknown (the root span has no end time).
 func (t *telemetry) arrival(ctx context.Context, o sequence.Observation[*streamTag], latency time.Duration) {
-	attrs := o.Stream.Tag.attrs
+	attrs := o.Stream.Tag.attrs.add
 	if o.Created {
-		t.tb.CanaryGeneratorsNew.Add(ctx, 1, attrs)
+		t.tb.CanaryGeneratorsNew.Add(ctx, 1, attrs...)
 	}
 	if o.Restart {
-		t.tb.CanaryRestarts.Add(ctx, 1, attrs)
+		t.tb.CanaryRestarts.Add(ctx, 1, attrs...)
 	}
 	switch o.Outcome {
 	case sequence.Duplicate:
-		t.tb.CanaryDuplicated.Add(ctx, 1, attrs)
+		t.tb.CanaryDuplicated.Add(ctx, 1, attrs...)
 		return
 	case sequence.Late:
-		t.tb.CanaryLate.Add(ctx, 1, attrs)
-		t.tb.CanaryReordered.Add(ctx, 1, attrs)
+		t.tb.CanaryLate.Add(ctx, 1, attrs...)
+		t.tb.CanaryReordered.Add(ctx, 1, attrs...)
 	case sequence.Reordered:
-		t.tb.CanaryReordered.Add(ctx, 1, attrs)
+		t.tb.CanaryReordered.Add(ctx, 1, attrs...)
 	}
-	t.tb.CanaryReceived.Add(ctx, 1, attrs)
+	t.tb.CanaryReceived.Add(ctx, 1, attrs...)
 	if latency >= 0 {
-		t.tb.CanaryLatency.Record(ctx, latency.Seconds(), attrs)
+		t.tb.CanaryLatency.Record(ctx, latency.Seconds(), o.Stream.Tag.attrs.rec...)
 	}
 }
 
@@ -84,7 +94,7 @@ func (t *telemetry) invalid(ctx context.Context) { t.tb.CanaryInvalid.Add(ctx, 1
 
 // lost counts the numbers of a lost range.
 func (t *telemetry) lost(ctx context.Context, l sequence.Loss[*streamTag]) {
-	t.tb.CanaryLost.Add(ctx, l.Count(), l.Stream.Tag.attrs)
+	t.tb.CanaryLost.Add(ctx, l.Count(), l.Stream.Tag.attrs.add...)
 }
 
 // evicted counts generators forgotten for max_generators.

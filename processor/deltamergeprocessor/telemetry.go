@@ -20,10 +20,14 @@ import (
 type telemetry struct {
 	tb *metadata.TelemetryBuilder
 
-	attrs                metric.MeasurementOption // processor
-	reasonBoundsMismatch metric.MeasurementOption // processor, reason
-	reasonInvalid        metric.MeasurementOption
-	reasonOverflowFull   metric.MeasurementOption
+	// The option lists of the counters' Adds: passing a prebuilt list
+	// costs nothing, while a list written out at each call is allocated
+	// every time (it escapes through the instrument's interface).
+	attrs                []metric.AddOption // processor
+	reasonBoundsMismatch []metric.AddOption // processor, reason
+	reasonInvalid        []metric.AddOption
+	reasonOverflowFull   []metric.AddOption
+	observeAttrs         metric.ObserveOption
 }
 
 // newTelemetry registers the streams gauge, which observes streams.
@@ -33,18 +37,20 @@ func newTelemetry(set processor.Settings, streams func() int64) (*telemetry, err
 		return nil, err
 	}
 	id := attribute.String("processor", set.ID.String())
-	reason := func(r string) metric.MeasurementOption {
-		return metric.WithAttributeSet(attribute.NewSet(id, attribute.String("reason", r)))
+	reason := func(r string) []metric.AddOption {
+		return []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(id, attribute.String("reason", r)))}
 	}
+	own := metric.WithAttributeSet(attribute.NewSet(id))
 	t := &telemetry{
 		tb:                   tb,
-		attrs:                metric.WithAttributeSet(attribute.NewSet(id)),
+		attrs:                []metric.AddOption{own},
+		observeAttrs:         own,
 		reasonBoundsMismatch: reason("bounds_mismatch"),
 		reasonInvalid:        reason("invalid"),
 		reasonOverflowFull:   reason("overflow_full"),
 	}
 	if err := tb.RegisterDeltamergeStreamsCallback(func(_ context.Context, o metric.Int64Observer) error {
-		o.Observe(streams(), t.attrs)
+		o.Observe(streams(), t.observeAttrs)
 		return nil
 	}); err != nil {
 		tb.Shutdown()
@@ -72,9 +78,9 @@ func (t *telemetry) flushed(ctx context.Context, fr merge.FlushResult) {
 
 // add skips zero counts: most batches have no drops, and an Add costs a
 // lookup of the attribute set even for 0.
-func (*telemetry) add(ctx context.Context, c metric.Int64Counter, n int64, opt metric.MeasurementOption) {
+func (*telemetry) add(ctx context.Context, c metric.Int64Counter, n int64, opts []metric.AddOption) {
 	if n > 0 {
-		c.Add(ctx, n, opt)
+		c.Add(ctx, n, opts...)
 	}
 }
 
