@@ -12,6 +12,8 @@ import (
 	"go.opentelemetry.io/collector/connector"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -24,6 +26,11 @@ type connectorImp struct {
 	cfg    *Config
 	logger *zap.Logger
 	tb     *metadata.TelemetryBuilder
+	// own labels every metric of tb with the connector's ID, as core's
+	// helpers label theirs: without it two redmetrics connectors of one
+	// collector would add up into one series (the gate that would add it,
+	// telemetry.newPipelineTelemetry, is off at v0.161.0). Built once.
+	own    metric.MeasurementOption
 	next   consumer.Metrics
 	clock  Clock
 	seed   maphash.Seed
@@ -108,6 +115,7 @@ func newConnector(set connector.Settings, cfg *Config, next consumer.Metrics, cl
 		refusals: ratelog.New(refusalLogEvery, zapcore.ErrorLevel,
 			"Metrics pipeline refused RED metrics; the data points are dropped (the spans were not failed)", "data_points"),
 		tb:           tb,
+		own:          metric.WithAttributeSet(attribute.NewSet(attribute.String("connector", set.ID.String()))),
 		next:         next,
 		clock:        clock,
 		seed:         maphash.MakeSeed(),
@@ -303,13 +311,13 @@ func (c *connectorImp) ConsumeTraces(ctx context.Context, td ptrace.Traces) erro
 
 	// Own metrics once per batch, not per span.
 	if skipped > 0 {
-		c.tb.RedmetricsSpansSkipped.Add(ctx, skipped)
+		c.tb.RedmetricsSpansSkipped.Add(ctx, skipped, c.own)
 	}
 	if overflowed > 0 {
-		c.tb.RedmetricsSpansOverflowed.Add(ctx, overflowed)
+		c.tb.RedmetricsSpansOverflowed.Add(ctx, overflowed, c.own)
 	}
 	if created > 0 {
-		c.tb.RedmetricsSeriesCreated.Add(ctx, created)
+		c.tb.RedmetricsSeriesCreated.Add(ctx, created, c.own)
 	}
 	return nil
 }

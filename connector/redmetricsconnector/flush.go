@@ -47,10 +47,10 @@ func (c *connectorImp) flushAt(ctx context.Context, final bool) {
 		// connector still reports its unpaired spans and virtual edges.
 		st := c.expire(c.sg, at, final)
 		if st.overflowed > 0 {
-			c.tb.RedmetricsSpansOverflowed.Add(ctx, st.overflowed)
+			c.tb.RedmetricsSpansOverflowed.Add(ctx, st.overflowed, c.own)
 		}
 		if st.created > 0 {
-			c.tb.RedmetricsSeriesCreated.Add(ctx, st.created)
+			c.tb.RedmetricsSeriesCreated.Add(ctx, st.created, c.own)
 		}
 	}
 
@@ -108,20 +108,20 @@ func (c *connectorImp) flushAt(ctx context.Context, final bool) {
 	}
 
 	if expired > 0 {
-		c.tb.RedmetricsSeriesExpired.Add(ctx, expired)
+		c.tb.RedmetricsSeriesExpired.Add(ctx, expired, c.own)
 	}
-	c.tb.RedmetricsSeriesActive.Record(ctx, c.live.Load())
+	c.tb.RedmetricsSeriesActive.Record(ctx, c.live.Load(), c.own)
 	if c.sg != nil {
-		c.tb.RedmetricsGraphStoreSpans.Record(ctx, int64(c.sg.len()))
+		c.tb.RedmetricsGraphStoreSpans.Record(ctx, int64(c.sg.len()), c.own)
 	}
 
 	if n := b.md.DataPointCount(); n > 0 {
 		if err := c.next.ConsumeMetrics(ctx, b.md); err != nil {
-			c.tb.RedmetricsPointsRefused.Add(ctx, int64(n))
+			c.tb.RedmetricsPointsRefused.Add(ctx, int64(n), c.own)
 			c.refusals.Note(c.logger, c.clock.Monotonic(), int64(n), zap.Error(err))
 		}
 	}
-	c.tb.RedmetricsFlushDuration.Record(ctx, time.Since(began).Seconds())
+	c.tb.RedmetricsFlushDuration.Record(ctx, time.Since(began).Seconds(), c.own)
 }
 
 // takeAndReset snapshots s if it has something to report and clears what

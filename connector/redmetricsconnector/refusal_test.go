@@ -43,7 +43,7 @@ func TestRefusedFlushCountedAndLoggedNotFailed(t *testing.T) {
 		flushNow(t, c, clk, time.Second)
 		require.NoError(t, c.ConsumeTraces(context.Background(), buildTraces(spans...)))
 	}
-	metadatatest.AssertEqualRedmetricsPointsRefused(t, tel, []metricdata.DataPoint[int64]{{Value: 12}}, metricdatatest.IgnoreTimestamp())
+	metadatatest.AssertEqualRedmetricsPointsRefused(t, tel, []metricdata.DataPoint[int64]{{Value: 12, Attributes: ownAttrs}}, metricdatatest.IgnoreTimestamp())
 	require.Equal(t, 1, logs.Len(), "one line for three refusals within 10s")
 	first := logs.All()[0]
 	assert.Equal(t, zapcore.ErrorLevel, first.Level)
@@ -62,6 +62,6 @@ func TestRefusedFlushCountedAndLoggedNotFailed(t *testing.T) {
 
 	// Shutdown's final flush is refused too: counted, and Shutdown succeeds.
 	require.NoError(t, c.Shutdown(context.Background()))
-	metadatatest.AssertEqualRedmetricsPointsRefused(t, tel, []metricdata.DataPoint[int64]{{Value: 24}}, metricdatatest.IgnoreTimestamp())
+	metadatatest.AssertEqualRedmetricsPointsRefused(t, tel, []metricdata.DataPoint[int64]{{Value: 24, Attributes: ownAttrs}}, metricdatatest.IgnoreTimestamp())
 	assert.Equal(t, 2, logs.Len(), "within 10s of the last line")
 }

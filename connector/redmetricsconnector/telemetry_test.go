@@ -10,11 +10,16 @@ import (
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
 
 	"github.com/otelcsp/otelcsp/connector/redmetricsconnector/internal/metadatatest"
 )
+
+// ownAttrs is what every own metric carries: the ID metadatatest.NewSettings
+// gives the connector.
+var ownAttrs = attribute.NewSet(attribute.String("connector", "redmetrics"))
 
 func TestOwnMetrics(t *testing.T) {
 	tel := componenttest.NewTelemetry()
@@ -34,14 +39,14 @@ func TestOwnMetrics(t *testing.T) {
 	consume(t, c, specs...)
 	flushNow(t, c, clk, time.Second)
 
-	metadatatest.AssertEqualRedmetricsSeriesCreated(t, tel, []metricdata.DataPoint[int64]{{Value: 3}}, metricdatatest.IgnoreTimestamp())
-	metadatatest.AssertEqualRedmetricsSpansOverflowed(t, tel, []metricdata.DataPoint[int64]{{Value: 7}}, metricdatatest.IgnoreTimestamp())
-	metadatatest.AssertEqualRedmetricsSpansSkipped(t, tel, []metricdata.DataPoint[int64]{{Value: 2}}, metricdatatest.IgnoreTimestamp())
-	metadatatest.AssertEqualRedmetricsSeriesActive(t, tel, []metricdata.DataPoint[int64]{{Value: 3}}, metricdatatest.IgnoreTimestamp())
+	metadatatest.AssertEqualRedmetricsSeriesCreated(t, tel, []metricdata.DataPoint[int64]{{Value: 3, Attributes: ownAttrs}}, metricdatatest.IgnoreTimestamp())
+	metadatatest.AssertEqualRedmetricsSpansOverflowed(t, tel, []metricdata.DataPoint[int64]{{Value: 7, Attributes: ownAttrs}}, metricdatatest.IgnoreTimestamp())
+	metadatatest.AssertEqualRedmetricsSpansSkipped(t, tel, []metricdata.DataPoint[int64]{{Value: 2, Attributes: ownAttrs}}, metricdatatest.IgnoreTimestamp())
+	metadatatest.AssertEqualRedmetricsSeriesActive(t, tel, []metricdata.DataPoint[int64]{{Value: 3, Attributes: ownAttrs}}, metricdatatest.IgnoreTimestamp())
 
 	flushNow(t, c, clk, 2*time.Minute)
-	metadatatest.AssertEqualRedmetricsSeriesExpired(t, tel, []metricdata.DataPoint[int64]{{Value: 3}}, metricdatatest.IgnoreTimestamp())
-	metadatatest.AssertEqualRedmetricsSeriesActive(t, tel, []metricdata.DataPoint[int64]{{Value: 0}}, metricdatatest.IgnoreTimestamp())
+	metadatatest.AssertEqualRedmetricsSeriesExpired(t, tel, []metricdata.DataPoint[int64]{{Value: 3, Attributes: ownAttrs}}, metricdatatest.IgnoreTimestamp())
+	metadatatest.AssertEqualRedmetricsSeriesActive(t, tel, []metricdata.DataPoint[int64]{{Value: 0, Attributes: ownAttrs}}, metricdatatest.IgnoreTimestamp())
 	require.NoError(t, c.Shutdown(context.Background()))
 }
 
@@ -60,8 +65,8 @@ func TestOwnMetricsGraphStore(t *testing.T) {
 		sgSpan{service: "a", kind: ptrace.SpanKindClient, trace: 2, id: 1},
 	)
 	flushNow(t, c, clk, time.Second)
-	metadatatest.AssertEqualRedmetricsGraphStoreSpans(t, tel, []metricdata.DataPoint[int64]{{Value: 2}}, metricdatatest.IgnoreTimestamp())
+	metadatatest.AssertEqualRedmetricsGraphStoreSpans(t, tel, []metricdata.DataPoint[int64]{{Value: 2, Attributes: ownAttrs}}, metricdatatest.IgnoreTimestamp())
 	flushNow(t, c, clk, 2*time.Second)
-	metadatatest.AssertEqualRedmetricsGraphStoreSpans(t, tel, []metricdata.DataPoint[int64]{{Value: 0}}, metricdatatest.IgnoreTimestamp())
+	metadatatest.AssertEqualRedmetricsGraphStoreSpans(t, tel, []metricdata.DataPoint[int64]{{Value: 0, Attributes: ownAttrs}}, metricdatatest.IgnoreTimestamp())
 	require.NoError(t, c.Shutdown(context.Background()))
 }
