@@ -69,7 +69,7 @@ func (e *breakerExtension) Start(ctx context.Context, host component.Host) error
 	if e.started {
 		return nil
 	}
-	tel, err := newTelemetry(e.set.TelemetrySettings, e.core)
+	tel, err := newTelemetry(e.set.TelemetrySettings, e.set.ID, e.core)
 	if err != nil {
 		return err
 	}

@@ -173,20 +173,23 @@ func TestMetrics(t *testing.T) {
 	require.ErrorIs(t, err, ErrOpen)
 	call(t, e.Breaker("k2"), nil)
 
+	// Every own metric carries the extension's ID (two breaker extensions
+	// of one collector keep their own series).
+	self := attribute.String("extension", "breaker")
 	metadatatest.AssertEqualBreakerCalls(t, tel, []metricdata.DataPoint[int64]{
-		{Value: 2, Attributes: attribute.NewSet(attribute.String("outcome", "success"))},
-		{Value: 5, Attributes: attribute.NewSet(attribute.String("outcome", "failure"))},
-		{Value: 1, Attributes: attribute.NewSet(attribute.String("outcome", "ignored"))},
-		{Value: 1, Attributes: attribute.NewSet(attribute.String("outcome", "rejected"))},
+		{Value: 2, Attributes: attribute.NewSet(self, attribute.String("outcome", "success"))},
+		{Value: 5, Attributes: attribute.NewSet(self, attribute.String("outcome", "failure"))},
+		{Value: 1, Attributes: attribute.NewSet(self, attribute.String("outcome", "ignored"))},
+		{Value: 1, Attributes: attribute.NewSet(self, attribute.String("outcome", "rejected"))},
 	}, metricdatatest.IgnoreTimestamp())
 	metadatatest.AssertEqualBreakerState(t, tel, []metricdata.DataPoint[int64]{
-		{Value: 2, Attributes: attribute.NewSet(attribute.String("key", "k"))},
-		{Value: 0, Attributes: attribute.NewSet(attribute.String("key", "k2"))},
+		{Value: 2, Attributes: attribute.NewSet(self, attribute.String("key", "k"))},
+		{Value: 0, Attributes: attribute.NewSet(self, attribute.String("key", "k2"))},
 	}, metricdatatest.IgnoreTimestamp())
 	metadatatest.AssertEqualBreakerTransitions(t, tel, []metricdata.DataPoint[int64]{
-		{Value: 1, Attributes: attribute.NewSet(attribute.String("from", "closed"), attribute.String("to", "open"), attribute.Bool("shadow", false))},
+		{Value: 1, Attributes: attribute.NewSet(self, attribute.String("from", "closed"), attribute.String("to", "open"), attribute.Bool("shadow", false))},
 	}, metricdatatest.IgnoreTimestamp())
-	metadatatest.AssertEqualBreakerKeys(t, tel, []metricdata.DataPoint[int64]{{Value: 2}}, metricdatatest.IgnoreTimestamp())
+	metadatatest.AssertEqualBreakerKeys(t, tel, []metricdata.DataPoint[int64]{{Value: 2, Attributes: attribute.NewSet(self)}}, metricdatatest.IgnoreTimestamp())
 }
 
 func TestHTTPEndpoint(t *testing.T) {

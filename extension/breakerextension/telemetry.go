@@ -15,13 +15,18 @@ import (
 	"github.com/otelcsp/otelcsp/extension/breakerextension/internal/metadata"
 )
 
-// telemetry is the extension's own metrics (declared in metadata.yaml). The
-// attribute sets they carry are built once: the outcomes and transitions
+// telemetry is the extension's own metrics (declared in metadata.yaml).
+// Every one carries `extension`, the component ID, as core's helpers label
+// theirs: without it two breaker extensions of one collector would add up
+// into one series (the gate that would add it, telemetry.newPipelineTelemetry,
+// is off at v0.161.0). The attribute sets they carry are built once: the outcomes and transitions
 // here, each key's set when the key is first observed, kept while the key
 // is.
 type telemetry struct {
-	tb *metadata.TelemetryBuilder
-	c  *core
+	tb   *metadata.TelemetryBuilder
+	c    *core
+	self attribute.KeyValue // extension=<component ID>
+	own  metric.MeasurementOption
 
 	outcomes    [4]metric.MeasurementOption // by outcomeSuccess..outcomeRejected
 	transitions [3][3][2]metric.MeasurementOption
@@ -44,19 +49,21 @@ const (
 	outcomeRejected
 )
 
-func newTelemetry(set component.TelemetrySettings, c *core) (*telemetry, error) {
+func newTelemetry(set component.TelemetrySettings, id component.ID, c *core) (*telemetry, error) {
 	tb, err := metadata.NewTelemetryBuilder(set)
 	if err != nil {
 		return nil, err
 	}
-	t := &telemetry{tb: tb, c: c, keys: map[string]*keyAttrs{}}
+	self := attribute.String("extension", id.String())
+	t := &telemetry{tb: tb, c: c, self: self, own: metric.WithAttributeSet(attribute.NewSet(self)), keys: map[string]*keyAttrs{}}
 	for i, o := range []string{"success", "failure", "ignored", "rejected"} {
-		t.outcomes[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", o)))
+		t.outcomes[i] = metric.WithAttributeSet(attribute.NewSet(self, attribute.String("outcome", o)))
 	}
 	for from := range t.transitions {
 		for to := range t.transitions[from] {
 			for shadow := range t.transitions[from][to] {
 				t.transitions[from][to][shadow] = metric.WithAttributeSet(attribute.NewSet(
+					self,
 					attribute.String("from", State(from).String()),
 					attribute.String("to", State(to).String()),
 					attribute.Bool("shadow", shadow == 1),
@@ -67,7 +74,7 @@ func newTelemetry(set component.TelemetrySettings, c *core) (*telemetry, error) 
 	err = errors.Join(
 		tb.RegisterBreakerStateCallback(t.observeStates),
 		tb.RegisterBreakerKeysCallback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(c.count.Load())
+			o.Observe(c.count.Load(), t.own)
 			return nil
 		}),
 		tb.RegisterBreakerCallsCallback(t.observeCalls),
@@ -96,7 +103,7 @@ func (t *telemetry) observeStates(_ context.Context, o metric.Int64Observer) err
 		b := v.(*breaker)
 		ka := t.keys[b.key]
 		if ka == nil {
-			ka = &keyAttrs{opt: metric.WithAttributeSet(attribute.NewSet(attribute.String("key", b.key)))}
+			ka = &keyAttrs{opt: metric.WithAttributeSet(attribute.NewSet(t.self, attribute.String("key", b.key)))}
 			t.keys[b.key] = ka
 		}
 		ka.seen = t.collection
