@@ -129,15 +129,6 @@ func (sc *ServiceConfig) Unmarshal(conf *confmap.Conf) error {
 	return conf.Unmarshal(sc)
 }
 
-// instances is the number of instances; a Config built in Go rather than
-// unmarshaled may leave it 0, which means the default of one.
-func (sc *ServiceConfig) instances() int {
-	if sc.Instances == 0 {
-		return 1
-	}
-	return sc.Instances
-}
-
 // Unmarshal gives an operation a weight of 1 unless set.
 func (op *OperationConfig) Unmarshal(conf *confmap.Conf) error {
 	op.Weight = 1
