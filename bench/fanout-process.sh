@@ -19,9 +19,9 @@
 # Knobs (environment):
 #   OTELCSP_BINARY  the front and sink binary (distribution/_build/otelcsp)
 #   ROUNDS          runs of each variant, alternating (6)
-#   DURATION        how long telemetrygen sends, each run (10s)
-#   WORKERS         telemetrygen workers (2)
-#   RATE            spans a second per worker (10000): below what telemetrygen
+#   DURATION        how long telemetrygen sends, each run, in seconds (30s)
+#   WORKERS         telemetrygen workers (16)
+#   RATE            spans a second per worker (2500): below what telemetrygen
 #                   and the front sustain, so that the SDK drops nothing and
 #                   both fronts get the same load
 #   CHILD_SPANS     child spans per trace (9: 10 spans a trace)
@@ -30,20 +30,25 @@
 #                   of both exporters, and its cost dilutes the difference)
 #   BASE_PORT       first of the ports used on 127.0.0.1 (47000)
 #   OUT             where the results go (bench/results/fanout-process.txt)
+#   PROFILE_DIR     if set, each front runs the pprof extension and a CPU profile
+#                   of the middle of each run goes there (<impl>-<n>.pprof; read
+#                   with go tool pprof -top distribution/_build/otelcsp FILE);
+#                   profiling costs CPU, so those runs' figures are not clean
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 BIN=${OTELCSP_BINARY:-$ROOT/distribution/_build/otelcsp}
 ROUNDS=${ROUNDS:-6}
-DURATION=${DURATION:-10s}
-RATE=${RATE:-10000}
-WORKERS=${WORKERS:-2}
+DURATION=${DURATION:-30s}
+RATE=${RATE:-2500}
+WORKERS=${WORKERS:-16}
 CHILD_SPANS=${CHILD_SPANS:-9}
 BATCH_SIZE=${BATCH_SIZE:-500}
 COMPRESSION=${COMPRESSION:-none}
 BASE_PORT=${BASE_PORT:-47000}
 OUT=${OUT:-$ROOT/bench/results/fanout-process.txt}
+PROFILE_DIR=${PROFILE_DIR:-}
 TELEMETRYGEN=${TELEMETRYGEN:-github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen@v0.161.0}
 
 [ -x "$BIN" ] || { echo "fanout-process.sh: no binary at $BIN (run make build, or set OTELCSP_BINARY)" >&2; exit 1; }
@@ -51,6 +56,7 @@ TELEMETRYGEN=${TELEMETRYGEN:-github.com/open-telemetry/opentelemetry-collector-c
 SINK_PORTS=($((BASE_PORT + 1)) $((BASE_PORT + 2)) $((BASE_PORT + 3)))
 FRONT_PORT=$((BASE_PORT + 10))
 FRONT_METRICS=$((BASE_PORT + 11))
+FRONT_PPROF=$((BASE_PORT + 13))
 SINK_METRICS=$((BASE_PORT + 12))
 TICK=$(getconf CLK_TCK)
 
@@ -110,6 +116,9 @@ EOF
 } > "$WORK/sinks.yaml"
 
 front() { # $1: impl
+	if [ -n "$PROFILE_DIR" ]; then
+		printf 'extensions:\n  pprof:\n    endpoint: 127.0.0.1:%d\n' "$FRONT_PPROF"
+	fi
 	cat <<EOF
 receivers:
   otlp:
@@ -147,6 +156,7 @@ EOF
 	esac
 	cat <<EOF
 service:
+  extensions: [$([ -n "$PROFILE_DIR" ] && echo pprof)]
   pipelines:
     traces:
       receivers: [otlp]
@@ -206,10 +216,19 @@ run() { # $1: impl; prints one benchmark line
 	PIDS+=("$pid")
 	wait_for "the $impl front" 30 curl -fs -o /dev/null "http://127.0.0.1:$FRONT_METRICS/metrics"
 	t0=$(cpu_ticks "$pid")
+	local prof=""
+	if [ -n "$PROFILE_DIR" ]; then # the middle half of the run
+		mkdir -p "$PROFILE_DIR"
+		local secs=${DURATION%s}
+		(sleep $((secs / 4)); curl -fs -o "$PROFILE_DIR/$impl-$round.pprof" \
+			"http://127.0.0.1:$FRONT_PPROF/debug/pprof/profile?seconds=$((secs / 2))") &
+		prof=$!
+	fi
 	"$TGEN" traces --otlp-endpoint "127.0.0.1:$FRONT_PORT" --otlp-insecure \
 		--duration "$DURATION" --rate "$RATE" --workers "$WORKERS" --child-spans "$CHILD_SPANS" \
 		--batch-size "$BATCH_SIZE" > "$WORK/telemetrygen.log" 2>&1 ||
 		{ cat "$WORK/telemetrygen.log" >&2; return 1; }
+	[ -z "$prof" ] || wait "$prof"
 	# The spans of a run are those the front accepted (the SDK in
 	# telemetrygen would drop spans if the front fell behind); the run ends
 	# when its exporter has sent them all.

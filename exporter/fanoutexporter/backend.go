@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 
 	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/otelcsp/otelcsp/extension/breakerextension"
@@ -26,7 +25,7 @@ type backend[T any] struct {
 	exp      component.Component
 	send     func(context.Context, T) error
 	breaker  breakerextension.Breaker // nil without a breaker extension
-	attrs    metric.MeasurementOption
+	attrs    backendAttrs
 
 	// failures rate-limits the log of failed sends (re-routed or handed back).
 	failures *ratelog.Limiter
@@ -47,7 +46,7 @@ func newBackend[T any](endpoint string, weight float64, exp component.Component,
 		weight:   weight,
 		exp:      exp,
 		send:     send,
-		attrs:    backendAttrs(endpoint),
+		attrs:    newBackendAttrs(endpoint),
 		failures: ratelog.New(logEvery, zapcore.WarnLevel, "Backend failed; its items go to the next backend of each key", "items"),
 	}
 }

@@ -20,9 +20,12 @@ var (
 )
 
 // backendAttrs is the attribute set of one backend's series, built when
-// the backend joins the set.
-func backendAttrs(endpoint string) metric.MeasurementOption {
-	return metric.WithAttributeSet(attribute.NewSet(attribute.String("backend", endpoint)))
+// the backend joins the set. It is kept as the options slice Add takes, so
+// that recording passes it on as it is instead of building a new one.
+type backendAttrs []metric.AddOption
+
+func newBackendAttrs(endpoint string) backendAttrs {
+	return backendAttrs{metric.WithAttributeSet(attribute.NewSet(attribute.String("backend", endpoint)))}
 }
 
 // fanoutTelemetry records the fanout's own metrics; the gauges are
@@ -41,16 +44,16 @@ func newFanoutTelemetry(set component.TelemetrySettings) (*fanoutTelemetry, erro
 
 // delivered counts items a backend accepted, rerouted of them for keys
 // whose first choice could not take them.
-func (t *fanoutTelemetry) delivered(ctx context.Context, backend metric.MeasurementOption, items, rerouted int64) {
-	t.FanoutItemsSent.Add(ctx, items, backend)
+func (t *fanoutTelemetry) delivered(ctx context.Context, backend backendAttrs, items, rerouted int64) {
+	t.FanoutItemsSent.Add(ctx, items, backend...)
 	if rerouted > 0 {
-		t.FanoutItemsRerouted.Add(ctx, rerouted, backend)
+		t.FanoutItemsRerouted.Add(ctx, rerouted, backend...)
 	}
 }
 
 // failed counts items a backend did not take.
-func (t *fanoutTelemetry) failed(ctx context.Context, backend metric.MeasurementOption, items int64) {
-	t.FanoutItemsFailed.Add(ctx, items, backend)
+func (t *fanoutTelemetry) failed(ctx context.Context, backend backendAttrs, items int64) {
+	t.FanoutItemsFailed.Add(ctx, items, backend...)
 }
 
 // refused counts items handed back to a waiting caller.
