@@ -136,7 +136,7 @@ func FuzzCanaryAttributes(f *testing.F) {
 			if err := p.ConsumeTraces(ctx, td); err != nil {
 				t.Fatal(err)
 			}
-			clk.add(time.Duration(chunk[0]) * 10 * time.Millisecond)
+			clk.StepWall(time.Duration(chunk[0]) * 10 * time.Millisecond)
 			if chunk[1]%4 == 0 {
 				p.sweep(ctx)
 			}

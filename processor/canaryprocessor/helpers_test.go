@@ -6,12 +6,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/otel/attribute"
+
+	"github.com/otelcsp/otelcsp/internal/clock/clocktest"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -22,61 +23,15 @@ func ownAttrs(kvs ...attribute.KeyValue) attribute.Set {
 	return attribute.NewSet(append(kvs, attribute.String(attrProcessor, "canary"))...)
 }
 
-// manualClock is moved by the test; its ticker fires only when the test
-// says so.
-type manualClock struct {
-	mu      sync.Mutex
-	now     time.Time
-	tickers []*manualTicker
-}
+// newManualClock is a clock the test moves; its ticker fires only on sweep.
+func newManualClock() *clocktest.Fake { return clocktest.New(t0, 0) }
 
-type manualTicker struct {
-	c       chan time.Time
-	period  time.Duration
-	stopped bool
-}
-
-func newManualClock() *manualClock { return &manualClock{now: t0} }
-
-func (m *manualClock) Now() time.Time {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.now
-}
-
-func (m *manualClock) NewTicker(d time.Duration) Ticker {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	t := &manualTicker{c: make(chan time.Time), period: d}
-	m.tickers = append(m.tickers, t)
-	return t
-}
-
-func (t *manualTicker) Chan() <-chan time.Time { return t.c }
-func (t *manualTicker) Stop()                  { t.stopped = true }
-
-func (m *manualClock) add(d time.Duration) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.now = m.now.Add(d)
-}
-
-// tick hands the sweep loop a tick, twice: the second send returns only
-// once the loop is done with the first one's sweep.
-func (m *manualClock) tick(t *testing.T) {
+// sweep hands the sweep loop a tick, twice: the second returns only once
+// the loop is done with the first one's sweep.
+func sweep(t *testing.T, clk *clocktest.Fake) {
 	t.Helper()
-	m.mu.Lock()
-	require.Len(t, m.tickers, 1)
-	tk := m.tickers[0]
-	now := m.now
-	m.mu.Unlock()
-	for range 2 {
-		select {
-		case tk.c <- now:
-		case <-time.After(10 * time.Second):
-			t.Fatal("the sweep loop did not take the tick")
-		}
-	}
+	clk.Tick(t)
+	clk.Tick(t)
 }
 
 // canaryTrace is a trace as the synthetic receiver builds it in canary

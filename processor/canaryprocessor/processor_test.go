@@ -102,7 +102,7 @@ func TestNextConsumerError(t *testing.T) {
 // and beyond loss_after, a restart, invalid numbers, latency.
 func TestOwnMetrics(t *testing.T) {
 	clk := newManualClock()
-	clk.add(time.Hour) // arrivals an hour after t0; traces end at t0 + seq s
+	clk.StepWall(time.Hour) // arrivals an hour after t0; traces end at t0 + seq s
 	cfg := createDefaultConfig()
 	cfg.ResourceAttributes = []string{"k8s.pod.name"}
 	p, tel, logs := telemetryProcessor(t, cfg, newTraceRecorder(), clk)
@@ -119,13 +119,13 @@ func TestOwnMetrics(t *testing.T) {
 
 	send(1, 2, 3, 6, 7) // 4, 5 missing
 	send(2, 7)          // duplicates
-	clk.add(10 * time.Second)
-	send(5)                   // reordered within loss_after
-	send(9)                   // 8 missing, since t0+1h10s
-	clk.add(20 * time.Second) // 4 is missing for 30s now
+	clk.StepWall(10 * time.Second)
+	send(5)                        // reordered within loss_after
+	send(9)                        // 8 missing, since t0+1h10s
+	clk.StepWall(20 * time.Second) // 4 is missing for 30s now
 	send(10)
 	send(4) // 4 was declared lost just before: late
-	clk.add(10 * time.Second)
+	clk.StepWall(10 * time.Second)
 	p.sweep(ctx) // 8 is lost
 
 	// Invalid numbers are counted and ignored; the canary is still dropped.
@@ -190,13 +190,13 @@ func TestLossLogRateLimited(t *testing.T) {
 	p, _, logs := telemetryProcessor(t, createDefaultConfig(), newTraceRecorder(), clk)
 	ctx := context.Background()
 	require.NoError(t, p.ConsumeTraces(ctx, canaries("gen-a", 1, 3, 5, 7))) // gaps 2, 4, 6
-	clk.add(30 * time.Second)
+	clk.StepWall(30 * time.Second)
 	p.sweep(ctx)
 	lines := logs.FilterLevelExact(zapcore.WarnLevel).All()
 	require.Len(t, lines, 1, "three ranges at once: one line, the others counted in the next")
 	assert.Equal(t, int64(2), lines[0].ContextMap()["first_sequence"])
 	require.NoError(t, p.ConsumeTraces(ctx, canaries("gen-a", 9))) // gap 8
-	clk.add(30 * time.Second)
+	clk.StepWall(30 * time.Second)
 	p.sweep(ctx)
 	lines = logs.FilterLevelExact(zapcore.WarnLevel).All()
 	require.Len(t, lines, 2)
@@ -224,7 +224,7 @@ func TestGeneratorsInterleaved(t *testing.T) {
 		}
 		require.NoError(t, p.ConsumeTraces(ctx, td))
 	}
-	clk.add(time.Minute)
+	clk.StepWall(time.Minute)
 	p.sweep(ctx)
 	pod := func(v string) attribute.Set { return ownAttrs(attribute.String("k8s.pod.name", v)) }
 	ign := metricdatatest.IgnoreTimestamp()
@@ -261,17 +261,17 @@ func TestSweepLoop(t *testing.T) {
 	p, tel, _ := telemetryProcessor(t, createDefaultConfig(), newTraceRecorder(), clk)
 	ctx := context.Background()
 	require.NoError(t, p.Start(ctx, componenttest.NewNopHost()))
-	assert.Equal(t, time.Second, clk.tickers[0].period)
+	assert.Equal(t, time.Second, clk.Tickers()[0].Period())
 	require.NoError(t, p.ConsumeTraces(ctx, canaries("gen-a", 1, 4)))
-	clk.add(29 * time.Second)
-	clk.tick(t)
+	clk.StepWall(29 * time.Second)
+	sweep(t, clk)
 	_, err := tel.GetMetric("otelcol_canary_lost")
 	require.Error(t, err, "nothing lost before loss_after")
-	clk.add(time.Second)
-	clk.tick(t) // no canary arrives: the loop declares 2-3 lost
+	clk.StepWall(time.Second)
+	sweep(t, clk) // no canary arrives: the loop declares 2-3 lost
 	metadatatest.AssertEqualCanaryLost(t, tel, []metricdata.DataPoint[int64]{{Value: 2, Attributes: ownAttrs()}}, metricdatatest.IgnoreTimestamp())
 	require.NoError(t, p.Shutdown(ctx))
-	assert.True(t, clk.tickers[0].stopped)
+	assert.True(t, clk.Tickers()[0].Stopped())
 }
 
 func TestSweepInterval(t *testing.T) {
@@ -293,12 +293,12 @@ func TestLifecycle(t *testing.T) {
 	p := newTestProcessor(t, createDefaultConfig(), newTraceRecorder(), clk)
 	require.NoError(t, p.Start(ctx, componenttest.NewNopHost()))
 	require.NoError(t, p.Start(ctx, componenttest.NewNopHost()), "a second Start is a no-op")
-	assert.Len(t, clk.tickers, 1)
+	assert.Len(t, clk.Tickers(), 1)
 	require.NoError(t, p.ConsumeTraces(ctx, canaries("gen-a", 1)))
 	require.NoError(t, p.Shutdown(ctx))
 	require.NoError(t, p.Shutdown(ctx), "a second Shutdown is a no-op")
 	require.NoError(t, p.Start(ctx, componenttest.NewNopHost()), "Start after Shutdown does nothing")
-	assert.Len(t, clk.tickers, 1)
+	assert.Len(t, clk.Tickers(), 1)
 }
 
 func TestShutdownWithoutStart(t *testing.T) {

@@ -21,62 +21,12 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/otelcsp/otelcsp/internal/clock/clocktest"
 	"github.com/otelcsp/otelcsp/processor/deltamergeprocessor/internal/metadata"
 	"github.com/otelcsp/otelcsp/processor/deltamergeprocessor/internal/metadatatest"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-
-// manualClock is moved by the test; its ticker fires only when the test
-// says so.
-type manualClock struct {
-	mu      sync.Mutex
-	now     time.Time
-	tickers []*manualTicker
-}
-
-type manualTicker struct {
-	c       chan time.Time
-	stopped bool
-}
-
-func (m *manualClock) Now() time.Time {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.now
-}
-
-func (m *manualClock) NewTicker(time.Duration) Ticker {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	t := &manualTicker{c: make(chan time.Time)}
-	m.tickers = append(m.tickers, t)
-	return t
-}
-
-func (t *manualTicker) Chan() <-chan time.Time { return t.c }
-func (t *manualTicker) Stop()                  { t.stopped = true }
-
-func (m *manualClock) set(d time.Duration) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.now = t0.Add(d)
-}
-
-// tick hands one tick to the flush loop (blocking until it took it).
-func (m *manualClock) tick(t *testing.T) {
-	t.Helper()
-	m.mu.Lock()
-	require.Len(t, m.tickers, 1)
-	tk := m.tickers[0]
-	now := m.now
-	m.mu.Unlock()
-	select {
-	case tk.c <- now:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the flush loop did not take the tick")
-	}
-}
 
 // recorder is the next consumer: it keeps what it gets and signals each
 // call, so tests wait for a flush on a channel instead of sleeping.
@@ -171,7 +121,7 @@ func newTestProcessor(t *testing.T, cfg *Config, next consumer.Metrics, clk Cloc
 
 func TestLifecycle(t *testing.T) {
 	ctx := context.Background()
-	clk := &manualClock{now: t0}
+	clk := clocktest.New(t0, 0)
 	rec := newRecorder()
 	p := newTestProcessor(t, createDefaultConfig(), rec, clk)
 	require.NoError(t, p.Start(ctx, componenttest.NewNopHost()))
@@ -187,38 +137,38 @@ func TestLifecycle(t *testing.T) {
 	assert.Equal(t, "queue.size", rec.wait(t).ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Name())
 
 	// Every interval: one cumulative point per stream, timestamp the flush.
-	clk.set(time.Minute)
-	clk.tick(t)
+	clk.StepWall(time.Minute)
+	clk.Tick(t)
 	dp := total(t, rec.wait(t))
 	assert.Equal(t, int64(7), dp.IntValue())
 	assert.Equal(t, pcommon.NewTimestampFromTime(t0), dp.StartTimestamp())
 	assert.Equal(t, pcommon.NewTimestampFromTime(t0.Add(time.Minute)), dp.Timestamp())
 
 	// Also when nothing came in since.
-	clk.set(2 * time.Minute)
-	clk.tick(t)
+	clk.StepWall(time.Minute)
+	clk.Tick(t)
 	dp = total(t, rec.wait(t))
 	assert.Equal(t, int64(7), dp.IntValue())
 	assert.Equal(t, pcommon.NewTimestampFromTime(t0.Add(2*time.Minute)), dp.Timestamp())
 
 	// Shutdown flushes once more, with what came since the last tick.
 	require.NoError(t, p.ConsumeMetrics(ctx, delta("b", 15, 25, 10)))
-	clk.set(2*time.Minute + 10*time.Second)
+	clk.StepWall(10 * time.Second)
 	require.NoError(t, p.Shutdown(ctx))
 	dp = total(t, rec.wait(t))
 	assert.Equal(t, int64(17), dp.IntValue())
 	assert.Equal(t, pcommon.NewTimestampFromTime(t0.Add(2*time.Minute+10*time.Second)), dp.Timestamp())
-	assert.True(t, clk.tickers[0].stopped)
+	assert.True(t, clk.Tickers()[0].Stopped())
 
 	require.NoError(t, p.Shutdown(ctx), "a second Shutdown is a no-op")
 	rec.none(t)
 	require.NoError(t, p.Start(ctx, componenttest.NewNopHost()), "Start after Shutdown does nothing")
-	assert.Len(t, clk.tickers, 1)
+	assert.Len(t, clk.Tickers(), 1)
 }
 
 func TestShutdownWithoutStart(t *testing.T) {
 	rec := newRecorder()
-	p := newTestProcessor(t, createDefaultConfig(), rec, &manualClock{now: t0})
+	p := newTestProcessor(t, createDefaultConfig(), rec, clocktest.New(t0, 0))
 	require.NoError(t, p.ConsumeMetrics(context.Background(), delta("a", 0, 10, 3)))
 	require.NoError(t, p.Shutdown(context.Background()))
 	require.NoError(t, p.Shutdown(context.Background()))
@@ -226,11 +176,11 @@ func TestShutdownWithoutStart(t *testing.T) {
 }
 
 func TestNothingToFlush(t *testing.T) {
-	clk := &manualClock{now: t0}
+	clk := clocktest.New(t0, 0)
 	rec := newRecorder()
 	p := newTestProcessor(t, createDefaultConfig(), rec, clk)
 	require.NoError(t, p.Start(context.Background(), componenttest.NewNopHost()))
-	clk.tick(t)
+	clk.Tick(t)
 	// The loop took the tick; the shutdown waits for it to finish.
 	require.NoError(t, p.Shutdown(context.Background()))
 	rec.none(t)
@@ -240,7 +190,7 @@ func TestFailedExportKeepsTotals(t *testing.T) {
 	core, logs := observer.New(zap.WarnLevel)
 	set := processortest.NewNopSettings(metadata.Type)
 	set.Logger = zap.New(core)
-	clk := &manualClock{now: t0}
+	clk := clocktest.New(t0, 0)
 	rec := newRecorder()
 	p, err := newProcessor(set, createDefaultConfig(), rec, clk)
 	require.NoError(t, err)
@@ -260,7 +210,7 @@ func TestFailedExportKeepsTotals(t *testing.T) {
 func TestPassThroughError(t *testing.T) {
 	rec := newRecorder()
 	rec.err = errors.New("downstream refused")
-	p := newTestProcessor(t, createDefaultConfig(), rec, &manualClock{now: t0})
+	p := newTestProcessor(t, createDefaultConfig(), rec, clocktest.New(t0, 0))
 	assert.ErrorContains(t, p.ConsumeMetrics(context.Background(), gauge()), "downstream refused")
 	require.NoError(t, p.ConsumeMetrics(context.Background(), delta("a", 0, 10, 3)), "merged data has nothing to refuse")
 	require.NoError(t, p.Shutdown(context.Background()))
@@ -272,7 +222,7 @@ func TestOwnMetrics(t *testing.T) {
 	cfg := createDefaultConfig()
 	cfg.MaxStreams = 1
 	cfg.MaxWritersPerStream = 1
-	clk := &manualClock{now: t0}
+	clk := clocktest.New(t0, 0)
 	set := metadatatest.NewSettings(tel)
 	set.ID = component.MustNewIDWithName("deltamerge", "red")
 	p, err := newProcessor(set, cfg, newRecorder(), clk)
@@ -319,7 +269,7 @@ func TestOwnMetrics(t *testing.T) {
 		{Value: 2, Attributes: red}, {Value: 1, Attributes: otherID},
 	}, ign)
 
-	clk.set(10 * time.Minute)
+	clk.StepWall(10 * time.Minute)
 	p.flush(ctx)
 	metadatatest.AssertEqualDeltamergeExpired(t, tel, []metricdata.DataPoint[int64]{{Value: 2, Attributes: red}}, ign)
 	require.NoError(t, second.Shutdown(ctx))
