@@ -13,6 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/otelcsp/otelcsp/internal/clock/clocktest"
 )
 
 // collidingSets are dimension sets a naive key (values joined, or values
@@ -42,7 +44,7 @@ func collisionConfig() *Config {
 	return cfg
 }
 
-func countSeries(t *testing.T, c *connectorImp, sink interface{ Reset() }, clk *manualClock) int {
+func countSeries(t *testing.T, c *connectorImp, sink interface{ Reset() }, clk *clocktest.Fake) int {
 	t.Helper()
 	n := 0
 	for i := range c.shards {

@@ -11,11 +11,13 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/otelcsp/otelcsp/internal/clock/clocktest"
 )
 
 func strp(s string) *string { return &s }
 
-func flushNow(t *testing.T, c *connectorImp, clk *manualClock, d time.Duration) {
+func flushNow(t *testing.T, c *connectorImp, clk *clocktest.Fake, d time.Duration) {
 	t.Helper()
 	clk.Advance(d)
 	c.flush(context.Background())

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/otelcsp/otelcsp/connector/redmetricsconnector/internal/metadata"
+	"github.com/otelcsp/otelcsp/internal/clock/clocktest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata/golden")
@@ -29,78 +29,10 @@ var update = flag.Bool("update", false, "rewrite golden files under testdata/gol
 // t0 is the fake clock's start: fixed so golden files hold fixed timestamps.
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
-// manualClock is a Clock driven by Advance (both clocks move) and StepWall
-// (only the wall clock moves, as when NTP steps it).
-type manualClock struct {
-	mu      sync.Mutex
-	now     time.Time
-	mono    time.Duration
-	tickers []*manualTicker
-}
-
-type manualTicker struct {
-	c      chan time.Time
-	period time.Duration
-	next   time.Duration // monotonic time of the next tick
-	clock  *manualClock
-	stop   bool
-}
-
-func newManualClock() *manualClock { return &manualClock{now: t0} }
-
-func (m *manualClock) Now() time.Time {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.now
-}
-
-func (m *manualClock) Monotonic() time.Duration {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.mono
-}
-
-// StepWall moves the wall clock only; tickers, like time.Ticker, follow
-// the monotonic clock and do not fire.
-func (m *manualClock) StepWall(d time.Duration) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.now = m.now.Add(d)
-}
-
-func (m *manualClock) NewTicker(d time.Duration) Ticker {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	t := &manualTicker{c: make(chan time.Time, 1), period: d, next: m.mono + d, clock: m}
-	m.tickers = append(m.tickers, t)
-	return t
-}
-
-// Advance moves time forward and fires (without blocking) every ticker due,
-// like time.Ticker, which drops ticks a slow reader misses.
-func (m *manualClock) Advance(d time.Duration) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.now = m.now.Add(d)
-	m.mono += d
-	for _, t := range m.tickers {
-		for !t.stop && t.next <= m.mono {
-			select {
-			case t.c <- m.now:
-			default:
-			}
-			t.next += t.period
-		}
-	}
-}
-
-func (t *manualTicker) Chan() <-chan time.Time { return t.c }
-
-func (t *manualTicker) Stop() {
-	t.clock.mu.Lock()
-	defer t.clock.mu.Unlock()
-	t.stop = true
-}
+// newManualClock is a clock the test moves: Advance (both clocks move and
+// flush tickers fire) and StepWall (only the wall clock moves, as when NTP
+// steps it).
+func newManualClock() *clocktest.Fake { return clocktest.New(t0, 0) }
 
 // testInstanceID is the collector's service.instance.id in tests, so golden
 // files hold a fixed collector.instance.id.
@@ -117,7 +49,7 @@ func testSettings() connector.Settings {
 }
 
 // newTestConnector builds a connector on a manual clock writing to a sink.
-func newTestConnector(t testing.TB, cfg *Config) (*connectorImp, *consumertest.MetricsSink, *manualClock) {
+func newTestConnector(t testing.TB, cfg *Config) (*connectorImp, *consumertest.MetricsSink, *clocktest.Fake) {
 	t.Helper()
 	require.NoError(t, cfg.Validate())
 	sink := new(consumertest.MetricsSink)

@@ -585,7 +585,7 @@ func TestRefusedRecordsCountedAndLoggedNotFailed(t *testing.T) {
 	c, err := newSpanLogs(set, testID, comp, consumertest.NewErr(refused))
 	require.NoError(t, err)
 	clock := newFakeClock()
-	c.now, c.mono = clock.Now, clock.Mono
+	c.now, c.mono = clock.Now, clock.Monotonic
 	h := &harness{c: c, tel: tel, clock: clock}
 
 	// Each batch: two error spans (two fingerprints), one with an

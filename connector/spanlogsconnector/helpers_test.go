@@ -4,7 +4,6 @@ import (
 	"context"
 	"maps"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,55 +17,25 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/otelcsp/otelcsp/connector/spanlogsconnector/internal/metadata"
+	"github.com/otelcsp/otelcsp/internal/clock/clocktest"
 )
 
 // testID is the connector ID the tests build connectors with.
 var testID = component.NewID(metadata.Type)
 
+// newFakeClock drives both of the connector's clocks: Advance moves the
+// wall and the monotonic clock, StepWall only the wall clock (as NTP does).
+func newFakeClock() *clocktest.Fake { return clocktest.New(baseTime.Add(time.Minute), 0) }
+
 // baseTime is the fixed start of every test span; the fake clock starts here
 // too so observed timestamps are reproducible in golden files.
 var baseTime = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-
-// fakeClock drives both of the connector's clocks: Advance moves the wall
-// and the monotonic clock, StepWall only the wall clock (as NTP does).
-type fakeClock struct {
-	mu   sync.Mutex
-	t    time.Time
-	mono time.Duration
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{t: baseTime.Add(time.Minute)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Mono() time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.mono
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-	c.mono += d
-}
-
-func (c *fakeClock) StepWall(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 type harness struct {
 	c     *spanLogs
 	sink  *consumertest.LogsSink
 	tel   *componenttest.Telemetry
-	clock *fakeClock
+	clock *clocktest.Fake
 }
 
 func newHarness(t testing.TB, cfg *Config) *harness {
@@ -80,7 +49,7 @@ func newHarness(t testing.TB, cfg *Config) *harness {
 	require.NoError(t, err)
 	clock := newFakeClock()
 	c.now = clock.Now
-	c.mono = clock.Mono
+	c.mono = clock.Monotonic
 	require.NoError(t, c.Start(context.Background(), componenttest.NewNopHost()))
 	t.Cleanup(func() { require.NoError(t, c.Shutdown(context.Background())) })
 	return &harness{c: c, sink: sink, tel: tel, clock: clock}
