@@ -18,11 +18,30 @@ DELTATOCUMULATIVE_VERSION := $(shell awk '/processor\/deltatocumulativeprocessor
 
 all: build
 
-## build: build the distribution with the pinned ocb into distribution/_build/otelcsp
+## build: build the distribution with the pinned ocb into distribution/_build/otelcsp (ocb's own go build, no PGO profile: see pgo-profile)
 build: $(BIN)
 
 $(BIN): $(SOURCES)
 	$(TOOL) builder --config builder-config.yaml
+
+## pgo-profile: refresh distribution/pgo/default.pgo, a CPU profile of both demo tiers under load (distribution/pgo/refresh.sh); make build does not use it, because PGO measured under 5% faster on the demo (docs/benchmarks.md, "Profile-guided optimisation")
+## pgo-measure: the distribution built with and without default.pgo, compared on the demo workload taking turns (distribution/pgo/measure.sh; ROUNDS, PGO_TRACES), results in bench/results/pgo.txt
+.PHONY: pgo-profile pgo-measure
+PGO_PROFILE := distribution/pgo/default.pgo
+PGO_BIN     := distribution/_build/otelcsp-pgo
+pgo-profile: build
+	distribution/pgo/refresh.sh $(CURDIR)/$(BIN)
+
+# The same sources ocb generated and ocb's flags (cgo off, -trimpath,
+# -ldflags '-s -w'), plus the profile.
+$(PGO_BIN): $(BIN) $(PGO_PROFILE)
+	cd distribution/_build && CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -pgo=$(CURDIR)/$(PGO_PROFILE) -o $(CURDIR)/$@ .
+
+pgo-measure: $(BIN) $(PGO_BIN)
+	mkdir -p bench/results
+	NAME_A=nopgo NAME_B=pgo distribution/pgo/measure.sh $(CURDIR)/$(BIN) $(CURDIR)/$(PGO_BIN) > bench/results/pgo.txt
+	cat bench/results/pgo.txt
+	$(TOOL) benchstat -col /impl bench/results/pgo.txt
 
 ## run: build, then run the demo: distribution/demo.sh starts the backends (distribution/backends.yaml) and the front (distribution/config.yaml); Ctrl-C stops the front, which drains, then the backends
 run: build
