@@ -16,6 +16,8 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/otelcsp/otelcsp/internal/clock/clocktest"
 )
 
 var errBackend = status.Error(codes.Unavailable, "backend down")
@@ -32,7 +34,7 @@ func testPolicy() PolicyConfig {
 
 type harness struct {
 	t      *testing.T
-	clk    *fakeClock
+	clk    *clocktest.Fake
 	c      *core
 	mu     sync.Mutex
 	events []StateChange
@@ -194,7 +196,7 @@ func TestJitterBounds(t *testing.T) {
 			call(t, b, errBackend)
 		}
 		b.mu.Lock()
-		d := time.Duration(b.openUntil - h.clk.mono())
+		d := time.Duration(b.openUntil - mono(h.clk))
 		b.mu.Unlock()
 		require.GreaterOrEqual(t, d, 500*time.Millisecond)
 		require.LessOrEqual(t, d, time.Second)
@@ -209,11 +211,11 @@ func TestJitterBounds(t *testing.T) {
 		b.mu.Lock()
 		until := b.openUntil
 		b.mu.Unlock()
-		h.clk.Advance(time.Duration(until - h.clk.mono()))
+		h.clk.Advance(time.Duration(until - mono(h.clk)))
 		require.Equal(t, StateHalfOpen, b.State())
 		call(t, b, errBackend)
 		b.mu.Lock()
-		d := time.Duration(b.openUntil - h.clk.mono())
+		d := time.Duration(b.openUntil - mono(h.clk))
 		b.mu.Unlock()
 		require.LessOrEqual(t, d, 4*time.Second)
 		require.Greater(t, d, 0*time.Second)
@@ -300,7 +302,7 @@ func TestStallDetection(t *testing.T) {
 	p2, _ := b.Allow()
 	advance(time.Second)
 	require.Equal(t, StateClosed, b.State())
-	assert.Equal(t, int64(2), b.stalled(h.clk.mono()))
+	assert.Equal(t, int64(2), b.stalled(mono(h.clk)))
 	// A third one: as soon as it is in flight past slow_call_duration, trip.
 	p3, _ := b.Allow()
 	advance(100 * time.Millisecond)
@@ -312,7 +314,7 @@ func TestStallDetection(t *testing.T) {
 	p1.Done(errBackend)
 	p2.Done(nil)
 	p3.Done(context.DeadlineExceeded)
-	assert.Equal(t, int64(0), b.stalled(h.clk.mono()))
+	assert.Equal(t, int64(0), b.stalled(mono(h.clk)))
 	assert.Equal(t, int64(0), b.ancient.Load())
 }
 
@@ -487,7 +489,7 @@ func TestManualStates(t *testing.T) {
 	rejectedBefore := b.nRejected.Load()
 	call(t, b, nil) // admitted although the machine is open
 	assert.Equal(t, rejectedBefore+1, b.nRejected.Load(), "shadow rejection is counted")
-	snap := b.snapshot(h.clk.mono(), h.clk.Now())
+	snap := b.snapshot(mono(h.clk), h.clk.Now())
 	assert.Equal(t, "open", snap.Machine)
 	assert.Equal(t, "closed", snap.State)
 	assert.Equal(t, "metrics_only", snap.Manual)
@@ -727,7 +729,7 @@ func TestLostProbeTimesOut(t *testing.T) {
 	call(t, b, nil)
 	assert.Equal(t, StateClosed, b.State())
 	lost.Done(nil) // very late: ignored
-	assert.Equal(t, 0, h.clk.pending(), "closing stopped the half-open timer")
+	assert.Equal(t, 0, h.clk.PendingTimers(), "closing stopped the half-open timer")
 }
 
 func TestPanickingSubscriberDoesNotBreakDelivery(t *testing.T) {
@@ -765,7 +767,7 @@ func TestCallsHungBeforeCloseDoNotRetrip(t *testing.T) {
 	require.Equal(t, StateClosed, b.State())
 	h.clk.Advance(5 * time.Second) // the old calls are still hung (now ancient)
 	assert.Equal(t, StateClosed, b.State(), "calls hung before the close must not re-trip it")
-	assert.Equal(t, int64(0), b.stalled(h.clk.mono()))
+	assert.Equal(t, int64(0), b.stalled(mono(h.clk)))
 	hung[0].Done(context.DeadlineExceeded) // one old call gives up
 	// New calls hang after the close: those count.
 	for range 3 {
@@ -775,7 +777,7 @@ func TestCallsHungBeforeCloseDoNotRetrip(t *testing.T) {
 	h.clk.Advance(160 * time.Millisecond)
 	assert.Equal(t, StateOpen, b.State())
 	// Long after, the new ones still count and the remaining old ones do not.
-	assert.Equal(t, int64(3), b.stalled(h.clk.mono()+int64(10*time.Second)))
+	assert.Equal(t, int64(3), b.stalled(mono(h.clk)+int64(10*time.Second)))
 }
 
 func TestStalledProbeReopens(t *testing.T) {
@@ -826,7 +828,7 @@ func TestTrippedIdleBreakerDoesNotCycle(t *testing.T) {
 	assert.Equal(t, []string{"closed>open:consecutive_failures", "open>half_open:open_duration_elapsed"}, tr)
 	assert.Equal(t, StateHalfOpen, b.State())
 	assert.Empty(t, h.c.openKeys())
-	assert.Equal(t, 2, h.clk.pending(), "no breaker timer pending, only the coarse and idle tickers")
+	assert.Equal(t, 2, h.clk.PendingTimers(), "no breaker timer pending, only the coarse and idle tickers")
 	// The first call after the idle hour is the probe.
 	call(t, b, nil)
 	assert.Equal(t, StateClosed, b.State())
@@ -884,7 +886,7 @@ func TestIdleExpiryForgetsEveryAutomaticState(t *testing.T) {
 	assert.Same(t, half, v.(*breaker))
 	assert.Equal(t, uint64(1), half.nSuccess.Load())
 	assert.Zero(t, half.nFailure.Load())
-	snap := half.snapshot(h.clk.mono(), h.clk.Now())
+	snap := half.snapshot(mono(h.clk), h.clk.Now())
 	assert.Zero(t, snap.Trips)
 }
 

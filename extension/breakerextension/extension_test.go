@@ -30,6 +30,7 @@ import (
 
 	"github.com/otelcsp/otelcsp/extension/breakerextension/internal/metadata"
 	"github.com/otelcsp/otelcsp/extension/breakerextension/internal/metadatatest"
+	"github.com/otelcsp/otelcsp/internal/clock/clocktest"
 )
 
 // statusHost records status events and serves extensions.
@@ -56,7 +57,7 @@ func (h *statusHost) last() *componentstatus.Event {
 	return h.events[len(h.events)-1]
 }
 
-func newTestExtension(t *testing.T, cfg *Config, tel *componenttest.Telemetry) (*breakerExtension, *fakeClock) {
+func newTestExtension(t *testing.T, cfg *Config, tel *componenttest.Telemetry) (*breakerExtension, *clocktest.Fake) {
 	t.Helper()
 	clk := newFakeClock()
 	set := extensiontest.NewNopSettings(metadata.Type)
@@ -302,7 +303,7 @@ func TestStatusForKeysOpenedBeforeStart(t *testing.T) {
 
 // startHTTPExtension starts the extension on a fake clock, stopped when the
 // test ends, and returns the URL of its /breakers.
-func startHTTPExtension(t *testing.T, cfg *Config, host component.Host) (*breakerExtension, *fakeClock, string) {
+func startHTTPExtension(t *testing.T, cfg *Config, host component.Host) (*breakerExtension, *clocktest.Fake, string) {
 	t.Helper()
 	e, clk := newTestExtension(t, cfg, nil)
 	require.NoError(t, e.Start(context.Background(), host))

@@ -267,7 +267,7 @@ func TestMiddlewareRecognisesCallAdmittedUpstream(t *testing.T) {
 	assert.Equal(t, 1, invoked)
 	probe.Done(nil)
 	assert.Equal(t, StateClosed, b.State())
-	snap := e.get("backend:4317").snapshot(clk.mono(), clk.Now())
+	snap := e.get("backend:4317").snapshot(mono(clk), clk.Now())
 	assert.Equal(t, uint64(1), snap.Success, "the outcome counted once, by the upstream permit")
 	assert.Zero(t, snap.Ignored)
 

@@ -208,7 +208,7 @@ func TestEngineAgreesWithReferenceModel(t *testing.T) {
 		h := newHarness(t, p)
 		b := h.br("k")
 		m := newModel(p)
-		start := time.Duration(h.clk.mono())
+		start := time.Duration(mono(h.clk))
 
 		type held struct {
 			engine Permit
@@ -255,7 +255,7 @@ func TestEngineAgreesWithReferenceModel(t *testing.T) {
 				trace = append(trace, "advance:"+d.String())
 				h.clk.Advance(d)
 				m.advance(d)
-				require.Equal(t, time.Duration(h.clk.mono())-start, m.now)
+				require.Equal(t, time.Duration(mono(h.clk))-start, m.now)
 			}
 			require.Equal(t, m.state, b.State(), "seed %d step %d: state differs; trace %v", seed, step, trace)
 			require.Equal(t, m.log, h.transitions(), "seed %d step %d: transitions differ; trace %v", seed, step, trace)

@@ -123,7 +123,7 @@ func TestOutlierOneOfTenEjected(t *testing.T) {
 	want := repeat("closed", 10)
 	want[3] = "open"
 	require.Equal(t, want, f.states(), "ejected within two intervals, the others stay")
-	snap := f.h.br(f.keys[3]).snapshot(f.h.clk.mono(), f.h.clk.Now())
+	snap := f.h.br(f.keys[3]).snapshot(mono(f.h.clk), f.h.clk.Now())
 	assert.Equal(t, reasonOutlierSuccessRate, snap.LastReason)
 	assert.True(t, snap.Ejected)
 	assert.Contains(t, f.h.transitions(), "closed>open:outlier_success_rate")
@@ -135,7 +135,7 @@ func TestOutlierOneOfTenEjected(t *testing.T) {
 	f.run(20 * time.Second)
 	require.Equal(t, "open", f.h.br(f.keys[3]).State().String(), "still bad: ejected again")
 	f.h.br(f.keys[3]).mu.Lock()
-	left := time.Duration(f.h.br(f.keys[3]).openUntil - f.h.clk.mono())
+	left := time.Duration(f.h.br(f.keys[3]).openUntil - mono(f.h.clk))
 	f.h.br(f.keys[3]).mu.Unlock()
 	assert.Greater(t, left, 30*time.Second, "the second ejection lasts 2 x base_ejection_time")
 	assert.LessOrEqual(t, left, 60*time.Second)

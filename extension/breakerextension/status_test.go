@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/collector/config/configoptional"
 	"golang.org/x/net/html"
 
+	"github.com/otelcsp/otelcsp/internal/clock/clocktest"
 	"github.com/otelcsp/otelcsp/internal/collectortest"
 )
 
@@ -63,7 +64,7 @@ const (
 	colPolicy
 )
 
-func startStatusExtension(t *testing.T) (*breakerExtension, *fakeClock, string) {
+func startStatusExtension(t *testing.T) (*breakerExtension, *clocktest.Fake, string) {
 	t.Helper()
 	cfg := createDefaultConfig()
 	cfg.Jitter = 0

@@ -410,7 +410,7 @@ func TestShutdownInterruptsAWait(t *testing.T) {
 	require.NoError(t, err)
 	r.nextTraces = sink
 	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
-	assert.Equal(t, 1000*time.Second, <-clk.waits, "the wait after the free first batch")
+	assert.Equal(t, 1000*time.Second, clk.WaitTickers(t, 1)[0].Period(), "the wait after the free first batch")
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownBound)
 	defer cancel()
 	require.NoError(t, r.Shutdown(ctx))

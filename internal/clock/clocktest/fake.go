@@ -4,6 +4,7 @@
 package clocktest // import "github.com/otelcsp/otelcsp/internal/clock/clocktest"
 
 import (
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -27,7 +28,8 @@ type Fake struct {
 	wall    time.Time
 	mono    time.Duration
 	auto    bool
-	tickers []*Ticker
+	tickers []*Ticker // all made, in order
+	running []*Ticker // made and not stopped, which Advance fires
 	timers  []*timer
 	seq     int
 	// created is closed and replaced when a ticker is created, to wake
@@ -97,8 +99,8 @@ func (f *Fake) Advance(d time.Duration) {
 		f.mu.Lock()
 	}
 	f.moveTo(target)
-	for _, t := range f.tickers {
-		for !t.stopped && t.next <= f.mono {
+	for _, t := range f.running {
+		for t.next <= f.mono {
 			select {
 			case t.c <- f.wall:
 			default:
@@ -123,18 +125,16 @@ func (f *Fake) moveTo(m time.Duration) {
 func (f *Fake) Tick(tb testing.TB) {
 	tb.Helper()
 	f.mu.Lock()
-	var running []*Ticker
-	for _, t := range f.tickers {
-		if !t.stopped {
-			running = append(running, t)
-		}
+	running := len(f.running)
+	var t *Ticker
+	if running == 1 {
+		t = f.running[0]
 	}
 	now := f.wall
 	f.mu.Unlock()
-	if len(running) != 1 {
-		tb.Fatalf("Tick: %d running tickers, want 1", len(running))
+	if t == nil {
+		tb.Fatalf("Tick: %d running tickers, want 1", running)
 	}
-	t := running[0]
 	deadline := time.NewTimer(handoffBound)
 	defer deadline.Stop()
 	select {
@@ -192,6 +192,7 @@ func (f *Fake) NewTicker(d time.Duration) clock.Ticker {
 	f.mu.Lock()
 	t := &Ticker{fake: f, c: make(chan time.Time, 1), period: d, next: f.mono + d}
 	f.tickers = append(f.tickers, t)
+	f.running = append(f.running, t)
 	close(f.created)
 	f.created = make(chan struct{})
 	auto := f.auto
@@ -218,7 +219,10 @@ func (t *Ticker) Chan() <-chan time.Time { return t.c }
 func (t *Ticker) Stop() {
 	t.fake.mu.Lock()
 	defer t.fake.mu.Unlock()
-	t.stopped = true
+	if !t.stopped {
+		t.stopped = true
+		t.fake.running = slices.DeleteFunc(t.fake.running, func(r *Ticker) bool { return r == t })
+	}
 }
 
 // Period is the period the ticker was made with.

@@ -44,14 +44,12 @@ func TestTickersFireOnTheMonotonicClockAndDropMissedTicks(t *testing.T) {
 
 func TestTickReturnsOnceTheReaderTookTheTick(t *testing.T) {
 	f := New(t0, 0)
-	got := make(chan time.Time)
+	got := make(chan time.Time, 1)
 	l := clock.Every(f, time.Minute, func() { got <- f.Now() })
 	defer l.Stop()
-	done := make(chan struct{})
-	go func() { f.Tick(t); close(done) }()
+	f.Tick(t)
+	assert.Empty(t, f.Tickers()[0].Chan(), "taken")
 	assert.Equal(t, t0, <-got)
-	<-done
-	assert.Empty(t, f.Tickers()[0].Chan())
 }
 
 func TestTimersFireInDueOrderAtTheirDueTime(t *testing.T) {
