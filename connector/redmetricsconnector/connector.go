@@ -30,10 +30,10 @@ type connectorImp struct {
 	// helpers label theirs: without it two redmetrics connectors of one
 	// collector would add up into one series (the gate that would add it,
 	// telemetry.newPipelineTelemetry, is off at v0.161.0). Built once.
-	own    metric.MeasurementOption
-	next   consumer.Metrics
-	clock  Clock
-	seed   maphash.Seed
+	own   metric.MeasurementOption
+	next  consumer.Metrics
+	clock Clock
+	seed  maphash.Seed
 
 	spanPlan  *plan
 	eventPlan *plan

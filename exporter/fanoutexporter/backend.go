@@ -40,13 +40,13 @@ type backend[T any] struct {
 	closed bool
 }
 
-func newBackend[T any](endpoint string, weight float64, exp component.Component, send func(context.Context, T) error) *backend[T] {
+func newBackend[T any](endpoint string, weight float64, exp component.Component, send func(context.Context, T) error, attrs backendAttrs) *backend[T] {
 	return &backend[T]{
 		endpoint: endpoint,
 		weight:   weight,
 		exp:      exp,
 		send:     send,
-		attrs:    newBackendAttrs(endpoint),
+		attrs:    attrs,
 		failures: ratelog.New(logEvery, zapcore.WarnLevel, "Backend failed; its items go to the next backend of each key", "items"),
 	}
 }

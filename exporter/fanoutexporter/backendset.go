@@ -133,7 +133,7 @@ func (s *backendSet[T]) start(ctx context.Context, spec backendSpec) (*backend[T
 	if err := exp.Start(ctx, reconnectHost{s.host}); err != nil {
 		return nil, errors.Join(err, exp.Shutdown(ctx))
 	}
-	b := newBackend(spec.endpoint, spec.weight, exp, send)
+	b := newBackend(spec.endpoint, spec.weight, exp, send, newBackendAttrs(s.settings.ID, spec.endpoint))
 	if s.breakers != nil {
 		b.breaker = s.breakers.Breaker(spec.endpoint)
 	}

@@ -49,7 +49,7 @@ type fanout[T any] struct {
 }
 
 func newFanout[T any](set exporter.Settings, cfg *Config, ops signalOps[T]) (*fanout[T], error) {
-	tel, err := newFanoutTelemetry(set.TelemetrySettings)
+	tel, err := newFanoutTelemetry(set.TelemetrySettings, set.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +95,7 @@ func (f *fanout[T]) start(ctx context.Context, host component.Host) error {
 func (f *fanout[T]) registerGauges() error {
 	errs := []error{
 		f.telemetry.RegisterFanoutBackendsCallback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(int64(f.backends.current().ring.size()))
+			o.Observe(int64(f.backends.current().ring.size()), f.telemetry.own)
 			return nil
 		}),
 		f.telemetry.RegisterFanoutBackendsEjectedCallback(func(_ context.Context, o metric.Int64Observer) error {
@@ -105,12 +105,12 @@ func (f *fanout[T]) registerGauges() error {
 					n++
 				}
 			}
-			o.Observe(int64(n))
+			o.Observe(int64(n), f.telemetry.own)
 			return nil
 		}),
 		f.telemetry.RegisterFanoutLoadImbalanceCallback(func(_ context.Context, o metric.Float64Observer) error {
 			if ratio, ok := imbalance(f.backends.current().backends); ok {
-				o.Observe(ratio)
+				o.Observe(ratio, f.telemetry.own)
 			}
 			return nil
 		}),

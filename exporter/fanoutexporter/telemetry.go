@@ -10,36 +10,54 @@ import (
 	"github.com/otelcsp/otelcsp/exporter/fanoutexporter/internal/metadata"
 )
 
-// The attribute sets of the fanout's metrics (declared in metadata.yaml),
-// built once: recording a count then only adds to an existing series.
-var (
-	outcomeSuccess     = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", "success")))
-	outcomeFailure     = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", "failure")))
-	reasonMaxWait      = metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "max_wait")))
-	reasonDrainTimeout = metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "drain_timeout")))
-)
+// The fanout's metrics (declared in metadata.yaml) all carry `exporter`,
+// the component ID, as core's exporterhelper metrics do: without it the
+// agent's fanouts (traces, metrics, logs, canary) would add up into one
+// series, and their gauges overwrite each other (the gate that would add
+// it, telemetry.newPipelineTelemetry, is off at v0.161.0). Every attribute
+// set is built once: recording a count then only adds to an existing
+// series.
 
 // backendAttrs is the attribute set of one backend's series, built when
 // the backend joins the set. It is kept as the options slice Add takes, so
 // that recording passes it on as it is instead of building a new one.
 type backendAttrs []metric.AddOption
 
-func newBackendAttrs(endpoint string) backendAttrs {
-	return backendAttrs{metric.WithAttributeSet(attribute.NewSet(attribute.String("backend", endpoint)))}
+func newBackendAttrs(id component.ID, endpoint string) backendAttrs {
+	return backendAttrs{metric.WithAttributeSet(attribute.NewSet(exporterAttr(id), attribute.String("backend", endpoint)))}
+}
+
+func exporterAttr(id component.ID) attribute.KeyValue {
+	return attribute.String("exporter", id.String())
 }
 
 // fanoutTelemetry records the fanout's own metrics; the gauges are
-// registered by the fanout, which owns what they observe.
+// registered by the fanout, which owns what they observe (observed with
+// own).
 type fanoutTelemetry struct {
 	*metadata.TelemetryBuilder
+	own                               metric.MeasurementOption
+	outcomeSuccess, outcomeFailure    metric.MeasurementOption
+	reasonMaxWait, reasonDrainTimeout metric.MeasurementOption
 }
 
-func newFanoutTelemetry(set component.TelemetrySettings) (*fanoutTelemetry, error) {
+func newFanoutTelemetry(set component.TelemetrySettings, id component.ID) (*fanoutTelemetry, error) {
 	tb, err := metadata.NewTelemetryBuilder(set)
 	if err != nil {
 		return nil, err
 	}
-	return &fanoutTelemetry{tb}, nil
+	self := exporterAttr(id)
+	with := func(k, v string) metric.MeasurementOption {
+		return metric.WithAttributeSet(attribute.NewSet(self, attribute.String(k, v)))
+	}
+	return &fanoutTelemetry{
+		TelemetryBuilder:   tb,
+		own:                metric.WithAttributeSet(attribute.NewSet(self)),
+		outcomeSuccess:     with("outcome", "success"),
+		outcomeFailure:     with("outcome", "failure"),
+		reasonMaxWait:      with("reason", "max_wait"),
+		reasonDrainTimeout: with("reason", "drain_timeout"),
+	}, nil
 }
 
 // delivered counts items a backend accepted, rerouted of them for keys
@@ -58,23 +76,23 @@ func (t *fanoutTelemetry) failed(ctx context.Context, backend backendAttrs, item
 
 // refused counts items handed back to a waiting caller.
 func (t *fanoutTelemetry) refused(ctx context.Context, items int64) {
-	t.FanoutItemsRefused.Add(ctx, items)
+	t.FanoutItemsRefused.Add(ctx, items, t.own)
 }
 
 // droppedMaxWait and droppedAtDrainTimeout count queued items given up.
 func (t *fanoutTelemetry) droppedMaxWait(ctx context.Context, items int64) {
-	t.FanoutItemsDropped.Add(ctx, items, reasonMaxWait)
+	t.FanoutItemsDropped.Add(ctx, items, t.reasonMaxWait)
 }
 
 func (t *fanoutTelemetry) droppedAtDrainTimeout(ctx context.Context, items int64) {
-	t.FanoutItemsDropped.Add(ctx, items, reasonDrainTimeout)
+	t.FanoutItemsDropped.Add(ctx, items, t.reasonDrainTimeout)
 }
 
 // resolved counts one resolver refresh.
 func (t *fanoutTelemetry) resolved(ok bool) {
-	outcome := outcomeSuccess
+	outcome := t.outcomeSuccess
 	if !ok {
-		outcome = outcomeFailure
+		outcome = t.outcomeFailure
 	}
 	t.FanoutResolverUpdates.Add(context.Background(), 1, outcome)
 }

@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/otelcsp/otelcsp/exporter/fanoutexporter/internal/metadatatest"
 	"github.com/otelcsp/otelcsp/internal/otlptest"
@@ -30,6 +31,25 @@ func TestBackendExporterID(t *testing.T) {
 	require.NoError(t, exp.Shutdown(context.Background()))
 	assert.Equal(t, int64(total), counter(t, tt, "otelcol_exporter_sent_spans",
 		attribute.String("exporter", "otlp_grpc/fanout/"+s.Addr())))
+}
+
+// The fanout's own metrics carry exporter=<its ID>, so the fanouts of one
+// collector keep their own series (counters and gauges alike).
+func TestOwnMetricsCarryExporterID(t *testing.T) {
+	s := otlptest.Start(t)
+	exp, tt, _ := observed(t, testConfig(s), nil)
+	in, total := batches(5, 1, 5, 2)
+	accepted, _ := sendAll(t, exp, in)
+	require.Equal(t, total, accepted)
+	self := attribute.String("exporter", "fanout")
+	assert.Equal(t, int64(total), counter(t, tt, "otelcol_fanout_items_sent", self, attribute.String("backend", s.Addr())))
+	m, err := tt.GetMetric("otelcol_fanout_backends")
+	require.NoError(t, err)
+	for _, dp := range m.Data.(metricdata.Gauge[int64]).DataPoints {
+		v, ok := dp.Attributes.Value("exporter")
+		assert.True(t, ok && v.AsString() == "fanout", "backends gauge point %v", dp.Attributes.ToSlice())
+	}
+	require.NoError(t, exp.Shutdown(context.Background()))
 }
 
 // metricsRecorder stands in for the backends' exporters of a metrics fanout.
