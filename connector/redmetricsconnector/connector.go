@@ -79,10 +79,7 @@ type connectorImp struct {
 	lastSnaps   int   // sizes of the previous flush's snapshot: capacity hints
 	lastSnapU64 int
 
-	lifeMu  sync.Mutex
-	started bool
-	stopped bool
-	loop    *clock.Loop
+	flushes clock.Periodic
 
 	// refusals paces the log of flushes the metrics pipeline refused.
 	refusals *ratelog.Limiter
@@ -174,13 +171,7 @@ func (c *connectorImp) Capabilities() consumer.Capabilities {
 
 // Start begins the flush loop.
 func (c *connectorImp) Start(context.Context, component.Host) error {
-	c.lifeMu.Lock()
-	defer c.lifeMu.Unlock()
-	if c.started || c.stopped {
-		return nil
-	}
-	c.started = true
-	c.loop = clock.Every(c.clock, c.cfg.MetricsFlushInterval, func() { c.flush(context.Background()) })
+	c.flushes.Start(c.clock, c.cfg.MetricsFlushInterval, func() { c.flush(context.Background()) })
 	return nil
 }
 
@@ -188,14 +179,11 @@ func (c *connectorImp) Start(context.Context, component.Host) error {
 // last tick, so a clean restart loses no data. Safe to call twice or
 // without Start.
 func (c *connectorImp) Shutdown(ctx context.Context) error {
-	c.lifeMu.Lock()
-	defer c.lifeMu.Unlock()
-	if c.stopped {
+	first, started := c.flushes.Stop()
+	if !first {
 		return nil
 	}
-	c.stopped = true
-	if c.started {
-		c.loop.Stop()
+	if started {
 		c.flushAt(ctx, true)
 	}
 	c.tb.Shutdown()

@@ -76,10 +76,7 @@ type tracesProcessor struct {
 	batch      []arrival
 	generators atomic.Int64
 
-	lifeMu  sync.Mutex
-	started bool
-	stopped bool
-	loop    *clock.Loop
+	sweeps clock.Periodic
 }
 
 var _ processor.Traces = (*tracesProcessor)(nil)
@@ -125,13 +122,7 @@ func (p *tracesProcessor) sweepInterval() time.Duration {
 // Start begins the sweep loop, which declares lost the gaps open for
 // loss_after even when no canary data arrives.
 func (p *tracesProcessor) Start(context.Context, component.Host) error {
-	p.lifeMu.Lock()
-	defer p.lifeMu.Unlock()
-	if p.started || p.stopped {
-		return nil
-	}
-	p.started = true
-	p.loop = clock.Every(p.clock, p.sweepInterval(), func() { p.sweep(context.Background()) })
+	p.sweeps.Start(p.clock, p.sweepInterval(), func() { p.sweep(context.Background()) })
 	return nil
 }
 
@@ -139,16 +130,9 @@ func (p *tracesProcessor) Start(context.Context, component.Host) error {
 // received: this process will not learn which. Safe to call twice or
 // without Start.
 func (p *tracesProcessor) Shutdown(context.Context) error {
-	p.lifeMu.Lock()
-	defer p.lifeMu.Unlock()
-	if p.stopped {
-		return nil
+	if first, _ := p.sweeps.Stop(); first {
+		p.tel.shutdown()
 	}
-	p.stopped = true
-	if p.started {
-		p.loop.Stop()
-	}
-	p.tel.shutdown()
 	return nil
 }
 

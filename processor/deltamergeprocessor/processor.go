@@ -28,10 +28,7 @@ type deltaMerge struct {
 	table   *merge.Table
 	streams atomic.Int64
 
-	lifeMu  sync.Mutex
-	started bool
-	stopped bool
-	loop    *clock.Loop
+	flushes clock.Periodic
 }
 
 var _ processor.Metrics = (*deltaMerge)(nil)
@@ -65,13 +62,7 @@ func (*deltaMerge) Capabilities() consumer.Capabilities {
 
 // Start begins the flush loop.
 func (p *deltaMerge) Start(context.Context, component.Host) error {
-	p.lifeMu.Lock()
-	defer p.lifeMu.Unlock()
-	if p.started || p.stopped {
-		return nil
-	}
-	p.started = true
-	p.loop = clock.Every(p.clock, p.cfg.Interval, func() { p.flush(context.Background()) })
+	p.flushes.Start(p.clock, p.cfg.Interval, func() { p.flush(context.Background()) })
 	return nil
 }
 
@@ -79,14 +70,11 @@ func (p *deltaMerge) Start(context.Context, component.Host) error {
 // deltas merged since the last tick reach the exporter. Safe to call twice
 // or without Start.
 func (p *deltaMerge) Shutdown(ctx context.Context) error {
-	p.lifeMu.Lock()
-	defer p.lifeMu.Unlock()
-	if p.stopped {
+	first, started := p.flushes.Stop()
+	if !first {
 		return nil
 	}
-	p.stopped = true
-	if p.started {
-		p.loop.Stop()
+	if started {
 		p.flush(ctx)
 	}
 	p.tel.shutdown()
