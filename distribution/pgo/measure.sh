@@ -19,8 +19,7 @@
 # too loaded to keep up; a run with many is a run under other load.)
 #
 # Knobs: ROUNDS (6), PGO_TRACES (30000), OTELCSP_PGO_RATE (3000),
-# PGO_BASE_PORT (29000), PGO_WRAP (a command put before the binary, e.g.
-# for valgrind).
+# PGO_BASE_PORT (29000), PGO_START_TIMEOUT (60 s for a tier to be healthy).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin_a=${1:?usage: measure.sh BINARY_A BINARY_B}

@@ -3,8 +3,9 @@
 # with this directory's overlay: pprof, high synthetic rate, quiet logs) on
 # their own ports, and reads what the measurements need from them.
 #
-# Ports: PGO_BASE_PORT (29000, below the ephemeral range) + fixed offsets, all on 127.0.0.1, so a
-# demo (make run) on the default ports can run at the same time.
+# Ports: PGO_BASE_PORT (29000, below the ephemeral range) + fixed
+# offsets, all on 127.0.0.1, so a demo (make run) on the default ports can
+# run at the same time.
 
 pgo_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 dist_dir=$(dirname "$pgo_dir")
@@ -21,8 +22,7 @@ export OTELCSP_BACKENDS_PPROF_PORT=$((base + 17))
 front_pid= backends_pid=
 
 # wait_healthy PORT PID: until the health check on PORT answers 200, or
-# fail when PID exits or after PGO_START_TIMEOUT seconds (60; raise it
-# under valgrind).
+# fail when PID exits or after PGO_START_TIMEOUT seconds (60).
 wait_healthy() {
 	for _ in $(seq $((${PGO_START_TIMEOUT:-60} * 10))); do
 		curl -fs -o /dev/null "http://127.0.0.1:$1/" && return 0
@@ -34,16 +34,13 @@ wait_healthy() {
 }
 
 # start_tiers BINARY LOGDIR: the backends, once healthy the front (which
-# starts generating at once). PGO_WRAP, when set, is a command both run
-# under (for example valgrind); it must exec the binary in the same process.
+# starts generating at once).
 start_tiers() {
 	log_dir=$2
-	# shellcheck disable=SC2086 # PGO_WRAP is a command line
-	${PGO_WRAP:-} "$1" --config "$dist_dir/backends.yaml" --config "$pgo_dir/backends.yaml" >"$log_dir/backends.log" 2>&1 &
+	"$1" --config "$dist_dir/backends.yaml" --config "$pgo_dir/backends.yaml" >"$log_dir/backends.log" 2>&1 &
 	backends_pid=$!
 	wait_healthy "$OTELCSP_BACKENDS_HEALTH_PORT" "$backends_pid" || return 1
-	# shellcheck disable=SC2086
-	${PGO_WRAP:-} "$1" --config "$dist_dir/config.yaml" --config "$pgo_dir/front.yaml" >"$log_dir/front.log" 2>&1 &
+	"$1" --config "$dist_dir/config.yaml" --config "$pgo_dir/front.yaml" >"$log_dir/front.log" 2>&1 &
 	front_pid=$!
 	wait_healthy "$OTELCSP_HEALTH_PORT" "$front_pid"
 }
