@@ -100,15 +100,7 @@ service:
     traces:
       receivers: [synthetic]
       exporters: [fanout]
-  telemetry:
-    metrics:
-      readers:
-        - pull:
-            exporter:
-              prometheus:
-                host: 127.0.0.1
-                port: %[2]d
-`, health, metrics, statusPort, up.addr, forced.addr), health, metrics)
+%[2]s`, health, ownMetrics(metrics), statusPort, up.addr, forced.addr), health, metrics)
 	})
 	defer c.stop()
 
