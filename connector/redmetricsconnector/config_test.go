@@ -7,7 +7,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/confmap"
 
 	"github.com/otelcsp/otelcsp/connector/redmetricsconnector/internal/metadata"
 	"github.com/otelcsp/otelcsp/internal/configtest"
@@ -64,7 +63,7 @@ func TestLoadConfig(t *testing.T) {
 		id           string
 		want         *Config
 		unmarshalErr string
-		validateErr  string
+		validateErr  []string
 	}{
 		{id: "", want: createDefaultConfig()},
 		{id: "full", want: full},
@@ -72,54 +71,42 @@ func TestLoadConfig(t *testing.T) {
 		{id: "disabled_histogram", want: noHist},
 		{id: "contrib", want: contrib},
 		{id: "exclude_instance", want: noInstance},
-		{id: "instance_dimension", validateErr: `"dimensions[0]": duplicate dimension name "collector.instance.id"`},
+		{id: "instance_dimension", validateErr: []string{`"dimensions[0]": duplicate dimension name "collector.instance.id"`}},
 		{id: "service_graph", want: sg},
 		{id: "service_graph_full", want: sgFull},
 		{id: "service_graph_no_virtual", want: sgNoVirtual},
 		{id: "service_graph_typo", unmarshalErr: "max_item"},
 		{id: "service_graph_typo_top", unmarshalErr: "enable"},
-		{id: "service_graph_bad_max_items", validateErr: `"service_graph.store.max_items": must be in [1, 10000000], got 0`},
-		{id: "service_graph_huge_max_items", validateErr: `"service_graph.store.max_items": must be in [1, 10000000], got 100000000`},
-		{id: "service_graph_bad_ttl", validateErr: `"service_graph.store.ttl": must be > 0, got -1s`},
-		{id: "service_graph_bad_buckets", validateErr: `"service_graph.latency_histogram_buckets[1]": must be strictly increasing, got 1s after 1s`},
-		{id: "service_graph_zero_bucket", validateErr: `"service_graph.latency_histogram_buckets[0]": must be > 0, got 0s`},
-		{id: "service_graph_empty_peer", validateErr: `"service_graph.virtual_node_peer_attributes[1]": must not be empty`},
-		{id: "service_graph_empty_db", validateErr: `"service_graph.database_name_attributes[0]": must not be empty`},
-		{id: "service_graph_duplicate_dimension", validateErr: `"service_graph.dimensions[1]": duplicate dimension name "a"`},
+		{id: "service_graph_bad_max_items", validateErr: []string{`"service_graph.store.max_items": must be in [1, 10000000], got 0`}},
+		{id: "service_graph_huge_max_items", validateErr: []string{`"service_graph.store.max_items": must be in [1, 10000000], got 100000000`}},
+		{id: "service_graph_bad_ttl", validateErr: []string{`"service_graph.store.ttl": must be > 0, got -1s`}},
+		{id: "service_graph_bad_buckets", validateErr: []string{`"service_graph.latency_histogram_buckets[1]": must be strictly increasing, got 1s after 1s`}},
+		{id: "service_graph_zero_bucket", validateErr: []string{`"service_graph.latency_histogram_buckets[0]": must be > 0, got 0s`}},
+		{id: "service_graph_empty_peer", validateErr: []string{`"service_graph.virtual_node_peer_attributes[1]": must not be empty`}},
+		{id: "service_graph_empty_db", validateErr: []string{`"service_graph.database_name_attributes[0]": must not be empty`}},
+		{id: "service_graph_duplicate_dimension", validateErr: []string{`"service_graph.dimensions[1]": duplicate dimension name "a"`}},
 		{id: "typo", unmarshalErr: "dimension"},
 		{id: "typo_nested", unmarshalErr: "bucket"},
-		{id: "bad_unit", validateErr: `"histogram.unit": must be "ms" or "s", got "us"`},
-		{id: "both_histograms", validateErr: `"histogram": set either "explicit" or "exponential", not both`},
-		{id: "bad_buckets", validateErr: `"histogram.explicit.buckets[1]": must be strictly increasing, got 5ms after 10ms`},
-		{id: "bad_max_size", validateErr: `"histogram.exponential.max_size": must be in [2, 16384] (or 0 for the default 160), got 1`},
-		{id: "bad_temporality", validateErr: `"aggregation_temporality": must be "cumulative" or "delta", got "sometimes"`},
-		{id: "bad_flush", validateErr: `"metrics_flush_interval": must be > 0, got 0s`},
-		{id: "bad_expiration", validateErr: `"series_expiration": must be >= 0, got -1s`},
-		{id: "bad_limit", validateErr: `"cardinality_limit": must be >= 0, got -3`},
-		{id: "bad_exemplars", validateErr: `"exemplars.max_per_data_point": must be in [0, 1000], got -1`},
-		{id: "duplicate_dimension", validateErr: `"dimensions[0]": duplicate dimension name "span.kind"`},
-		{id: "duplicate_dimension2", validateErr: `"dimensions[1]": duplicate dimension name "a"`},
-		{id: "empty_dimension", validateErr: `"dimensions[0]": name must not be empty`},
-		{id: "bad_exclude", validateErr: `"exclude_dimensions[0]": "no.such.dimension" is neither a default dimension (service.name, span.name, span.kind, status.code, collector.instance.id) nor a configured dimension`},
-		{id: "events_without_dimensions", validateErr: `"events.dimensions": must name at least one dimension when events.enabled is true`},
-		{id: "events_duplicate", validateErr: `"events.dimensions[0]": duplicate dimension name "a"`},
+		{id: "bad_unit", validateErr: []string{`"histogram.unit": must be "ms" or "s", got "us"`}},
+		{id: "both_histograms", validateErr: []string{`"histogram": set either "explicit" or "exponential", not both`}},
+		{id: "bad_buckets", validateErr: []string{`"histogram.explicit.buckets[1]": must be strictly increasing, got 5ms after 10ms`}},
+		{id: "bad_max_size", validateErr: []string{`"histogram.exponential.max_size": must be in [2, 16384] (or 0 for the default 160), got 1`}},
+		{id: "bad_temporality", validateErr: []string{`"aggregation_temporality": must be "cumulative" or "delta", got "sometimes"`}},
+		{id: "bad_flush", validateErr: []string{`"metrics_flush_interval": must be > 0, got 0s`}},
+		{id: "bad_expiration", validateErr: []string{`"series_expiration": must be >= 0, got -1s`}},
+		{id: "bad_limit", validateErr: []string{`"cardinality_limit": must be >= 0, got -3`}},
+		{id: "bad_exemplars", validateErr: []string{`"exemplars.max_per_data_point": must be in [0, 1000], got -1`}},
+		{id: "duplicate_dimension", validateErr: []string{`"dimensions[0]": duplicate dimension name "span.kind"`}},
+		{id: "duplicate_dimension2", validateErr: []string{`"dimensions[1]": duplicate dimension name "a"`}},
+		{id: "empty_dimension", validateErr: []string{`"dimensions[0]": name must not be empty`}},
+		{id: "bad_exclude", validateErr: []string{`"exclude_dimensions[0]": "no.such.dimension" is neither a default dimension (service.name, span.name, span.kind, status.code, collector.instance.id) nor a configured dimension`}},
+		{id: "events_without_dimensions", validateErr: []string{`"events.dimensions": must name at least one dimension when events.enabled is true`}},
+		{id: "events_duplicate", validateErr: []string{`"events.dimensions[0]": duplicate dimension name "a"`}},
 	}
 	for _, tt := range tests {
 		t.Run("redmetrics/"+tt.id, func(t *testing.T) {
 			cfg := NewFactory().CreateDefaultConfig()
-			err := configtest.Unmarshal(t, component.NewIDWithName(metadata.Type, tt.id).String(), cfg)
-			if tt.unmarshalErr != "" {
-				require.ErrorContains(t, err, tt.unmarshalErr)
-				return
-			}
-			require.NoError(t, err)
-			err = confmap.Validate(cfg)
-			if tt.validateErr != "" {
-				require.ErrorContains(t, err, tt.validateErr)
-				return
-			}
-			require.NoError(t, err)
-			assert.Equal(t, tt.want, cfg)
+			configtest.Expect(t, component.NewIDWithName(metadata.Type, tt.id).String(), cfg, tt.unmarshalErr, tt.validateErr, tt.want)
 		})
 	}
 }

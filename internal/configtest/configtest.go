@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
@@ -42,4 +44,29 @@ func Load(t testing.TB, id string, cfg component.Config) error {
 		return err
 	}
 	return confmap.Validate(cfg)
+}
+
+// Expect reads the entry id into cfg, a component's default config, and
+// checks the outcome: with unmarshalErr set, unmarshalling fails with an
+// error containing it; otherwise, with validateErr set, validation fails
+// with an error containing each of them; otherwise cfg validates and equals
+// want. The body of every component's table of testdata/config.yaml cases.
+func Expect(t *testing.T, id string, cfg component.Config, unmarshalErr string, validateErr []string, want component.Config) {
+	t.Helper()
+	err := Unmarshal(t, id, cfg)
+	if unmarshalErr != "" {
+		require.ErrorContains(t, err, unmarshalErr)
+		return
+	}
+	require.NoError(t, err)
+	err = confmap.Validate(cfg)
+	if validateErr != nil {
+		require.Error(t, err)
+		for _, want := range validateErr {
+			assert.ErrorContains(t, err, want)
+		}
+		return
+	}
+	require.NoError(t, err)
+	assert.Equal(t, want, cfg)
 }

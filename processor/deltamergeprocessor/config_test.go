@@ -7,7 +7,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/confmap"
 
 	"github.com/otelcsp/otelcsp/internal/configtest"
 	"github.com/otelcsp/otelcsp/processor/deltamergeprocessor/internal/metadata"
@@ -72,22 +71,7 @@ func TestLoadConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run("deltamerge/"+tt.id, func(t *testing.T) {
 			cfg := NewFactory().CreateDefaultConfig()
-			err := configtest.Unmarshal(t, component.NewIDWithName(metadata.Type, tt.id).String(), cfg)
-			if tt.unmarshalErr != "" {
-				require.ErrorContains(t, err, tt.unmarshalErr)
-				return
-			}
-			require.NoError(t, err)
-			err = confmap.Validate(cfg)
-			if tt.validateErr != nil {
-				require.Error(t, err)
-				for _, want := range tt.validateErr {
-					assert.ErrorContains(t, err, want)
-				}
-				return
-			}
-			require.NoError(t, err)
-			assert.Equal(t, tt.want, cfg)
+			configtest.Expect(t, component.NewIDWithName(metadata.Type, tt.id).String(), cfg, tt.unmarshalErr, tt.validateErr, tt.want)
 		})
 	}
 }
