@@ -624,12 +624,23 @@ func (b *breaker) probeDone(p Permit, out Outcome, hold time.Duration, slow bool
 	b.core.deliver()
 }
 
-// trip opens a closed breaker of generation gen (a stale trip is dropped).
-func (b *breaker) trip(gen uint32, reason string, hold int64) {
+// lockIfAt takes the key's lock if the machine is still in generation gen
+// and state st, what a trip or a timer was decided against, and reports
+// whether it did; a stale event (a transition came in between) leaves the
+// lock free and is dropped.
+func (b *breaker) lockIfAt(gen uint32, st uint64) bool {
 	b.mu.Lock()
 	w := b.word.Load()
-	if wordGen(w) != gen || wordState(w) != stClosed {
+	if wordGen(w) != gen || wordState(w) != st {
 		b.mu.Unlock()
+		return false
+	}
+	return true
+}
+
+// trip opens a closed breaker of generation gen (a stale trip is dropped).
+func (b *breaker) trip(gen uint32, reason string, hold int64) {
+	if !b.lockIfAt(gen, stClosed) {
 		return
 	}
 	now := b.core.now()
@@ -686,10 +697,7 @@ func (b *breaker) armLocked(d time.Duration, f func()) {
 }
 
 func (b *breaker) openElapsed(gen uint32) {
-	b.mu.Lock()
-	w := b.word.Load()
-	if wordGen(w) != gen || wordState(w) != stOpen {
-		b.mu.Unlock()
+	if !b.lockIfAt(gen, stOpen) {
 		return
 	}
 	b.probes, b.probeSuccesses = 0, 0
@@ -703,10 +711,7 @@ func (b *breaker) openElapsed(gen uint32) {
 }
 
 func (b *breaker) halfOpenExpired(gen uint32) {
-	b.mu.Lock()
-	w := b.word.Load()
-	if wordGen(w) != gen || wordState(w) != stHalfOpen {
-		b.mu.Unlock()
+	if !b.lockIfAt(gen, stHalfOpen) {
 		return
 	}
 	b.timer = nil
@@ -832,10 +837,7 @@ func (b *breaker) eject(d int64, reason string) bool {
 }
 
 func (b *breaker) ejectionElapsed(gen uint32) {
-	b.mu.Lock()
-	w := b.word.Load()
-	if wordGen(w) != gen || wordState(w) != stOpen {
-		b.mu.Unlock()
+	if !b.lockIfAt(gen, stOpen) {
 		return
 	}
 	b.timer = nil
