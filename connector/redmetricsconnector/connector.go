@@ -392,38 +392,3 @@ func (c *connectorImp) reserve() bool {
 	}
 	return true
 }
-
-// newSeries makes a series; an empty key makes the family's overflow series.
-func (c *connectorImp) newSeries(res *resource, family uint8, key string, now stamp) *series {
-	s := &series{res: res, family: family, key: key, start: now.wall, lastSeen: now.mono}
-	if family == familySpan && !c.histDisabled {
-		if c.expo {
-			s.expo = newExpoHist()
-		} else {
-			s.buckets = make([]uint64, len(c.bounds)+1)
-		}
-	}
-	if family == familyEdge {
-		// Client latency buckets, then server latency buckets.
-		s.buckets = make([]uint64, 2*c.sg.nb)
-	}
-	return s
-}
-
-// update adds one span (standing for w spans) to s. Caller holds s's lock.
-func (c *connectorImp) update(s *series, w uint64, dur float64, ex bool, span ptrace.Span, now stamp) {
-	s.lastSeen = now.mono
-	s.dirty = true
-	s.count += w
-	if s.family == familySpan {
-		s.sum += dur * float64(w)
-		if s.buckets != nil {
-			s.buckets[bucketIndex(c.bounds, dur)] += w
-		} else if s.expo != nil {
-			s.expo.record(dur, w, c.expoMax)
-		}
-	}
-	if ex {
-		s.addExemplar(c.maxEx, exemplar{traceID: span.TraceID(), spanID: span.SpanID(), value: dur, ts: span.EndTimestamp()})
-	}
-}
