@@ -63,8 +63,13 @@ type connectorImp struct {
 
 	res    *resources
 	shards []shard
-	shift  uint
-	live   atomic.Int64 // live series, the overflow series excluded
+	// primary is held by the one call that updates the shards directly;
+	// concurrent calls aggregate in lanes (lanes.go).
+	primary  sync.Mutex
+	lanes    []lane
+	laneTurn atomic.Uint32
+	shift    uint
+	live     atomic.Int64 // live series, the overflow series excluded
 
 	overflowMu sync.Mutex
 	overflow   [numFamilies]*series // one per family, created on first overflow
@@ -151,6 +156,7 @@ func newConnector(set connector.Settings, cfg *Config, next consumer.Metrics, cl
 	shardBits := bits.Len(uint(n - 1))
 	c.shards = make([]shard, 1<<shardBits)
 	c.shift = uint(64 - shardBits)
+	c.lanes = newLanes()
 
 	if cfg.ServiceGraph.Enabled {
 		c.sg = newServiceGraph(cfg, c.seed)
@@ -197,6 +203,7 @@ func (c *connectorImp) Shutdown(ctx context.Context) error {
 // retry them, delivering the traces twice and counting them twice).
 func (c *connectorImp) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 	now := c.stamp()
+	ln := c.acquireLane()
 	sc := c.scratch.Get().(*scratch)
 	var skipped, overflowed, created int64
 	var last *resource
@@ -263,7 +270,11 @@ func (c *connectorImp) ConsumeTraces(ctx context.Context, td ptrace.Traces) erro
 				ex := c.maxEx > 0 && !span.TraceID().IsEmpty()
 				sc.key = c.spanPlan.appendKey(&sctx, familySpan, sc.key[:0])
 				var o, cr int64
-				res, o, cr = c.record(res, familySpan, sc.key, w, dur, ex, span, now)
+				if ln == nil {
+					res, o, cr = c.record(res, familySpan, sc.key, w, dur, ex, span, now)
+				} else {
+					res, o, cr = c.recordLane(ln, res, familySpan, sc.key, w, dur, ex, span, now)
+				}
 				overflowed += o
 				created += cr
 				if g != nil {
@@ -280,7 +291,11 @@ func (c *connectorImp) ConsumeTraces(ctx context.Context, td ptrace.Traces) erro
 						sctx.hasEvent = true
 						sctx.eventAttrs = evs.At(e).Attributes()
 						sc.key = c.eventPlan.appendKey(&sctx, familyEvent, sc.key[:0])
-						res, o, cr = c.record(res, familyEvent, sc.key, w, dur, ex, span, now)
+						if ln == nil {
+							res, o, cr = c.record(res, familyEvent, sc.key, w, dur, ex, span, now)
+						} else {
+							res, o, cr = c.recordLane(ln, res, familyEvent, sc.key, w, dur, ex, span, now)
+						}
 						overflowed += o
 						created += cr
 					}
@@ -289,6 +304,7 @@ func (c *connectorImp) ConsumeTraces(ctx context.Context, td ptrace.Traces) erro
 		}
 		last = res
 	}
+	c.releaseLane(ln)
 	if g != nil {
 		c.pairLeftovers(g, &sc.sg, now, &sgs)
 		c.mergeLocal(&sc.sg, now, &sgs)
@@ -310,15 +326,18 @@ func (c *connectorImp) ConsumeTraces(ctx context.Context, td ptrace.Traces) erro
 	return nil
 }
 
-// record finds (or creates) the series of key and adds one span to it. It returns the resource to use for the next spans (a new
-// one if res was removed meanwhile), 1 if the span went to the overflow
-// series, and 1 if a series was created.
+// record finds (or creates) the series of key and adds one span to it. It
+// returns the resource to use for the next spans (a new one if res was
+// removed meanwhile), 1 if the span went to the overflow series, and 1 if a
+// series was created.
 func (c *connectorImp) record(res *resource, family uint8, key []byte, w uint64, dur float64, ex bool, span ptrace.Span, now stamp) (*resource, int64, int64) {
 	if res == nil {
 		// The resource table is full: like a series past the limit.
 		c.recordOverflow(family, w, dur, ex, span, now)
 		return nil, 1, 0
 	}
+	// hash and findOrCreate written out: this is the per-span path, and
+	// neither call is inlined.
 	h := keyHash(c.seed, res.hash, key)
 	if c.testHash != nil {
 		h = c.testHash(res.hash, key)
@@ -328,17 +347,33 @@ func (c *connectorImp) record(res *resource, family uint8, key []byte, w uint64,
 	s := sh.t.find(h, res, unsafeString(key))
 	var created int64
 	if s == nil {
-		s, created = c.create(sh, h, res, family, key, now)
-		if s == nil {
+		if s, created = c.create(sh, h, res, family, key, now); s == nil {
 			sh.mu.Unlock()
 			c.recordOverflow(family, w, dur, ex, span, now)
 			return res, 1, 0
 		}
-		res = s.res
 	}
 	c.update(s, w, dur, ex, span, now)
 	sh.mu.Unlock()
-	return res, 0, created
+	return s.res, 0, created
+}
+
+// hash is the series hash of key under resource res.
+func (c *connectorImp) hash(res *resource, key []byte) uint64 {
+	if c.testHash != nil {
+		return c.testHash(res.hash, key)
+	}
+	return keyHash(c.seed, res.hash, key)
+}
+
+// findOrCreate returns the series of key in shard sh (created if absent),
+// and 1 if it was created; nil when cardinality_limit is reached. Caller
+// holds sh's lock.
+func (c *connectorImp) findOrCreate(sh *shard, h uint64, res *resource, family uint8, key []byte, now stamp) (*series, int64) {
+	if s := sh.t.find(h, res, unsafeString(key)); s != nil {
+		return s, 0
+	}
+	return c.create(sh, h, res, family, key, now)
 }
 
 // recordOverflow adds one span to the family's overflow series.

@@ -108,3 +108,34 @@ func (e *expoHist) grow(idx int32) {
 		e.counts = append(e.counts, make([]uint64, idx-end+1)...)
 	}
 }
+
+// merge adds o's counts to e, at the finest scale at which both ranges
+// fit maxSize buckets: the buckets of a coarser scale are unions of finer
+// ones, so the result is what recording o's values into e would give.
+func (e *expoHist) merge(o *expoHist, maxSize int32) {
+	e.zero += o.zero
+	if len(o.counts) == 0 {
+		return
+	}
+	if len(e.counts) == 0 {
+		e.scale, e.offset = o.scale, o.offset
+		e.counts = append(e.counts[:0], o.counts...)
+		return
+	}
+	scale := min(e.scale, o.scale)
+	lo := min(e.offset>>(e.scale-scale), o.offset>>(o.scale-scale))
+	hi := max((e.offset+int32(len(e.counts))-1)>>(e.scale-scale), (o.offset+int32(len(o.counts))-1)>>(o.scale-scale))
+	for int64(hi)-int64(lo)+1 > int64(maxSize) {
+		scale--
+		lo, hi = lo>>1, hi>>1
+	}
+	if e.scale > scale {
+		e.downscale(e.scale - scale)
+	}
+	shift := o.scale - scale
+	for i, n := range o.counts {
+		idx := (o.offset + int32(i)) >> shift
+		e.grow(idx)
+		e.counts[idx-e.offset] += n
+	}
+}

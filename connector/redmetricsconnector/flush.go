@@ -54,6 +54,10 @@ func (c *connectorImp) flushAt(ctx context.Context, final bool) {
 		}
 	}
 
+	// What concurrent callers counted in their lanes joins the shards
+	// first, so the snapshot has every span accepted before the flush.
+	c.drainLanes(at)
+
 	sn := &snapshot{
 		snaps: make([]snap, 0, c.lastSnaps),
 		u64:   make([]uint64, 0, c.lastSnapU64),

@@ -159,3 +159,26 @@ func (c *connectorImp) update(s *series, w uint64, dur float64, ex bool, span pt
 		s.addExemplar(c.maxEx, exemplar{traceID: span.TraceID(), spanID: span.SpanID(), value: dur, ts: span.EndTimestamp()})
 	}
 }
+
+// merge adds the counts of o (a lane's delta series of the same family and
+// histogram kind) to s. Caller holds s's lock.
+func (s *series) merge(o *series, maxEx int, expoMax int32) {
+	s.lastSeen = max(s.lastSeen, o.lastSeen)
+	s.dirty = true
+	s.count += o.count
+	s.sum += o.sum
+	s.sum2 += o.sum2
+	for i, n := range o.buckets {
+		s.buckets[i] += n
+	}
+	if o.expo != nil {
+		s.expo.merge(o.expo, expoMax)
+	}
+	if o.exemplars != nil {
+		ex := *o.exemplars
+		// Oldest first, so the ring keeps the most recent ones.
+		for i := range ex {
+			s.addExemplar(maxEx, ex[(int(o.exNext)+i)%len(ex)])
+		}
+	}
+}
