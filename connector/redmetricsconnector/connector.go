@@ -408,7 +408,7 @@ func (c *connectorImp) create(sh *shard, h uint64, res *resource, family uint8, 
 		}
 		res = r
 	}
-	s := c.newSeries(res, family, string(key), now)
+	s := c.newSeries(res, family, unsafeString(key), now)
 	sh.t.insert(h, s)
 	return s, 1
 }

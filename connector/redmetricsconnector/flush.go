@@ -171,21 +171,21 @@ const (
 )
 
 func (sn *snapshot) take(s *series) {
-	p := snap{s: s, count: s.count, sum: s.sum, sum2: s.sum2, bOff: len(sn.u64)}
+	p := snap{s: s, count: s.count, sum: s.sum, sum2: s.edgeSum2(), bOff: len(sn.u64)}
 	switch {
-	case s.buckets != nil:
+	case s.nctr != 0:
 		p.hist = histExplicit
-		sn.u64 = append(sn.u64, s.buckets...)
+		sn.u64 = append(sn.u64, s.hist()...)
 	case s.expo != nil:
 		p.hist = histExpo
 		sn.u64 = append(sn.u64, s.expo.counts...)
 		p.scale, p.offset, p.zero = s.expo.scale, s.expo.offset, s.expo.zero
 	}
 	p.bLen = len(sn.u64) - p.bOff
-	if s.exemplars != nil && len(*s.exemplars) > 0 {
+	if ex := s.exemplarList(); len(ex) > 0 {
 		p.exOff = len(sn.ex)
-		sn.ex = append(sn.ex, *s.exemplars...)
-		p.exLen = len(*s.exemplars)
+		sn.ex = append(sn.ex, ex...)
+		p.exLen = len(ex)
 	}
 	sn.snaps = append(sn.snaps, p)
 }
@@ -257,7 +257,7 @@ func (b *builder) emit(sn *snapshot, p *snap) {
 	}
 	o := b.out(s.res)
 	b.attrs.Clear()
-	if s.key == "" {
+	if s.key() == "" {
 		b.attrs.PutBool(overflowKey, true)
 		// Overflow series carry the writer identity too (contrib's carry
 		// only the overflow flag): several gateways' overflow series
@@ -270,7 +270,7 @@ func (b *builder) emit(sn *snapshot, p *snap) {
 		if s.family == familyEvent {
 			p = b.c.eventPlan
 		}
-		b.vals = decodeKey(s.key, b.vals[:0])
+		b.vals = decodeKey(s.key(), b.vals[:0])
 		for i := range p.slots {
 			if i == p.instAt {
 				b.attrs.PutStr(collectorInstanceKey, b.c.instanceID)

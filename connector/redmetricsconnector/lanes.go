@@ -101,9 +101,9 @@ func (c *connectorImp) recordLane(ln *lane, res *resource, family uint8, key []b
 			c.recordOverflow(family, w, dur, ex, span, now)
 			return res, 1, 0
 		}
-		// The entry shares the series' resource and key: it allocates
-		// only its counters.
-		s = c.newSeries(m.res, family, m.key, now)
+		// The entry shares the series' resource; its key is copied with
+		// its counters, in the one allocation newSeries makes for both.
+		s = c.newSeries(m.res, family, m.key(), now)
 		ln.t.insert(h, s)
 		ln.main[s] = laneTarget{s: m, h: h}
 		res, created = m.res, cr

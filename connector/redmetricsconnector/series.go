@@ -1,7 +1,9 @@
 package redmetricsconnector // import "github.com/otelcsp/otelcsp/connector/redmetricsconnector"
 
 import (
+	"math"
 	"sync"
+	"unsafe"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -29,24 +31,82 @@ type exemplar struct {
 // dimension values, encoded): comparing two series is one pointer and one
 // memory comparison, and the values are decoded from the key only at
 // flush. The overflow series have no key.
+//
+// Memory per series is what cardinality_limit buys, so the layout is
+// chosen for Go's allocation size classes: the struct is 80 B (a size
+// class), and the counters and the key share one
+// pointer-free allocation, data: nctr uint64 words, then the key's klen
+// bytes. With the default 16 bounds and a 45 B key that is 184 B (the
+// 192 B class), where a struct with its own slice header and string header
+// took the 112 B class and the counters and key 144 B and 48 B apart.
 type series struct {
-	res    *resource
-	key    string
+	res  *resource
+	data unsafe.Pointer // nctr counter words, then the key (see words, key)
+	klen uint32         // key bytes
+	// nctr counts the words before the key: the explicit histogram's
+	// buckets (len(bounds)+1), or for an edge its client buckets, its
+	// server buckets and the sum of server latencies (edgeSum2); 0 without
+	// an explicit histogram.
+	nctr   uint32
 	family uint8
-	dirty  bool  // updated since the last flush
-	exNext int32 // next exemplar slot to overwrite once the ring is full
+	dirty  bool // updated since the last flush
 
 	start    int64 // unix ns (wall) the series was created (cumulative start time)
 	lastSeen int64 // monotonic ns of the batch that last updated it (expiry)
 
 	count uint64  // calls (span series) or events (event series), adjusted
 	sum   float64 // sum of durations, weighted by adjusted count (edges: client latency)
-	sum2  float64 // edges: sum of server latencies
 
-	buckets []uint64  // explicit histogram: len(bounds)+1 counters
-	expo    *expoHist // exponential histogram
+	expo      *expoHist // exponential histogram
+	exemplars *exRing   // nil until the first exemplar
+}
 
-	exemplars *[]exemplar // ring, cap = max_per_data_point; nil until the first exemplar
+// exRing is a series' most recent exemplars: cap = max_per_data_point.
+type exRing struct {
+	ex   []exemplar
+	next int32 // next slot to overwrite once the ring is full
+}
+
+// words returns the counter words (see nctr); nil without any.
+func (s *series) words() []uint64 {
+	return unsafe.Slice((*uint64)(s.data), s.nctr)
+}
+
+// key returns the series key: a view of data, which is never written
+// after newSeries.
+func (s *series) key() string {
+	if s.klen == 0 {
+		// Not even a pointer past data's end: it would point at the
+		// next allocation.
+		return ""
+	}
+	return unsafe.String((*byte)(unsafe.Add(s.data, uintptr(s.nctr)*8)), s.klen)
+}
+
+// hist returns the explicit histogram counters (an edge's client buckets,
+// then its server buckets); nil without an explicit histogram.
+func (s *series) hist() []uint64 {
+	w := s.words()
+	if s.family == familyEdge {
+		return w[:len(w)-1]
+	}
+	return w
+}
+
+// edgeSum2 is an edge's sum of server latencies (0 for other families),
+// kept in its last counter word: only edges have it, so the other series
+// do not carry the field.
+func (s *series) edgeSum2() float64 {
+	if s.family != familyEdge {
+		return 0
+	}
+	return math.Float64frombits(s.words()[s.nctr-1])
+}
+
+// addEdgeSum2 adds v to an edge's sum of server latencies.
+func (s *series) addEdgeSum2(v float64) {
+	w := &s.words()[s.nctr-1]
+	*w = math.Float64bits(math.Float64frombits(*w) + v)
 }
 
 // shard is one slice of the series table. Shards are picked by the top bits
@@ -74,24 +134,32 @@ func (s *series) addExemplar(max int, e exemplar) {
 	if max <= 0 {
 		return
 	}
-	if s.exemplars == nil {
-		ex := make([]exemplar, 0, max)
-		s.exemplars = &ex
+	r := s.exemplars
+	if r == nil {
+		r = &exRing{ex: make([]exemplar, 0, max)}
+		s.exemplars = r
 	}
-	ex := s.exemplars
-	if len(*ex) < max {
-		*ex = append(*ex, e)
+	if len(r.ex) < max {
+		r.ex = append(r.ex, e)
 		return
 	}
-	(*ex)[s.exNext] = e
-	s.exNext = (s.exNext + 1) % int32(max)
+	r.ex[r.next] = e
+	r.next = (r.next + 1) % int32(max)
+}
+
+// exemplarList returns the exemplars kept since the last clearExemplars.
+func (s *series) exemplarList() []exemplar {
+	if s.exemplars == nil {
+		return nil
+	}
+	return s.exemplars.ex
 }
 
 func (s *series) clearExemplars() {
-	if s.exemplars != nil {
-		*s.exemplars = (*s.exemplars)[:0]
+	if r := s.exemplars; r != nil {
+		r.ex = r.ex[:0]
+		r.next = 0
 	}
-	s.exNext = 0
 }
 
 // resetDelta zeroes what a delta flush reported, keeping the allocations so
@@ -99,8 +167,7 @@ func (s *series) clearExemplars() {
 func (s *series) resetDelta() {
 	s.count = 0
 	s.sum = 0
-	s.sum2 = 0
-	clear(s.buckets)
+	clear(s.words()) // an edge's server latency sum too
 	if s.expo != nil {
 		s.expo.reset()
 	}
@@ -125,20 +192,32 @@ func bucketIndex(bounds []float64, v float64) int {
 	return lo
 }
 
-// newSeries makes a series; an empty key makes the family's overflow series.
+// newSeries makes a series; an empty key makes the family's overflow
+// series. The key is copied, so it may be a view of a scratch buffer
+// (unsafeString).
 func (c *connectorImp) newSeries(res *resource, family uint8, key string, now stamp) *series {
-	s := &series{res: res, family: family, key: key, start: now.wall, lastSeen: now.mono}
-	if family == familySpan && !c.histDisabled {
+	s := &series{res: res, family: family, start: now.wall, lastSeen: now.mono}
+	var nctr int
+	switch {
+	case family == familySpan && !c.histDisabled:
 		if c.expo {
 			s.expo = newExpoHist()
 		} else {
-			s.buckets = make([]uint64, len(c.bounds)+1)
+			nctr = len(c.bounds) + 1
 		}
+	case family == familyEdge:
+		// Client latency buckets, server latency buckets, server latency sum.
+		nctr = 2*c.sg.nb + 1
 	}
-	if family == familyEdge {
-		// Client latency buckets, then server latency buckets.
-		s.buckets = make([]uint64, 2*c.sg.nb)
+	if n := nctr + (len(key)+7)/8; n > 0 {
+		// One pointer-free allocation: the GC never scans it.
+		w := make([]uint64, n)
+		if len(key) > 0 {
+			copy(unsafe.Slice((*byte)(unsafe.Pointer(&w[nctr])), len(key)), key)
+		}
+		s.data = unsafe.Pointer(&w[0])
 	}
+	s.nctr, s.klen = uint32(nctr), uint32(len(key))
 	return s
 }
 
@@ -149,8 +228,8 @@ func (c *connectorImp) update(s *series, w uint64, dur float64, ex bool, span pt
 	s.count += w
 	if s.family == familySpan {
 		s.sum += dur * float64(w)
-		if s.buckets != nil {
-			s.buckets[bucketIndex(c.bounds, dur)] += w
+		if s.nctr != 0 {
+			s.words()[bucketIndex(c.bounds, dur)] += w
 		} else if s.expo != nil {
 			s.expo.record(dur, w, c.expoMax)
 		}
@@ -167,18 +246,20 @@ func (s *series) merge(o *series, maxEx int, expoMax int32) {
 	s.dirty = true
 	s.count += o.count
 	s.sum += o.sum
-	s.sum2 += o.sum2
-	for i, n := range o.buckets {
-		s.buckets[i] += n
+	if s.family == familyEdge {
+		s.addEdgeSum2(o.edgeSum2())
+	}
+	hist := s.hist()
+	for i, n := range o.hist() {
+		hist[i] += n
 	}
 	if o.expo != nil {
 		s.expo.merge(o.expo, expoMax)
 	}
-	if o.exemplars != nil {
-		ex := *o.exemplars
+	if r := o.exemplars; r != nil {
 		// Oldest first, so the ring keeps the most recent ones.
-		for i := range ex {
-			s.addExemplar(maxEx, ex[(int(o.exNext)+i)%len(ex)])
+		for i := range r.ex {
+			s.addExemplar(maxEx, r.ex[(int(r.next)+i)%len(r.ex)])
 		}
 	}
 }

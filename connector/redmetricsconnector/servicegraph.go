@@ -335,9 +335,10 @@ func (c *connectorImp) mergeLocal(sc *sgScratch, now stamp, st *sgStats) {
 		s.dirty = true
 		s.count += l.count
 		s.sum += l.sum
-		s.sum2 += l.sum2
+		s.addEdgeSum2(l.sum2)
+		hist := s.hist()
 		for j, n := range l.buckets {
-			s.buckets[j] += n
+			hist[j] += n
 		}
 		mu.Unlock()
 		l.calls, l.count, l.sum, l.sum2 = 0, 0, 0, 0
@@ -846,7 +847,7 @@ func (c *connectorImp) lockGlobalKeyed(h uint64, family uint8, vals []dimVal, ke
 		return s, &sh.mu, 0, 0
 	}
 	if c.reserve() {
-		s := c.newSeries(nil, family, string(key), now)
+		s := c.newSeries(nil, family, unsafeString(key), now)
 		sh.t.insert(h, s)
 		return s, &sh.mu, 0, 1
 	}

@@ -57,8 +57,8 @@ func (b *builder) emitGraph(sn *snapshot, p *snap) {
 	o := b.out(nil)
 	b.attrs.Clear()
 	withInst := b.c.spanPlan.instAt >= 0
-	overflow := s.key == ""
-	b.vals = decodeKey(s.key, b.vals[:0])
+	overflow := s.key() == ""
+	b.vals = decodeKey(s.key(), b.vals[:0])
 	if overflow {
 		b.attrs.PutBool(overflowKey, true)
 		if withInst {

@@ -32,7 +32,7 @@ func (t *seriesTable) find(h uint64, res *resource, key string) *series {
 		if sl.s == nil {
 			return nil
 		}
-		if sl.h == h && sl.s.res == res && sl.s.key == key {
+		if sl.h == h && sl.s.res == res && sl.s.key() == key {
 			return sl.s
 		}
 	}
