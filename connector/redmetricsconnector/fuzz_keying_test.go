@@ -50,7 +50,8 @@ func keyingConfigs() []*Config {
 }
 
 // FuzzKeying feeds arbitrary OTLP trace payloads (twice, with a flush in
-// between) through a connector built by the factory and checks what comes
+// between, each straight into the shards or through a lane) through a
+// connector built by the factory and checks what comes
 // out: the calls over all series, the overflow series included, add up to
 // the adjusted count of every span whose resource has a service.name (the
 // README: other spans are skipped); events likewise; every histogram point
@@ -68,7 +69,7 @@ func FuzzKeying(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	for v := range uint8(4) {
+	for _, v := range []uint8{0, 1, 2, 3, 0x40 | 1, 0x80 | 1, 0xc0 | 2, 0x80 | 3} {
 		f.Add(probe, v)
 		f.Add(seed(
 			spanSpec{service: "a", name: "x", attrs: map[string]any{"a": "1"}, traceID: 1, traceState: "ot=th:c"},
@@ -90,7 +91,7 @@ func FuzzKeying(f *testing.F) {
 		if err != nil {
 			return
 		}
-		cfg := cfgs[int(variant)%len(cfgs)]
+		cfg := cfgs[int(variant&0x3f)%len(cfgs)]
 		wantCalls, wantEvents := expectedCounts(td, cfg.Events.Enabled)
 
 		ctx := context.Background()
@@ -104,14 +105,21 @@ func FuzzKeying(f *testing.F) {
 			t.Fatal(err)
 		}
 		// The ticker is a minute away: the flushes are this one and the
-		// final one at shutdown, so the totals are exact.
-		if err := c.ConsumeTraces(ctx, td); err != nil {
-			t.Fatal(err)
+		// final one at shutdown, so the totals are exact. Bits 6 and 7 of
+		// variant send the first and the second batch through a lane (as
+		// a caller that finds another one updating the shards does).
+		consume := func(viaLane bool) {
+			if viaLane {
+				c.primary.Lock()
+				defer c.primary.Unlock()
+			}
+			if err := c.ConsumeTraces(ctx, td); err != nil {
+				t.Fatal(err)
+			}
 		}
+		consume(variant&0x40 != 0)
 		c.flush(ctx)
-		if err := c.ConsumeTraces(ctx, td); err != nil {
-			t.Fatal(err)
-		}
+		consume(variant&0x80 != 0)
 		if err := c.Shutdown(ctx); err != nil {
 			t.Fatal(err)
 		}
