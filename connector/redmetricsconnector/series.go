@@ -34,16 +34,19 @@ type exemplar struct {
 //
 // Memory per series is what cardinality_limit buys, so the layout is
 // chosen for Go's allocation size classes: the struct is 80 B (a size
-// class), and the counters and the key share one
-// pointer-free allocation, data: nctr uint64 words, then the key's klen
-// bytes. With the default 16 bounds and a 45 B key that is 184 B (the
-// 192 B class), where a struct with its own slice header and string header
-// took the 112 B class and the counters and key 144 B and 48 B apart.
+// class), and the key and the counters share one pointer-free allocation,
+// data: the key's klen bytes, padded to a word, then nctr uint64 words.
+// With the default 16 bounds and a 45 B key that is 184 B (the 192 B
+// class), where a struct with its own slice header and string header took
+// the 112 B class and the counters and the key 144 B and 48 B apart. The
+// key comes first so that key() is a plain view (the table compares it on
+// every lookup), and the lookup's comparison reads the cache line the
+// update then writes.
 type series struct {
 	res  *resource
-	data unsafe.Pointer // nctr counter words, then the key (see words, key)
+	data unsafe.Pointer // the key, then nctr counter words (see key, words)
 	klen uint32         // key bytes
-	// nctr counts the words before the key: the explicit histogram's
+	// nctr counts the words after the key: the explicit histogram's
 	// buckets (len(bounds)+1), or for an edge its client buckets, its
 	// server buckets and the sum of server latencies (edgeSum2); 0 without
 	// an explicit histogram.
@@ -67,20 +70,36 @@ type exRing struct {
 	next int32 // next slot to overwrite once the ring is full
 }
 
-// words returns the counter words (see nctr); nil without any.
-func (s *series) words() []uint64 {
-	return unsafe.Slice((*uint64)(s.data), s.nctr)
+// key returns the series key: a view of data, whose key bytes are never
+// written after newSeries.
+func (s *series) key() string {
+	return unsafe.String((*byte)(s.data), s.klen)
 }
 
-// key returns the series key: a view of data, which is never written
-// after newSeries.
-func (s *series) key() string {
-	if s.klen == 0 {
-		// Not even a pointer past data's end: it would point at the
-		// next allocation.
-		return ""
+// keyWords is the key's size in data, padded to a word.
+func keyWords(klen int) int { return (klen + 7) / 8 }
+
+// counters points at the first counter word. Only valid with nctr > 0:
+// otherwise it may point past data's end, at the next allocation.
+func (s *series) counters() unsafe.Pointer {
+	return unsafe.Add(s.data, keyWords(int(s.klen))*8)
+}
+
+// words returns the counter words (see nctr); nil without any.
+func (s *series) words() []uint64 {
+	if s.nctr == 0 {
+		return nil
 	}
-	return unsafe.String((*byte)(unsafe.Add(s.data, uintptr(s.nctr)*8)), s.klen)
+	return unsafe.Slice((*uint64)(s.counters()), s.nctr)
+}
+
+// addBucket adds w to counter i: words()[i] += w without building the
+// slice, on the per-span path.
+func (s *series) addBucket(i int, w uint64) {
+	if uint(i) >= uint(s.nctr) {
+		panic("redmetrics: bucket index out of range")
+	}
+	*(*uint64)(unsafe.Add(s.counters(), i*8)) += w
 }
 
 // hist returns the explicit histogram counters (an edge's client buckets,
@@ -209,12 +228,10 @@ func (c *connectorImp) newSeries(res *resource, family uint8, key string, now st
 		// Client latency buckets, server latency buckets, server latency sum.
 		nctr = 2*c.sg.nb + 1
 	}
-	if n := nctr + (len(key)+7)/8; n > 0 {
+	if n := keyWords(len(key)) + nctr; n > 0 {
 		// One pointer-free allocation: the GC never scans it.
 		w := make([]uint64, n)
-		if len(key) > 0 {
-			copy(unsafe.Slice((*byte)(unsafe.Pointer(&w[nctr])), len(key)), key)
-		}
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(&w[0])), len(key)), key)
 		s.data = unsafe.Pointer(&w[0])
 	}
 	s.nctr, s.klen = uint32(nctr), uint32(len(key))
@@ -229,7 +246,7 @@ func (c *connectorImp) update(s *series, w uint64, dur float64, ex bool, span pt
 	if s.family == familySpan {
 		s.sum += dur * float64(w)
 		if s.nctr != 0 {
-			s.words()[bucketIndex(c.bounds, dur)] += w
+			s.addBucket(bucketIndex(c.bounds, dur), w)
 		} else if s.expo != nil {
 			s.expo.record(dur, w, c.expoMax)
 		}

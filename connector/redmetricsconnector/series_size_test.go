@@ -34,7 +34,7 @@ func TestSeriesLayout(t *testing.T) {
 	// allocation, in the 192 B size class.
 	c, _, _ := newTestConnector(t, createDefaultConfig())
 	s := c.newSeries(nil, familySpan, strings.Repeat("k", 45), stamp{})
-	if got := len(s.words())*8 + (int(s.klen)+7)/8*8; got != 184 {
+	if got := (keyWords(int(s.klen)) + len(s.words())) * 8; got != 184 {
 		t.Errorf("counters and key take %d bytes, the README says 184", got)
 	}
 }
