@@ -212,14 +212,7 @@ func (c *connectorImp) ConsumeTraces(ctx context.Context, td ptrace.Traces) erro
 	if g != nil {
 		// Spans that waited past the TTL become unpaired (and virtual
 		// node edges) before this batch can pair anything.
-		for i := range g.stores {
-			sh := &g.stores[i]
-			sh.mu.Lock()
-			if sh.head >= 0 && sh.slab[sh.head].expireAt <= now.mono {
-				c.expireShard(g, &sc.sg, sh, now, false, &sgs)
-			}
-			sh.mu.Unlock()
-		}
+		c.expireDue(g, &sc.sg, now, &sgs)
 	}
 
 	rss := td.ResourceSpans()

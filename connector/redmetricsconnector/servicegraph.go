@@ -3,9 +3,11 @@ package redmetricsconnector // import "github.com/otelcsp/otelcsp/connector/redm
 import (
 	"encoding/binary"
 	"hash/maphash"
+	"math"
 	"math/bits"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -61,8 +63,8 @@ const (
 type serviceGraph struct {
 	dims     *plan // slotAttr slots only
 	nd       int
-	peers    []string
-	dbAttrs  []string
+	peers    attrKeys
+	dbAttrs  attrKeys
 	virtual  bool
 	bounds   []float64 // seconds
 	nb       int       // buckets per side: len(bounds)+1
@@ -114,7 +116,7 @@ type pending struct {
 type halfNode struct {
 	vals  []dimVal
 	sideH uint64
-	next  *halfNode
+	h     uint64 // sideH with the peer: the node's cache slot
 }
 
 // pairShard is one slice of the store, chosen by the call's key hash: both
@@ -123,18 +125,18 @@ type halfNode struct {
 // at least twice max and allocated once, so lookups and removals
 // allocate nothing and hash nothing but the key's 24 bytes, once.
 type pairShard struct {
-	mu    sync.Mutex
-	tab   []int32 // slab index + 1; 0 = empty
-	mask  uint64
-	slab  []pending
-	free  int32 // first free slab slot, -1 if none
-	head  int32 // oldest pending span, -1 if none
-	tail  int32
-	n     int
-	max   int
-	nodes map[uint64]*halfNode // cache of interned half nodes
-	nNode int
-	_     [40]byte
+	mu     sync.Mutex
+	oldest atomic.Int64 // expireAt of the oldest span (head), MaxInt64 if none
+	tab    []int32      // slab index + 1; 0 = empty
+	mask   uint64
+	slab   []pending
+	free   int32 // first free slab slot, -1 if none
+	head   int32 // oldest pending span, -1 if none
+	tail   int32
+	n      int
+	max    int
+	nodes  []*halfNode // cache of interned half nodes, direct-mapped by hash
+	_      [64]byte    // 192 bytes: shards share no cache line with their neighbours' locks
 }
 
 func newServiceGraph(cfg *Config, seed maphash.Seed) *serviceGraph {
@@ -142,8 +144,8 @@ func newServiceGraph(cfg *Config, seed maphash.Seed) *serviceGraph {
 	g := &serviceGraph{
 		dims:    &plan{instAt: -1},
 		nd:      len(sc.Dimensions),
-		peers:   sc.VirtualNodePeerAttributes,
-		dbAttrs: sc.DatabaseNameAttributes,
+		peers:   newAttrKeys(sc.VirtualNodePeerAttributes),
+		dbAttrs: newAttrKeys(sc.DatabaseNameAttributes),
 		virtual: len(sc.VirtualNodePeerAttributes) > 0,
 		bounds:  sc.latencyBounds(),
 		ttl:     int64(sc.Store.TTL),
@@ -190,10 +192,15 @@ func newServiceGraph(cfg *Config, seed maphash.Seed) *serviceGraph {
 		st.mask = uint64(size - 1)
 		st.slab = make([]pending, 0, min(st.max, 1024))
 		st.free, st.head, st.tail = -1, -1, -1
-		st.nodes = make(map[uint64]*halfNode, min(st.max, 256))
+		st.oldest.Store(math.MaxInt64)
+		st.nodes = make([]*halfNode, nodeCache)
 	}
 	return g
 }
+
+// nodeCache is the number of half nodes a shard's cache holds: a few
+// services' sides each, with their peers and dimension values.
+const nodeCache = 256
 
 // keyHash mixes the key with the connector's seed (murmur3's finalizer),
 // so crafted IDs cannot pile up in one probe run.
@@ -207,11 +214,11 @@ func (g *serviceGraph) keyHash(k *pairKey) uint64 {
 	return x
 }
 
-func (g *serviceGraph) shardOf(h uint64) *pairShard {
+func (g *serviceGraph) shardIndex(h uint64) int {
 	if g.storeSh == 64 {
-		return &g.stores[0]
+		return 0
 	}
-	return &g.stores[h>>g.storeSh]
+	return int(h >> g.storeSh)
 }
 
 // sideHash is the hash of one side of an edge: its service (hashed once
@@ -272,7 +279,11 @@ type sgScratch struct {
 	ltab []int32 // open addressing, position + 1
 	lp   []batchSpan
 	nlp  int
-	key  []byte // appendKey of the series being looked up
+	// pairLeftovers' grouping of lp by shard.
+	order    []int16   // positions in lp, shard by shard
+	shardEnd []int32   // per shard: zero between batches
+	over     batchSpan // a span past the table, on its way to the store
+	key      []byte    // appendKey of the series being looked up
 }
 
 // batchPairs is how many spans a batch pairs in its own table; past it,
@@ -285,6 +296,7 @@ type batchSpan struct {
 	sideH        uint64
 	vals         []dimVal // halfService, halfPeer (unset), dims
 	span         ptrace.Span
+	shard        int32 // of the shared store, by h
 	w            uint64
 	dur          float64
 	side         uint8
@@ -301,6 +313,7 @@ type localEdge struct {
 	count     uint64
 	sum, sum2 float64
 	buckets   []uint64
+	bCl, bSv  int // bucket of the last client and server latency: bucketNear's hints
 }
 
 // localEdges is how many distinct edges a batch sums before merging.
@@ -318,6 +331,8 @@ func (g *serviceGraph) newScratch() sgScratch {
 	}
 	sc.ltab = make([]int32, 2*batchPairs)
 	sc.lp = make([]batchSpan, batchPairs)
+	sc.order = make([]int16, batchPairs)
+	sc.shardEnd = make([]int32, len(g.stores))
 	for i := range sc.lp {
 		sc.lp[i].vals = make([]dimVal, halfDims+g.nd)
 	}
@@ -354,17 +369,38 @@ type sgStats struct {
 	overflowed, created int64
 }
 
-// firstStr returns the first of keys present in m, as a string. With
-// several keys (the peer attributes) it makes one pass over m instead of
-// one lookup per key, which each scan m.
-func firstStr(keys []string, m pcommon.Map) (string, bool) {
+// attrKeys is an ordered list of attribute names of which the first
+// present is wanted (the peer attributes, the database name attributes),
+// with the set of their lengths: most of a span's attributes are none of
+// them, and the length test refuses those without comparing strings.
+type attrKeys struct {
+	keys []string
+	lens uint64 // bit min(len(key), 63) of every key
+}
+
+func newAttrKeys(keys []string) attrKeys {
+	a := attrKeys{keys: keys}
+	for _, k := range keys {
+		a.lens |= 1 << min(len(k), 63)
+	}
+	return a
+}
+
+// first returns the first of a's keys present in m, as a string. With
+// several keys it makes one pass over m instead of one lookup per key,
+// which each scan m.
+func (a *attrKeys) first(m pcommon.Map) (string, bool) {
 	var v pcommon.Value
 	found := false
+	keys := a.keys
 	if len(keys) == 1 {
 		v, found = m.Get(keys[0])
 	} else {
 		best := len(keys)
 		for k, x := range m.All() {
+			if a.lens&(1<<min(len(k), 63)) == 0 {
+				continue
+			}
 			for i := 0; i < best; i++ {
 				if keys[i] == k {
 					best, v, found = i, x, true
@@ -376,6 +412,11 @@ func firstStr(keys []string, m pcommon.Map) (string, bool) {
 			}
 		}
 	}
+	return valueStr(v, found)
+}
+
+// valueStr is v as a string, if found.
+func valueStr(v pcommon.Value, found bool) (string, bool) {
 	if !found {
 		return "", false
 	}
@@ -416,11 +457,11 @@ func (c *connectorImp) onSpan(g *serviceGraph, sc *sgScratch, sctx *spanCtx, spa
 	var key pairKey
 	if side == sideClient {
 		// A database call has no server span: it is an edge by itself.
-		db, ok := firstStr(g.dbAttrs, span.Attributes())
+		db, ok := g.dbAttrs.first(span.Attributes())
 		if !ok {
 			if sctx.resDB == 0 {
 				sctx.resDB = 1
-				if n, found := firstStr(g.dbAttrs, sctx.resAttrs); found {
+				if n, found := g.dbAttrs.first(sctx.resAttrs); found {
 					sctx.resDB, sctx.dbName = 2, n
 				}
 			}
@@ -458,6 +499,7 @@ func (c *connectorImp) onSpan(g *serviceGraph, sc *sgScratch, sctx *spanCtx, spa
 		e := &sc.lp[i]
 		if e.side != side {
 			e.done = true
+			sc.shardEnd[e.shard]-- // no longer a leftover
 			ec := max(e.conn, conn)
 			w = max(w, e.w)
 			if side == sideClient {
@@ -465,6 +507,7 @@ func (c *connectorImp) onSpan(g *serviceGraph, sc *sgScratch, sctx *spanCtx, spa
 			} else {
 				c.recordEdge(g, sc, e.vals, sv, e.sideH, myH, "", ec, failed || e.failed, w, e.dur, dur, true, true, now, st)
 			}
+			e.dropRefs(g.nd)
 			return
 		}
 		// The same side twice (a duplicated span): keep the first.
@@ -477,36 +520,92 @@ func (c *connectorImp) onSpan(g *serviceGraph, sc *sgScratch, sctx *spanCtx, spa
 		sc.nlp++
 		e.key, e.h, e.side, e.conn, e.failed, e.done = key, kh, side, conn, failed, false
 		e.w, e.dur, e.sideH, e.span = w, dur, myH, span
-		copy(e.vals, sv)
+		// Counted by shard now, so pairLeftovers sorts without counting.
+		e.shard = int32(g.shardIndex(kh))
+		sc.shardEnd[e.shard]++
+		// Element by element: copy's call would cost more than these
+		// few stores. The peer stays unset (read only if stored).
+		e.vals[halfService] = sv[halfService]
+		if g.nd > 0 {
+			copy(e.vals[halfDims:], sv[halfDims:])
+		}
 		return
 	}
-	c.pairShared(g, sc, &key, kh, sv, myH, side, conn, failed, w, dur, span, now, st)
+	e := &sc.over
+	*e = batchSpan{key: key, h: kh, sideH: myH, vals: sv, span: span, w: w, dur: dur, side: side, conn: conn, failed: failed}
+	c.pairShared(g, sc, e, now, st)
+	*e = batchSpan{}
+}
+
+// dropRefs clears what references the request: a pooled scratch must not
+// keep its memory alive.
+func (e *batchSpan) dropRefs(nd int) {
+	e.span = ptrace.Span{}
+	e.vals[halfService], e.vals[halfPeer] = dimVal{}, dimVal{}
+	if nd > 0 {
+		clear(e.vals[halfDims:])
+	}
 }
 
 // pairLeftovers hands the batch's spans that found no other side in the
-// batch to the shared store, and empties the batch's table.
+// batch to the shared store, and empties the batch's table. The spans are
+// taken shard by shard (a stable counting sort of their positions, counted
+// by onSpan), so each shard is locked once a batch rather than once a span.
 func (c *connectorImp) pairLeftovers(g *serviceGraph, sc *sgScratch, now stamp, st *sgStats) {
+	if sc.nlp == 0 {
+		return
+	}
+	ends := sc.shardEnd // per shard: its leftovers, then the end of its run in order
+	n := int32(0)
+	for s := range ends {
+		n += ends[s]
+		ends[s] = n - ends[s] // start of the run, the fill's cursor
+	}
 	for i := 0; i < sc.nlp; i++ {
-		e := &sc.lp[i]
-		if !e.done {
-			c.pairShared(g, sc, &e.key, e.h, e.vals, e.sideH, e.side, e.conn, e.failed, e.w, e.dur, e.span, now, st)
+		if e := &sc.lp[i]; !e.done {
+			sc.order[ends[e.shard]] = int16(i)
+			ends[e.shard]++
 		}
-		e.span = ptrace.Span{}
-		clear(e.vals) // drop the references to the request
 	}
-	if sc.nlp > 0 {
-		clear(sc.ltab)
-		sc.nlp = 0
+	start := int32(0)
+	for s := range ends {
+		end := ends[s]
+		if end == start {
+			continue
+		}
+		sh := &g.stores[s]
+		sh.mu.Lock()
+		for _, i := range sc.order[start:end] {
+			e := &sc.lp[i]
+			c.pairLocked(g, sc, sh, e, now, st)
+			e.dropRefs(g.nd)
+		}
+		sh.publishOldest()
+		sh.mu.Unlock()
+		start = end
 	}
+	clear(ends)
+	clear(sc.ltab)
+	sc.nlp = 0
 }
 
-// pairShared pairs one span with the shared store: completes the call if
-// its other side waits there, else stores the span, or drops it (counted)
-// when its shard is full of spans younger than the TTL.
-func (c *connectorImp) pairShared(g *serviceGraph, sc *sgScratch, key *pairKey, kh uint64, sv []dimVal, myH uint64, side, conn uint8, failed bool, w uint64, dur float64, span ptrace.Span, now stamp, st *sgStats) {
-	sh := g.shardOf(kh)
+// pairShared is pairLocked for one span, taking its shard's lock.
+func (c *connectorImp) pairShared(g *serviceGraph, sc *sgScratch, e *batchSpan, now stamp, st *sgStats) {
+	sh := &g.stores[g.shardIndex(e.h)]
 	sh.mu.Lock()
-	slot, i := sh.lookup(kh, key)
+	c.pairLocked(g, sc, sh, e, now, st)
+	sh.publishOldest()
+	sh.mu.Unlock()
+}
+
+// pairLocked pairs one span with the shared store: completes the call if
+// its other side waits there, else stores the span, or drops it (counted)
+// when its shard is full of spans younger than the TTL. Caller holds the
+// lock of sh, the key's shard, and publishes its oldest span after. The
+// span's peer is written into e.vals.
+func (c *connectorImp) pairLocked(g *serviceGraph, sc *sgScratch, sh *pairShard, b *batchSpan, now stamp, st *sgStats) {
+	sv, side := b.vals, b.side
+	slot, i := sh.lookup(b.h, &b.key)
 	if i >= 0 {
 		e := &sh.slab[i]
 		if e.side != side {
@@ -514,40 +613,66 @@ func (c *connectorImp) pairShared(g *serviceGraph, sc *sgScratch, key *pairKey, 
 			other, otherH := e.node.vals, e.node.sideH
 			ew, edur, ec, ef := e.w, e.dur, e.conn, e.failed
 			sh.removeAt(slot, i)
-			ec = max(ec, conn)
-			w = max(w, ew)
+			ec = max(ec, b.conn)
+			w := max(b.w, ew)
 			if side == sideClient {
-				c.recordEdge(g, sc, sv, other, myH, otherH, "", ec, failed || ef, w, dur, edur, true, true, now, st)
+				c.recordEdge(g, sc, sv, other, b.sideH, otherH, "", ec, b.failed || ef, w, b.dur, edur, true, true, now, st)
 			} else {
-				c.recordEdge(g, sc, other, sv, otherH, myH, "", ec, failed || ef, w, edur, dur, true, true, now, st)
+				c.recordEdge(g, sc, other, sv, otherH, b.sideH, "", ec, b.failed || ef, w, edur, b.dur, true, true, now, st)
 			}
-			sh.mu.Unlock()
 			return
 		}
 		// The same side twice (a duplicated span): keep the first.
-		sh.mu.Unlock()
-		c.countSide(g, sc, familyDropped, side, sv[halfService].s, conn, w, now, st)
+		c.countSide(g, sc, familyDropped, side, sv[halfService].s, b.conn, b.w, now, st)
 		return
 	}
 	if sh.n >= sh.max {
 		if c.expireShard(g, sc, sh, now, false, st) {
-			slot, _ = sh.lookup(kh, key) // removals moved the table's runs
+			slot, _ = sh.lookup(b.h, &b.key) // removals moved the table's runs
 		}
 	}
 	if sh.n >= sh.max {
 		// Full of spans younger than the TTL: drop this one. Nothing
 		// allocates here (the dropped counter exists after the first).
-		sh.mu.Unlock()
-		c.countSide(g, sc, familyDropped, side, sv[halfService].s, conn, w, now, st)
+		c.countSide(g, sc, familyDropped, side, sv[halfService].s, b.conn, b.w, now, st)
 		return
 	}
 	sv[halfPeer] = dimVal{}
-	if p, ok := firstStr(g.peers, span.Attributes()); ok {
+	if p, ok := g.peers.first(b.span.Attributes()); ok {
 		sv[halfPeer] = dimVal{t: vStr, s: p}
 	}
-	node := sh.intern(c.seed, sv, myH)
-	sh.insertAt(slot, pending{key: *key, h: kh, node: node, expireAt: now.mono + g.ttl, dur: dur, w: w, side: side, conn: conn, failed: failed})
-	sh.mu.Unlock()
+	node := sh.intern(c.seed, sv, b.sideH)
+	sh.insertAt(slot, pending{key: b.key, h: b.h, node: node, expireAt: now.mono + g.ttl, dur: b.dur, w: b.w, side: side, conn: b.conn, failed: b.failed})
+}
+
+// expireDue records the spans that waited past the TTL, in every shard
+// whose oldest span is due: a lock only where there is work, since a
+// batch of one service's spans is small and the shards are many.
+func (c *connectorImp) expireDue(g *serviceGraph, sc *sgScratch, now stamp, st *sgStats) {
+	for i := range g.stores {
+		sh := &g.stores[i]
+		if sh.oldest.Load() > now.mono {
+			continue
+		}
+		sh.mu.Lock()
+		if sh.head >= 0 && sh.slab[sh.head].expireAt <= now.mono {
+			c.expireShard(g, sc, sh, now, false, st)
+		}
+		sh.publishOldest()
+		sh.mu.Unlock()
+	}
+}
+
+// publishOldest makes the expiry of the shard's oldest span readable
+// without its lock (expireDue). Caller holds mu.
+func (sh *pairShard) publishOldest() {
+	o := int64(math.MaxInt64)
+	if sh.head >= 0 {
+		o = sh.slab[sh.head].expireAt
+	}
+	if sh.oldest.Load() != o {
+		sh.oldest.Store(o)
+	}
 }
 
 // llookup finds key in the batch's table: its slot (or the empty slot
@@ -581,23 +706,21 @@ func (sh *pairShard) lookup(h uint64, k *pairKey) (uint64, int32) {
 }
 
 // intern returns the cached half node of vals, creating it if needed. The
-// cache is a shortcut, not an owner: pending spans hold their node, so the
-// cache is simply cleared when it reaches twice the shard's bound. Nodes
-// in memory are then at most that plus one per pending span.
+// cache is a shortcut, not an owner: pending spans hold their node, and
+// the cache is direct-mapped (a node replaces the one in its slot), so the
+// nodes in memory are at most its size plus one per pending span, and a
+// lookup is one slot's comparison, no map access.
 func (sh *pairShard) intern(seed maphash.Seed, vals []dimVal, sideH uint64) *halfNode {
-	h := mix(sideH, valHash(seed, &vals[halfPeer]))
-	for n := sh.nodes[h]; n != nil; n = n.next {
-		if valsEqual(n.vals, vals) {
-			return n
-		}
+	h := sideH
+	if vals[halfPeer].t != vAbsent {
+		h = mix(sideH, valHash(seed, &vals[halfPeer]))
 	}
-	if sh.nNode >= 2*sh.max+64 {
-		clear(sh.nodes)
-		sh.nNode = 0
+	slot := &sh.nodes[h&uint64(len(sh.nodes)-1)]
+	if n := *slot; n != nil && n.h == h && valsEqual(n.vals, vals) {
+		return n
 	}
-	n := &halfNode{vals: cloneVals(vals), sideH: sideH, next: sh.nodes[h]}
-	sh.nodes[h] = n
-	sh.nNode++
+	n := &halfNode{vals: cloneVals(vals), sideH: sideH, h: h}
+	*slot = n
 	return n
 }
 
@@ -669,6 +792,7 @@ func (c *connectorImp) expire(g *serviceGraph, now stamp, all bool) sgStats {
 		sh := &g.stores[i]
 		sh.mu.Lock()
 		c.expireShard(g, &sc, sh, now, all, &st)
+		sh.publishOldest()
 		sh.mu.Unlock()
 	}
 	c.mergeLocal(&sc, now, &st)
@@ -743,12 +867,24 @@ func (c *connectorImp) recordEdge(g *serviceGraph, sc *sgScratch, client, server
 	l.count += w
 	if hasCl {
 		l.sum += cl * float64(w)
-		l.buckets[bucketIndex(g.bounds, cl)] += w
+		l.bCl = bucketNear(g.bounds, cl, l.bCl)
+		l.buckets[l.bCl] += w
 	}
 	if hasSv {
 		l.sum2 += sv * float64(w)
-		l.buckets[g.nb+bucketIndex(g.bounds, sv)] += w
+		l.bSv = bucketNear(g.bounds, sv, l.bSv)
+		l.buckets[g.nb+l.bSv] += w
 	}
+}
+
+// bucketNear is bucketIndex(bounds, v), tried first at hint: the calls of
+// one edge mostly take about as long as its previous one, and two
+// comparisons then replace the binary search and its branches.
+func bucketNear(bounds []float64, v float64, hint int) int {
+	if (hint == 0 || bounds[hint-1] < v) && (hint == len(bounds) || v <= bounds[hint]) {
+		return hint
+	}
+	return bucketIndex(bounds, v)
 }
 
 // setVals writes the edge's values (the edge layout): each side's service

@@ -3,6 +3,7 @@ package redmetricsconnector
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -488,7 +489,7 @@ func TestServiceGraphUnpairedFlood(t *testing.T) {
 }
 
 // The half-node cache is bounded too: spans with ever new dimension
-// values keep it under twice the store's bound.
+// values replace nodes in it, never grow it.
 func TestServiceGraphNodeCacheBounded(t *testing.T) {
 	cfg := sgConfig()
 	cfg.ServiceGraph.Store.MaxItems = 100
@@ -502,8 +503,7 @@ func TestServiceGraphNodeCacheBounded(t *testing.T) {
 		consumeSG(t, c, spans...)
 		clk.Advance(3 * time.Second)
 		for i := range c.sg.stores {
-			assert.LessOrEqual(t, c.sg.stores[i].nNode, 2*c.sg.stores[i].max+64)
-			assert.LessOrEqual(t, len(c.sg.stores[i].nodes), 2*c.sg.stores[i].max+64)
+			assert.Len(t, c.sg.stores[i].nodes, nodeCache, "the direct-mapped cache never grows")
 		}
 	}
 }
@@ -698,16 +698,39 @@ func TestServiceGraphDatabaseNameFromResource(t *testing.T) {
 	}, roundStats(edges(t, allMetrics(sink))))
 }
 
-// firstStr honours the order of the keys, not of the map, on both of its
-// paths (one key; several in one pass).
-func TestFirstStrKeyOrder(t *testing.T) {
+// attrKeys.first honours the order of the keys, not of the map, on both
+// of its paths (one key; several in one pass), and its length test lets
+// every length through, 63 bytes and more included.
+func TestAttrKeysFirst(t *testing.T) {
 	m := pcommon.NewMap()
 	m.PutStr("c", "vc")
 	m.PutInt("b", 7)
 	m.PutStr("a", "va")
-	for keys, want := range map[string]string{"a,b,c": "va", "b,c": "7", "c,b": "vc", "x,c": "vc", "b": "7", "x": "", "x,y": ""} {
-		got, ok := firstStr(strings.Split(keys, ","), m)
+	long, longer := strings.Repeat("l", 63), strings.Repeat("l", 70)
+	m.PutStr(longer, "vl")
+	m.PutStr("dd", "vd")
+	for keys, want := range map[string]string{
+		"a,b,c": "va", "b,c": "7", "c,b": "vc", "x,c": "vc", "b": "7", "x": "", "x,y": "",
+		"xx,dd": "vd", "x," + long: "", "x," + longer: "vl", long + ",c": "vc",
+	} {
+		k := newAttrKeys(strings.Split(keys, ","))
+		got, ok := k.first(m)
 		assert.Equal(t, want != "", ok, keys)
 		assert.Equal(t, want, got, keys)
+	}
+}
+
+// bucketNear is bucketIndex whatever its hint, on bounds and between them.
+func TestBucketNear(t *testing.T) {
+	bounds := defaultLatencyBucketsSec
+	var vals []float64
+	for _, b := range bounds {
+		vals = append(vals, b, math.Nextafter(b, 0), math.Nextafter(b, 100), b/2)
+	}
+	vals = append(vals, 0, -1, 1e9, math.Inf(1), math.NaN())
+	for _, v := range vals {
+		for hint := 0; hint <= len(bounds); hint++ {
+			require.Equal(t, bucketIndex(bounds, v), bucketNear(bounds, v, hint), "v=%v hint=%d", v, hint)
+		}
 	}
 }
