@@ -8,6 +8,8 @@ import (
 	"fmt"
 
 	"go.opentelemetry.io/collector/component"
+
+	"github.com/otelcsp/otelcsp/extension/breakerextension/internal/engine"
 )
 
 // ErrOpen is returned by Breaker.Allow when the call must not be made: the
@@ -110,27 +112,17 @@ type Breaker interface {
 
 // Permit is the right to make one call. It is a small value (no allocation);
 // Done reports the call's outcome. The zero Permit's Done does nothing.
-type Permit struct {
-	b *breaker
-	// start is the clock reading at Allow (0 when the policy does not need it).
-	start int64
-	// gen is the breaker generation the permit was issued in; outcomes of an
-	// older generation do not count in a newer one.
-	gen uint32
-	// kind says how the permit was issued (closed, probe, shadow).
-	kind permitKind
-	// cohort identifies the in-flight slot used by stall detection; slot
-	// says whether the call is counted in a cohort, in ancient, or not at all.
-	cohort uint32
-	slot   uint8
-}
+type Permit struct{ p engine.Permit }
 
 // Done reports the outcome of the call made with this permit. err == nil is a
 // success; the extension classifies errors itself (see Classify).
 func (p Permit) Done(err error) {
-	if p.b != nil {
-		p.b.done(p, err)
+	if err == nil {
+		p.p.Done(engine.Success, 0)
+		return
 	}
+	out, hold := Classify(err)
+	p.p.Done(engine.Outcome(out), hold)
 }
 
 // StateChange is delivered to subscribers, in order, outside any lock.

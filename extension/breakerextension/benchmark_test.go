@@ -15,17 +15,18 @@ import (
 	"github.com/otelcsp/otelcsp/internal/clock"
 )
 
-func benchCore(b *testing.B) *core {
-	cfg := createDefaultConfig()
-	c := newCore(cfg, clock.Real{}, zap.NewNop(), 1)
-	c.start() // as in the extension: the coarse clock ticks
-	b.Cleanup(c.stop)
-	return c
+// benchProvider is the public API over a started engine, as in the
+// extension (the coarse clock ticks).
+func benchProvider(b *testing.B, cfg *Config) *provider {
+	p := newProvider(cfg, clock.Real{}, zap.NewNop(), 1)
+	p.reg.Start()
+	b.Cleanup(p.reg.Stop)
+	return p
 }
 
 // BenchmarkAllowDone is the closed path: Allow then Done(nil).
 func BenchmarkAllowDone(b *testing.B) {
-	br := benchCore(b).Breaker("backend:4317")
+	br := benchProvider(b, createDefaultConfig()).Breaker("backend:4317")
 	b.ReportAllocs()
 	for b.Loop() {
 		p, err := br.Allow()
@@ -41,9 +42,7 @@ func BenchmarkAllowDone(b *testing.B) {
 func BenchmarkAllowDoneSlowWatch(b *testing.B) {
 	cfg := createDefaultConfig()
 	cfg.SlowCallDuration = 1e9
-	c := newCore(cfg, clock.Real{}, zap.NewNop(), 1)
-	c.start()
-	b.Cleanup(c.stop)
+	c := benchProvider(b, cfg)
 	br := c.Breaker("backend:4317")
 	b.ReportAllocs()
 	for b.Loop() {
@@ -61,9 +60,7 @@ func BenchmarkAllowDoneSlowWatch(b *testing.B) {
 func BenchmarkAllowDoneOutlierDetection(b *testing.B) {
 	cfg := createDefaultConfig()
 	cfg.OutlierDetection.GetOrInsertDefault()
-	c := newCore(cfg, clock.Real{}, zap.NewNop(), 1)
-	c.start()
-	b.Cleanup(c.stop)
+	c := benchProvider(b, cfg)
 	br := c.Breaker("backend:4317")
 	b.ReportAllocs()
 	for b.Loop() {
@@ -76,7 +73,7 @@ func BenchmarkAllowDoneOutlierDetection(b *testing.B) {
 }
 
 func BenchmarkAllowDoneParallel(b *testing.B) {
-	br := benchCore(b).Breaker("backend:4317")
+	br := benchProvider(b, createDefaultConfig()).Breaker("backend:4317")
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -93,7 +90,7 @@ func BenchmarkAllowDoneParallel(b *testing.B) {
 // BenchmarkAllowDoneParallelKeys gives each goroutine its own key, as a
 // fanout over several backends does: per-key state means no shared writes.
 func BenchmarkAllowDoneParallelKeys(b *testing.B) {
-	c := benchCore(b)
+	c := benchProvider(b, createDefaultConfig())
 	var n atomic.Int64
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -112,9 +109,7 @@ func BenchmarkAllowDoneParallelKeys(b *testing.B) {
 func openBreaker(b *testing.B) Breaker {
 	cfg := createDefaultConfig()
 	cfg.OpenDuration, cfg.MaxOpenDuration = time.Hour, time.Hour // open for the whole run
-	c := newCore(cfg, clock.Real{}, zap.NewNop(), 1)
-	c.start()
-	b.Cleanup(c.stop)
+	c := benchProvider(b, cfg)
 	br := c.Breaker("backend:4317")
 	for range 5 {
 		p, _ := br.Allow()
@@ -152,7 +147,7 @@ func BenchmarkAllowOpenParallel(b *testing.B) {
 
 // BenchmarkProviderBreaker is the key lookup callers do per call.
 func BenchmarkProviderBreaker(b *testing.B) {
-	c := benchCore(b)
+	c := benchProvider(b, createDefaultConfig())
 	c.Breaker("backend:4317")
 	key := "backend:4317"
 	b.ReportAllocs()

@@ -20,6 +20,3 @@ var fakeWallOrigin = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 func newFakeClock() *clocktest.Fake {
 	return clocktest.New(fakeWallOrigin.Add(time.Hour), time.Hour)
 }
-
-// mono is c's monotonic reading in the engine's unit (nanoseconds).
-func mono(c *clocktest.Fake) int64 { return int64(c.Monotonic()) }

@@ -6,13 +6,16 @@ package breakerextension // import "github.com/otelcsp/otelcsp/extension/breaker
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
-	"sort"
+	"slices"
 	"time"
 
 	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/confmap"
+
+	"github.com/otelcsp/otelcsp/extension/breakerextension/internal/engine"
 )
 
 // PolicyConfig is one breaker policy. Zero disables a trip condition where
@@ -254,11 +257,11 @@ func (cfg *Config) Unmarshal(conf *confmap.Conf) error {
 func (cfg *Config) Validate() error {
 	var errs []error
 	errs = append(errs, cfg.validate("")...)
-	for _, name := range sortedKeys(cfg.Policies) {
+	for _, name := range slices.Sorted(maps.Keys(cfg.Policies)) {
 		p := cfg.Policies[name]
 		errs = append(errs, p.validate("policies::"+name+"::")...)
 	}
-	for _, glob := range sortedKeys(cfg.Keys) {
+	for _, glob := range slices.Sorted(maps.Keys(cfg.Keys)) {
 		name := cfg.Keys[glob]
 		if name == "default" {
 			continue
@@ -267,7 +270,7 @@ func (cfg *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("\"keys::%s\": unknown policy %q", glob, name))
 		}
 	}
-	for _, glob := range sortedKeys(cfg.Manual) {
+	for _, glob := range slices.Sorted(maps.Keys(cfg.Manual)) {
 		if _, err := ParseManualState(cfg.Manual[glob]); err != nil {
 			errs = append(errs, fmt.Errorf("\"manual::%s\": %w", glob, err))
 		}
@@ -338,11 +341,38 @@ func (p *PolicyConfig) validate(prefix string) []error {
 	return errs
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
+// engineConfig is a validated cfg in the engine's terms.
+func engineConfig(cfg *Config) engine.Config {
+	ec := engine.Config{
+		Default:       engine.Policy(cfg.PolicyConfig),
+		Policies:      make(map[string]engine.Policy, len(cfg.Policies)),
+		Keys:          cfg.Keys,
+		Manual:        make(map[string]engine.Manual, len(cfg.Manual)),
+		IdleExpiry:    cfg.IdleExpiry,
+		MaxManualKeys: cfg.MaxManualKeys,
 	}
-	sort.Strings(out)
-	return out
+	for name, p := range cfg.Policies {
+		ec.Policies[name] = engine.Policy(p)
+	}
+	for pattern, s := range cfg.Manual {
+		m, _ := ParseManualState(s) // Validate rejected bad ones
+		ec.Manual[pattern] = engine.Manual(m)
+	}
+	if od := cfg.OutlierDetection.Get(); od != nil {
+		ec.Outlier = &engine.OutlierConfig{
+			Groups:                     od.Groups,
+			Interval:                   od.Interval,
+			StdevFactor:                od.StdevFactor,
+			RequestVolume:              od.RequestVolume,
+			MinimumHosts:               od.MinimumHosts,
+			EnforcingSuccessRate:       od.EnforcingSuccessRate,
+			Threshold:                  od.Threshold,
+			EnforcingFailurePercentage: od.EnforcingFailurePercentage,
+			BaseEjectionTime:           od.BaseEjectionTime,
+			MaxEjectionTime:            od.MaxEjectionTime,
+			Jitter:                     od.Jitter,
+			MaxEjectionPercent:         od.MaxEjectionPercent,
+		}
+	}
+	return ec
 }

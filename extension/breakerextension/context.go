@@ -19,14 +19,14 @@ type admittedKey struct{}
 //
 // With a Breaker of another implementation it returns ctx unchanged.
 func ContextWithAdmitted(ctx context.Context, b Breaker) context.Context {
-	if bb, ok := b.(*breaker); ok && bb != nil {
+	if bb, ok := b.(*keyBreaker); ok && bb != nil {
 		return context.WithValue(ctx, admittedKey{}, bb)
 	}
 	return ctx
 }
 
 // admittedUpstream says whether ctx carries a call b already admitted.
-func admittedUpstream(ctx context.Context, b *breaker) bool {
-	v, _ := ctx.Value(admittedKey{}).(*breaker)
+func admittedUpstream(ctx context.Context, b *keyBreaker) bool {
+	v, _ := ctx.Value(admittedKey{}).(*keyBreaker)
 	return v == b
 }

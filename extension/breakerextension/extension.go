@@ -22,9 +22,9 @@ import (
 )
 
 // breakerExtension is the collector-facing side: lifecycle, telemetry,
-// component status and the HTTP endpoint around the core.
+// component status and the HTTP endpoint around the engine.
 type breakerExtension struct {
-	*core
+	*provider
 	cfg *Config
 	set extension.Settings
 
@@ -55,9 +55,9 @@ func newExtension(cfg *Config, set extension.Settings, clk clock.TimerClock) (*b
 		logger = zap.NewNop()
 	}
 	return &breakerExtension{
-		core: newCore(cfg, clk, logger, uint64(time.Now().UnixNano())),
-		cfg:  cfg,
-		set:  set,
+		provider: newProvider(cfg, clk, logger, uint64(time.Now().UnixNano())),
+		cfg:      cfg,
+		set:      set,
 	}, nil
 }
 
@@ -69,7 +69,7 @@ func (e *breakerExtension) Start(ctx context.Context, host component.Host) error
 	if e.started {
 		return nil
 	}
-	tel, err := newTelemetry(e.set.TelemetrySettings, e.set.ID, e.core)
+	tel, err := newTelemetry(e.set.TelemetrySettings, e.set.ID, e.reg)
 	if err != nil {
 		return err
 	}
@@ -83,9 +83,7 @@ func (e *breakerExtension) Start(ctx context.Context, host component.Host) error
 			zap.Stringer("from", ch.From), zap.Stringer("to", ch.To),
 			zap.String("reason", ch.Reason), zap.Bool("shadow", ch.Shadow))
 	})
-	e.evMu.Lock()
-	e.onStatus = e.reportStatus
-	e.evMu.Unlock()
+	e.reg.OnStatus(e.reportStatus)
 
 	if srvCfg := e.cfg.HTTP.Get(); srvCfg != nil {
 		if err := e.startHTTP(ctx, host, srvCfg); err != nil {
@@ -94,10 +92,10 @@ func (e *breakerExtension) Start(ctx context.Context, host component.Host) error
 			return err
 		}
 	}
-	e.start()
+	e.reg.Start()
 	e.started = true
 	// Keys may have opened before Start (the API works without it).
-	if open := e.openKeys(); len(open) > 0 {
+	if open := e.reg.OpenKeys(); len(open) > 0 {
 		e.reportStatus(open)
 	}
 	return nil
@@ -106,7 +104,7 @@ func (e *breakerExtension) Start(ctx context.Context, host component.Host) error
 // Shutdown stops timers, the endpoint and telemetry. Safe to call twice and
 // without Start.
 func (e *breakerExtension) Shutdown(ctx context.Context) error {
-	e.stop()
+	e.reg.Stop()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if !e.started || e.stopped {
@@ -118,9 +116,7 @@ func (e *breakerExtension) Shutdown(ctx context.Context) error {
 		err = e.srv.Shutdown(ctx)
 		<-e.srvDone
 	}
-	e.evMu.Lock()
-	e.onStatus = nil
-	e.evMu.Unlock()
+	e.reg.OnStatus(nil)
 	e.unsub()
 	e.tel.shutdown()
 	return err

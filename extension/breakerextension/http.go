@@ -15,6 +15,8 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/confighttp"
 	"go.uber.org/zap"
+
+	"github.com/otelcsp/otelcsp/extension/breakerextension/internal/engine"
 )
 
 // The operator endpoint: GET lists every key (JSON; the status page for a
@@ -94,19 +96,18 @@ func (e *breakerExtension) handleSet(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
-	if !e.known(req.Key) {
+	if !e.reg.Known(req.Key) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "unknown key " + strconv.Quote(req.Key) +
 			": not in use and matching no glob of keys or manual"})
 		return
 	}
-	if err := e.setManual(req.Key, m); err != nil {
+	if err := e.reg.SetManual(req.Key, engine.Manual(m)); err != nil {
 		writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
 		return
 	}
 	e.set.Logger.Info("breaker manual state set over HTTP", zap.String("key", req.Key),
 		zap.Stringer("manual", m), zap.String("remote", r.RemoteAddr))
-	now, wall := e.now(), e.clk.Now()
-	writeJSON(w, http.StatusOK, e.get(req.Key).snapshot(now, wall))
+	writeJSON(w, http.StatusOK, e.snapshot(req.Key))
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

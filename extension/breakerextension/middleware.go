@@ -46,18 +46,10 @@ func (e *RejectedError) GRPCStatus() *status.Status {
 	return st
 }
 
-// retryAfter is the time left until an open breaker lets a probe through.
-func (b *breaker) retryAfter() time.Duration {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if wordState(b.word.Load()) != stOpen {
-		return 0
-	}
-	return time.Duration(max(b.openUntil-b.core.now(), 0))
-}
-
-func (c *core) reject(b *breaker) error {
-	return &RejectedError{Key: b.key, RetryAfter: b.retryAfter()}
+// reject is the middleware's error for a call b refused, with the time
+// left until b lets a probe through.
+func reject(b *keyBreaker) error {
+	return &RejectedError{Key: b.engine().Key(), RetryAfter: b.engine().RetryAfter()}
 }
 
 // GetGRPCClientOptions implements extensionmiddleware.GRPCClient: every call
@@ -77,7 +69,7 @@ func (e *breakerExtension) unaryInterceptor(ctx context.Context, method string, 
 	}
 	p, err := b.Allow()
 	if err != nil {
-		return e.reject(b)
+		return reject(b)
 	}
 	err = invoker(ctx, method, req, reply, cc, opts...)
 	p.Done(err)
@@ -93,7 +85,7 @@ func (e *breakerExtension) streamInterceptor(ctx context.Context, desc *grpc.Str
 	}
 	p, err := b.Allow()
 	if err != nil {
-		return nil, e.reject(b)
+		return nil, reject(b)
 	}
 	cs, err := streamer(ctx, desc, cc, method, opts...)
 	p.Done(err)
@@ -123,7 +115,7 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		if req.Body != nil {
 			_ = req.Body.Close() // RoundTrip must close the body, even on error
 		}
-		return nil, rt.ext.reject(b)
+		return nil, reject(b)
 	}
 	resp, err := rt.next.RoundTrip(req)
 	switch {

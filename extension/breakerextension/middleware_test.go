@@ -206,7 +206,7 @@ func TestHTTPRoundTripperOutcomes(t *testing.T) {
 	var rej *RejectedError
 	require.ErrorAs(t, err, &rej)
 	assert.Positive(t, rej.RetryAfter)
-	assert.Equal(t, uint64(5), b.nIgnored.Load())
+	assert.Equal(t, uint64(5), e.snapshot("backend:4318").Ignored)
 }
 
 func TestStreamInterceptor(t *testing.T) {
@@ -267,7 +267,7 @@ func TestMiddlewareRecognisesCallAdmittedUpstream(t *testing.T) {
 	assert.Equal(t, 1, invoked)
 	probe.Done(nil)
 	assert.Equal(t, StateClosed, b.State())
-	snap := e.get("backend:4317").snapshot(mono(clk), clk.Now())
+	snap := e.snapshot("backend:4317")
 	assert.Equal(t, uint64(1), snap.Success, "the outcome counted once, by the upstream permit")
 	assert.Zero(t, snap.Ignored)
 

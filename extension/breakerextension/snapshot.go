@@ -4,8 +4,9 @@
 package breakerextension // import "github.com/otelcsp/otelcsp/extension/breakerextension"
 
 import (
-	"sort"
 	"time"
+
+	"github.com/otelcsp/otelcsp/extension/breakerextension/internal/engine"
 )
 
 // KeySnapshot is one key's state, counts and next probe time, as the HTTP
@@ -43,69 +44,32 @@ type KeySnapshot struct {
 	NextProbe *time.Time `json:"next_probe,omitempty"`
 }
 
-func (b *breaker) snapshot(now int64, wallNow time.Time) KeySnapshot {
-	b.mu.Lock()
-	w := b.word.Load()
-	s := KeySnapshot{
-		Key:              b.key,
-		Policy:           b.p.name,
-		Machine:          State(wordState(w)).String(),
-		State:            effectiveState(b.manual, State(wordState(w))).String(),
-		Manual:           b.manual.String(),
-		Generation:       uint64(wordGen(w)),
-		LastReason:       b.lastReason,
-		StateSince:       wallNow.Add(time.Duration(b.changedAt - now)),
-		Trips:            b.trips,
-		HalfOpenInFlight: b.probes,
-		Ejected:          b.ejected,
+// keySnapshot is the engine's snapshot as the endpoint lists it.
+func keySnapshot(s engine.Snapshot) KeySnapshot {
+	k := KeySnapshot{
+		Key:                 s.Key,
+		Policy:              s.Policy,
+		State:               State(s.Admission).String(),
+		Machine:             State(s.Machine.Admission()).String(),
+		Manual:              ManualState(s.Manual).String(),
+		Generation:          s.Generation,
+		LastReason:          s.LastReason,
+		StateSince:          s.StateSince,
+		Trips:               s.Trips,
+		ConsecutiveFailures: s.ConsecutiveFailures,
+		WindowCalls:         s.WindowCalls,
+		WindowFailures:      s.WindowFailures,
+		WindowSlow:          s.WindowSlow,
+		Stalled:             s.Stalled,
+		HalfOpenInFlight:    s.HalfOpenInFlight,
+		Ejected:             s.Machine == engine.Ejected,
+		Success:             s.Success,
+		Failure:             s.Failure,
+		Ignored:             s.Ignored,
+		Rejected:            s.Rejected,
 	}
-	if wordState(w) == stOpen {
-		t := wallNow.Add(time.Duration(b.openUntil - now))
-		s.NextProbe = &t
+	if !s.NextProbe.IsZero() {
+		k.NextProbe = &s.NextProbe
 	}
-	if wordState(w) != stHalfOpen {
-		s.HalfOpenInFlight = 0
-	}
-	b.mu.Unlock()
-	s.ConsecutiveFailures = b.consec.Load()
-	s.WindowCalls, s.WindowFailures, s.WindowSlow = b.window(now)
-	s.Stalled = b.stalled(now)
-	s.Success = b.nSuccess.Load()
-	s.Failure = b.nFailure.Load()
-	s.Ignored = b.nIgnored.Load()
-	s.Rejected = b.nRejected.Load()
-	return s
-}
-
-// Snapshot implements Controller: every known key, sorted.
-func (c *core) Snapshot() []KeySnapshot {
-	now, wall := c.now(), c.clk.Now()
-	var out []KeySnapshot
-	c.breakers.Range(func(_, v any) bool {
-		out = append(out, v.(*breaker).snapshot(now, wall))
-		return true
-	})
-	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
-	return out
-}
-
-// outcomeTotals sums call counts over live keys and forgotten ones.
-type outcomeTotals struct{ success, failure, ignored, rejected uint64 }
-
-func (c *core) totals() outcomeTotals {
-	t := outcomeTotals{
-		success:  c.retired.success.Load(),
-		failure:  c.retired.failure.Load(),
-		ignored:  c.retired.ignored.Load(),
-		rejected: c.retired.rejected.Load(),
-	}
-	c.breakers.Range(func(_, v any) bool {
-		b := v.(*breaker)
-		t.success += b.nSuccess.Load()
-		t.failure += b.nFailure.Load()
-		t.ignored += b.nIgnored.Load()
-		t.rejected += b.nRejected.Load()
-		return true
-	})
-	return t
+	return k
 }

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/otelcsp/otelcsp/extension/breakerextension/internal/engine"
 	"github.com/otelcsp/otelcsp/extension/breakerextension/internal/metadata"
 )
 
@@ -24,7 +25,7 @@ import (
 // is.
 type telemetry struct {
 	tb   *metadata.TelemetryBuilder
-	c    *core
+	reg  *engine.Registry
 	self attribute.KeyValue // extension=<component ID>
 	own  metric.MeasurementOption
 
@@ -49,13 +50,13 @@ const (
 	outcomeRejected
 )
 
-func newTelemetry(set component.TelemetrySettings, id component.ID, c *core) (*telemetry, error) {
+func newTelemetry(set component.TelemetrySettings, id component.ID, reg *engine.Registry) (*telemetry, error) {
 	tb, err := metadata.NewTelemetryBuilder(set)
 	if err != nil {
 		return nil, err
 	}
 	self := attribute.String("extension", id.String())
-	t := &telemetry{tb: tb, c: c, self: self, own: metric.WithAttributeSet(attribute.NewSet(self)), keys: map[string]*keyAttrs{}}
+	t := &telemetry{tb: tb, reg: reg, self: self, own: metric.WithAttributeSet(attribute.NewSet(self)), keys: map[string]*keyAttrs{}}
 	for i, o := range []string{"success", "failure", "ignored", "rejected"} {
 		t.outcomes[i] = metric.WithAttributeSet(attribute.NewSet(self, attribute.String("outcome", o)))
 	}
@@ -74,7 +75,7 @@ func newTelemetry(set component.TelemetrySettings, id component.ID, c *core) (*t
 	err = errors.Join(
 		tb.RegisterBreakerStateCallback(t.observeStates),
 		tb.RegisterBreakerKeysCallback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(c.count.Load(), t.own)
+			o.Observe(reg.Count(), t.own)
 			return nil
 		}),
 		tb.RegisterBreakerCallsCallback(t.observeCalls),
@@ -99,16 +100,14 @@ func (t *telemetry) observeStates(_ context.Context, o metric.Int64Observer) err
 	t.keysMu.Lock()
 	defer t.keysMu.Unlock()
 	t.collection++
-	t.c.breakers.Range(func(_, v any) bool {
-		b := v.(*breaker)
-		ka := t.keys[b.key]
+	t.reg.Each(func(b *engine.Breaker) {
+		ka := t.keys[b.Key()]
 		if ka == nil {
-			ka = &keyAttrs{opt: metric.WithAttributeSet(attribute.NewSet(t.self, attribute.String("key", b.key)))}
-			t.keys[b.key] = ka
+			ka = &keyAttrs{opt: metric.WithAttributeSet(attribute.NewSet(t.self, attribute.String("key", b.Key())))}
+			t.keys[b.Key()] = ka
 		}
 		ka.seen = t.collection
-		o.Observe(int64(b.State()), ka.opt)
-		return true
+		o.Observe(int64(b.Admission()), ka.opt)
 	})
 	for k, ka := range t.keys {
 		if ka.seen != t.collection {
@@ -119,11 +118,11 @@ func (t *telemetry) observeStates(_ context.Context, o metric.Int64Observer) err
 }
 
 func (t *telemetry) observeCalls(_ context.Context, o metric.Int64Observer) error {
-	tot := t.c.totals()
-	o.Observe(int64(tot.success), t.outcomes[outcomeSuccess])
-	o.Observe(int64(tot.failure), t.outcomes[outcomeFailure])
-	o.Observe(int64(tot.ignored), t.outcomes[outcomeIgnored])
-	o.Observe(int64(tot.rejected), t.outcomes[outcomeRejected])
+	tot := t.reg.Totals()
+	o.Observe(int64(tot.Success), t.outcomes[outcomeSuccess])
+	o.Observe(int64(tot.Failure), t.outcomes[outcomeFailure])
+	o.Observe(int64(tot.Ignored), t.outcomes[outcomeIgnored])
+	o.Observe(int64(tot.Rejected), t.outcomes[outcomeRejected])
 	return nil
 }
 

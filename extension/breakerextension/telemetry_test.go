@@ -43,7 +43,7 @@ func TestStateMetricKeyAttributes(t *testing.T) {
 		clk.Advance(5 * time.Minute)
 		call(t, e.Breaker("b:4317"), nil)
 	}
-	require.Equal(t, int64(1), e.count.Load(), "a was forgotten")
+	require.Equal(t, int64(1), e.reg.Count(), "a was forgotten")
 	assert.Equal(t, 1, states())
 	assert.NotContains(t, e.tel.keys, "a:4317")
 	assert.Contains(t, e.tel.keys, "b:4317")

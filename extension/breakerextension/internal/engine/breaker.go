@@ -101,13 +101,15 @@ func newBreaker(r *Registry, key string, p *policy, m Manual) *Breaker {
 func (b *Breaker) Key() string { return b.key }
 
 // Allow asks to make one call; ok false means the call must not be made.
+// The closed path is one load and a compare or two; the open path the same
+// and one add.
 func (b *Breaker) Allow() (p Permit, ok bool) {
 	w := b.word.Load()
 	if w&lowMask == uint64(Closed) {
 		if b.p.slowDur == 0 {
-			return Permit{b: b, gen: wordGen(w), kind: permitClosed}, true
+			return Permit{b: b, at: stamp{gen: wordGen(w)}, kind: permitClosed}, true
 		}
-		return b.enter(Permit{b: b, gen: wordGen(w), kind: permitClosed}), true
+		return b.enter(Permit{b: b, at: stamp{gen: wordGen(w)}, kind: permitClosed}), true
 	}
 	if rejects(w) {
 		b.nRejected.Add(1)
@@ -163,12 +165,10 @@ func (b *Breaker) allowAuto() (Permit, bool) {
 	w := b.word.Load()
 	switch wordState(w) {
 	case Closed:
-		return b.enter(Permit{b: b, gen: wordGen(w), kind: permitClosed}), true
+		return b.enter(Permit{b: b, at: stamp{gen: wordGen(w)}, kind: permitClosed}), true
 	case RampingUp:
-		b.mu.Lock()
-		w = b.word.Load()
-		if wordState(w) != RampingUp {
-			b.mu.Unlock()
+		w, locked := b.lockIn(RampingUp)
+		if !locked {
 			return b.allowAuto()
 		}
 		ok := b.rampAdmitLocked(b.reg.now())
@@ -176,12 +176,10 @@ func (b *Breaker) allowAuto() (Permit, bool) {
 		if !ok {
 			return Permit{}, false
 		}
-		return b.enter(Permit{b: b, gen: wordGen(w), kind: permitClosed}), true
+		return b.enter(Permit{b: b, at: stamp{gen: wordGen(w)}, kind: permitClosed}), true
 	case HalfOpen:
-		b.mu.Lock()
-		w = b.word.Load()
-		if wordState(w) != HalfOpen {
-			b.mu.Unlock()
+		w, locked := b.lockIn(HalfOpen)
+		if !locked {
 			return b.allowAuto()
 		}
 		if b.probes >= b.p.halfOpenPermits {
@@ -198,9 +196,22 @@ func (b *Breaker) allowAuto() (Permit, bool) {
 			b.applyLocked(EvFirstProbe, "", 0)
 		}
 		b.mu.Unlock()
-		return b.enter(Permit{b: b, gen: wordGen(w), kind: permitProbe}), true
+		return b.enter(Permit{b: b, at: stamp{gen: wordGen(w)}, kind: permitProbe}), true
 	}
 	return Permit{}, false // Open, Ejected
+}
+
+// lockIn takes the lock if the machine is still in st, as the caller read
+// it without the lock, and returns the word; a transition in between
+// leaves the lock free.
+func (b *Breaker) lockIn(st State) (uint64, bool) {
+	b.mu.Lock()
+	w := b.word.Load()
+	if wordState(w) != st {
+		b.mu.Unlock()
+		return w, false
+	}
+	return w, true
 }
 
 // rampAdmitLocked admits the share (now-closedAt)/ramp_up of calls, spread
@@ -225,7 +236,7 @@ func (b *Breaker) rampAdmitLocked(now int64) bool {
 func (b *Breaker) done(p Permit, out Outcome, hold int64) {
 	var now int64
 	slow := false
-	if p.slot != slotNone {
+	if p.start != 0 {
 		now = b.reg.now()
 		b.exit(p)
 		slow = now-p.start >= b.p.slowDur
@@ -233,7 +244,7 @@ func (b *Breaker) done(p Permit, out Outcome, hold int64) {
 			b.lastDone.Store(now)
 		}
 	}
-	if p.kind == permitShadow {
+	if p.issued() == permitShadow {
 		return
 	}
 	switch out {
@@ -244,7 +255,7 @@ func (b *Breaker) done(p Permit, out Outcome, hold int64) {
 	default:
 		b.nIgnored.Add(1)
 	}
-	switch p.kind {
+	switch p.issued() {
 	case permitDisabled:
 		return
 	case permitProbe:
@@ -252,7 +263,7 @@ func (b *Breaker) done(p Permit, out Outcome, hold int64) {
 		return
 	}
 	w := b.word.Load()
-	if wordGen(w) != p.gen || !wordState(w).closedLike() {
+	if wordGen(w) != p.at.gen || !wordState(w).closedLike() {
 		return // issued in an older generation: says nothing about this one
 	}
 	if out == Ignored {
@@ -271,27 +282,27 @@ func (b *Breaker) done(p Permit, out Outcome, hold int64) {
 			b.consec.Store(0)
 		}
 		if slow && b.p.slowRatio > 0 {
-			b.evaluate(now, p.gen)
+			b.evaluate(now, p.at.gen)
 		}
 		return
 	}
 	bk.fails.Add(1)
 	if hold > 0 {
-		b.fire(p.gen, EvThrottle, "", min(hold, b.p.maxOpen))
+		b.fire(p.at.gen, EvThrottle, "", min(hold, b.p.maxOpen))
 		return
 	}
 	if n := b.consec.Add(1); b.p.consecutive > 0 && n >= b.p.consecutive {
-		b.fire(p.gen, EvTrip, "consecutive_failures", 0)
+		b.fire(p.at.gen, EvTrip, "consecutive_failures", 0)
 		return
 	}
-	b.evaluate(now, p.gen)
+	b.evaluate(now, p.at.gen)
 }
 
 // probeDone turns a probe's outcome into the table's event.
 func (b *Breaker) probeDone(p Permit, out Outcome, hold int64, slow bool) {
 	b.mu.Lock()
 	w := b.word.Load()
-	if wordGen(w) != p.gen || wordState(w) != HalfOpen {
+	if wordGen(w) != p.at.gen || wordState(w) != HalfOpen {
 		b.mu.Unlock()
 		return
 	}

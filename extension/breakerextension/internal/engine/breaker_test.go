@@ -5,7 +5,6 @@ package engine
 
 import (
 	"runtime"
-	"sync"
 	"testing"
 	"time"
 
@@ -38,9 +37,7 @@ func TestFullCycle(t *testing.T) {
 	p.SuccessThreshold = 2
 	h := newHarness(t, p)
 	b := h.br("a")
-	for range 5 {
-		call(t, b, Failure)
-	}
+	trip(t, b)
 	require.Equal(t, AdmitNone, b.Admission())
 	h.clk.Advance(999 * time.Millisecond)
 	require.Equal(t, AdmitNone, b.Admission())
@@ -76,9 +73,7 @@ func TestProbeFailureReopensAndBackoffGrowsToCap(t *testing.T) {
 	p.BackoffMultiplier = 2
 	h := newHarness(t, p)
 	b := h.br("a")
-	for range 5 {
-		call(t, b, Failure)
-	}
+	trip(t, b)
 	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 10 * time.Second, 10 * time.Second}
 	for i, d := range want {
 		require.Equal(t, AdmitNone, b.Admission(), "round %d", i)
@@ -95,26 +90,24 @@ func TestBackoffResetsAfterLongClose(t *testing.T) {
 	p.MaxOpenDuration = 5 * time.Second
 	h := newHarness(t, p)
 	b := h.br("a")
-	trip := func() {
-		for range 5 {
-			call(t, b, Failure)
-		}
+	tripOpen := func() {
+		trip(t, b)
 		require.Equal(t, AdmitNone, b.Admission())
 	}
-	trip()
+	tripOpen()
 	h.clk.Advance(time.Second)
 	call(t, b, Failure) // probe fails: level 2 → 2s
 	h.clk.Advance(2 * time.Second)
 	call(t, b, Success) // closes
 	require.Equal(t, AdmitAll, b.Admission())
-	trip() // soon after closing: keeps growing (4s)
+	tripOpen() // soon after closing: keeps growing (4s)
 	h.clk.Advance(3 * time.Second)
 	require.Equal(t, AdmitNone, b.Admission())
 	h.clk.Advance(time.Second)
 	call(t, b, Success)
 	require.Equal(t, AdmitAll, b.Admission())
 	h.clk.Advance(5 * time.Second) // stays closed for max_open_duration
-	trip()
+	tripOpen()
 	h.clk.Advance(time.Second) // back to open_duration
 	assert.Equal(t, AdmitProbes, b.Admission())
 }
@@ -127,9 +120,7 @@ func TestJitterBounds(t *testing.T) {
 	h := newHarness(t, p)
 	for i := range 200 {
 		b := h.br("k" + string(rune('a'+i%26)) + string(rune('a'+i/26)))
-		for range 5 {
-			call(t, b, Failure)
-		}
+		trip(t, b)
 		b.mu.Lock()
 		d := time.Duration(b.openUntil - mono(h.clk))
 		b.mu.Unlock()
@@ -138,9 +129,7 @@ func TestJitterBounds(t *testing.T) {
 	}
 	// The capped duration is jittered below the cap, never above.
 	b := h.br("capped")
-	for range 5 {
-		call(t, b, Failure)
-	}
+	trip(t, b)
 	seen := map[time.Duration]bool{}
 	for range 20 {
 		b.mu.Lock()
@@ -215,12 +204,9 @@ func TestSlowCallRatio(t *testing.T) {
 }
 
 func TestStallDetection(t *testing.T) {
-	p := testPolicy()
-	p.SlowCallDuration = 100 * time.Millisecond
-	p.ConsecutiveFailures = 3
-	h := newHarness(t, p)
-	h.c.Start()
-	defer h.c.Stop()
+	h := stallHarness(t, func(p *Policy) {
+		p.ConsecutiveFailures = 3
+	})
 	b := h.br("blackhole")
 	// advance moves the clock while other calls keep finishing: the backend
 	// is alive, so only the number of stuck calls can trip it.
@@ -257,12 +243,9 @@ func TestStallDetection(t *testing.T) {
 // is enough, however few calls are in flight (a queue sending one batch at
 // a time never has consecutive_failures of them).
 func TestStallOfFrozenBackend(t *testing.T) {
-	p := testPolicy()
-	p.SlowCallDuration = 100 * time.Millisecond
-	p.ConsecutiveFailures = 5
-	h := newHarness(t, p)
-	h.c.Start()
-	defer h.c.Stop()
+	h := stallHarness(t, func(p *Policy) {
+		p.ConsecutiveFailures = 5
+	})
 	b := h.br("frozen")
 	call(t, b, Success)
 	h.clk.Advance(time.Second)
@@ -276,14 +259,11 @@ func TestStallOfFrozenBackend(t *testing.T) {
 }
 
 func TestStalledCallsWeighInSlowRatio(t *testing.T) {
-	p := testPolicy()
-	p.SlowCallDuration = 100 * time.Millisecond
-	p.SlowCallRatio = 0.5
-	p.MinCalls = 4
-	p.ConsecutiveFailures = 0
-	h := newHarness(t, p)
-	h.c.Start()
-	defer h.c.Stop()
+	h := stallHarness(t, func(p *Policy) {
+		p.SlowCallRatio = 0.5
+		p.MinCalls = 4
+		p.ConsecutiveFailures = 0
+	})
 	b := h.br("a")
 	call(t, b, Success)
 	call(t, b, Success)
@@ -294,14 +274,9 @@ func TestStalledCallsWeighInSlowRatio(t *testing.T) {
 }
 
 func TestRampUp(t *testing.T) {
-	p := testPolicy()
-	p.RampUp = 10 * time.Second
-	h := newHarness(t, p)
+	h := newHarness(t, testPolicy(), func(c *Config) { c.Default.RampUp = 10 * time.Second })
 	b := h.br("a")
-	for range 5 {
-		call(t, b, Failure)
-	}
-	h.clk.Advance(time.Second)
+	toHalfOpen(t, h, b)
 	call(t, b, Success) // the probe closes it
 	require.Equal(t, AdmitAll, b.Admission())
 	admitted := func(n int) int {
@@ -327,10 +302,7 @@ func TestRampUp(t *testing.T) {
 func TestIgnoredProbeFreesItsSlot(t *testing.T) {
 	h := newHarness(t, testPolicy())
 	b := h.br("a")
-	for range 5 {
-		call(t, b, Failure)
-	}
-	h.clk.Advance(time.Second)
+	toHalfOpen(t, h, b)
 	call(t, b, Ignored)
 	require.Equal(t, AdmitProbes, b.Admission())
 	call(t, b, Success)
@@ -365,22 +337,20 @@ func TestManualStates(t *testing.T) {
 	h := newHarness(t, testPolicy())
 	b := h.br("a")
 
-	h.c.SetManual("a", ManualForcedOpen)
+	require.NoError(t, h.c.SetManual("a", ManualForcedOpen))
 	assert.Equal(t, AdmitNone, b.Admission())
 	_, ok := b.Allow()
 	require.False(t, ok)
 
-	h.c.SetManual("a", ManualDisabled)
+	require.NoError(t, h.c.SetManual("a", ManualDisabled))
 	assert.Equal(t, AdmitAll, b.Admission())
 	for range 10 {
 		call(t, b, Failure) // not recorded by the machine
 	}
 	assert.Equal(t, Closed, wordState(b.word.Load()))
 
-	h.c.SetManual("a", ManualMetricsOnly)
-	for range 5 {
-		call(t, b, Failure)
-	}
+	require.NoError(t, h.c.SetManual("a", ManualMetricsOnly))
+	trip(t, b)
 	assert.Equal(t, Open, wordState(b.word.Load()), "the shadow machine tripped")
 	assert.Equal(t, AdmitAll, b.Admission(), "callers still see closed")
 	rejectedBefore := b.nRejected.Load()
@@ -392,7 +362,7 @@ func TestManualStates(t *testing.T) {
 	assert.Equal(t, ManualMetricsOnly, snap.Manual)
 	require.False(t, snap.NextProbe.IsZero())
 
-	h.c.SetManual("a", ManualNone)
+	require.NoError(t, h.c.SetManual("a", ManualNone))
 	assert.Equal(t, AdmitNone, b.Admission(), "back to automatic: the machine's state shows")
 	_, ok = b.Allow()
 	require.False(t, ok)
@@ -434,12 +404,10 @@ func TestSubscribersInOrderOutsideLocks(t *testing.T) {
 	h.c.Subscribe(func(ch Change) {
 		seen = append(seen, ch.To.String()+"/"+b.Admission().String())
 		if ch.To == AdmitNone && ch.Reason == "consecutive_failures" {
-			h.c.SetManual("a", ManualForcedOpen)
+			require.NoError(t, h.c.SetManual("a", ManualForcedOpen))
 		}
 	})
-	for range 5 {
-		call(t, b, Failure)
-	}
+	trip(t, b)
 	assert.Equal(t, []string{"open/open", "open/open"}, seen)
 	assert.Equal(t, []string{"closed>open:consecutive_failures", "open>open:manual:forced_open"}, h.transitions())
 }
@@ -455,9 +423,7 @@ func TestGenerationOnlyGrows(t *testing.T) {
 		last = ch.Generation
 	})
 	for range 3 {
-		for range 5 {
-			call(t, b, Failure)
-		}
+		trip(t, b)
 		h.clk.Advance(time.Minute)
 		call(t, b, Success)
 	}
@@ -473,10 +439,8 @@ func TestIdleExpiry(t *testing.T) {
 	call(t, gone, Success)
 	call(t, gone, Failure)
 	opened := h.br("opened")
-	for range 5 {
-		call(t, opened, Failure)
-	}
-	h.c.SetManual("manual", ManualForcedOpen)
+	trip(t, opened)
+	require.NoError(t, h.c.SetManual("manual", ManualForcedOpen))
 	for range 6 {
 		call(t, keep, Success)
 		h.clk.Advance(30 * time.Second)
@@ -536,71 +500,12 @@ func TestPolicyGlobWithStarInKey(t *testing.T) {
 	assert.Equal(t, "strict", h.br("café:4317").p.name)
 }
 
-func TestConcurrentUse(t *testing.T) {
-	p := testPolicy()
-	p.FailureRatio = 0.3
-	p.MinCalls = 10
-	p.SlowCallDuration = 50 * time.Millisecond
-	p.SlowCallRatio = 0.5
-	p.HalfOpenPermits = 3
-	p.RampUp = time.Second
-	h := newHarness(t, p)
-	h.c.Start()
-	defer h.c.Stop()
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	wg.Add(1)
-	go func() { // time moves while workers run
-		defer wg.Done()
-		for i := 0; i < 2000; i++ {
-			h.clk.Advance(7 * time.Millisecond)
-			if i%500 == 0 {
-				h.c.SetManual("k1", Manual(i/500%4))
-			}
-		}
-		close(stop)
-	}()
-	for w := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			keys := []string{"k0", "k1", "k2"}
-			for i := 0; i < 20000; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				b := h.c.Get(keys[(i+w)%3])
-				pm, ok := b.Allow()
-				if !ok {
-					continue
-				}
-				if (i*7+w)%5 == 0 {
-					pm.Done(Failure, 0)
-				} else {
-					pm.Done(Success, 0)
-				}
-				_ = b.Admission()
-			}
-		}()
-	}
-	wg.Wait()
-	for _, s := range h.c.Snapshots() {
-		assert.Equal(t, int64(0), s.Stalled, s.Key)
-		assert.LessOrEqual(t, s.HalfOpenInFlight, int32(3))
-	}
-}
-
 func TestLostProbeTimesOut(t *testing.T) {
 	p := testPolicy()
 	p.MaxOpenDuration = 10 * time.Second
 	h := newHarness(t, p)
 	b := h.br("a")
-	for range 5 {
-		call(t, b, Failure)
-	}
-	h.clk.Advance(time.Second)
+	toHalfOpen(t, h, b)
 	lost, ok := b.Allow() // a probe whose Done never comes
 	require.True(t, ok)
 	_, ok = b.Allow()
@@ -621,9 +526,7 @@ func TestPanickingSubscriberDoesNotBreakDelivery(t *testing.T) {
 	h := newHarness(t, testPolicy())
 	unsub := h.c.Subscribe(func(Change) { panic("subscriber bug") })
 	b := h.br("a")
-	for range 5 {
-		call(t, b, Failure)
-	}
+	trip(t, b)
 	assert.Equal(t, AdmitNone, b.Admission())
 	unsub()
 	h.clk.Advance(time.Second)
@@ -632,12 +535,9 @@ func TestPanickingSubscriberDoesNotBreakDelivery(t *testing.T) {
 }
 
 func TestCallsHungBeforeCloseDoNotRetrip(t *testing.T) {
-	p := testPolicy()
-	p.SlowCallDuration = 100 * time.Millisecond
-	p.ConsecutiveFailures = 3
-	h := newHarness(t, p)
-	h.c.Start()
-	defer h.c.Stop()
+	h := stallHarness(t, func(p *Policy) {
+		p.ConsecutiveFailures = 3
+	})
 	b := h.br("a")
 	var hung []Permit
 	for range 3 {
@@ -666,17 +566,11 @@ func TestCallsHungBeforeCloseDoNotRetrip(t *testing.T) {
 }
 
 func TestStalledProbeReopens(t *testing.T) {
-	p := testPolicy()
-	p.SlowCallDuration = 100 * time.Millisecond
-	p.MaxOpenDuration = time.Minute
-	h := newHarness(t, p)
-	h.c.Start()
-	defer h.c.Stop()
+	h := stallHarness(t, func(p *Policy) {
+		p.MaxOpenDuration = time.Minute
+	})
 	b := h.br("a")
-	for range 5 {
-		call(t, b, Failure)
-	}
-	h.clk.Advance(time.Second)
+	toHalfOpen(t, h, b)
 	require.Equal(t, AdmitProbes, b.Admission())
 	h.clk.Advance(time.Second) // half-open with no probe: nothing stalls
 	require.Equal(t, AdmitProbes, b.Admission())
@@ -702,9 +596,7 @@ func TestTrippedIdleBreakerDoesNotCycle(t *testing.T) {
 	h.c.Start()
 	defer h.c.Stop()
 	b := h.br("gone-pod:4317")
-	for range 5 {
-		call(t, b, Failure)
-	}
+	trip(t, b)
 	for range 60 {
 		h.clk.Advance(time.Minute)
 	}
@@ -736,15 +628,13 @@ func TestIdleExpiryForgetsEveryAutomaticState(t *testing.T) {
 	})
 	h.c.Start()
 	defer h.c.Stop()
-	trip := func(key string) *Breaker {
+	tripKey := func(key string) *Breaker {
 		b := h.br(key)
-		for range 5 {
-			call(t, b, Failure)
-		}
+		trip(t, b)
 		return b
 	}
-	open, idleOpen, half := trip("open"), trip("idle-open"), trip("half")
-	h.c.SetManual("forced", ManualForcedOpen)
+	open, idleOpen, half := tripKey("open"), tripKey("idle-open"), tripKey("half")
+	require.NoError(t, h.c.SetManual("forced", ManualForcedOpen))
 	for range 9 {
 		h.clk.Advance(20 * time.Second)
 		_, ok := open.Allow()
@@ -790,7 +680,7 @@ func TestForgottenHeldBreakerStaysTheKeysBreaker(t *testing.T) {
 	_, ok := h.c.breakers.Load("backend:4317")
 	require.False(t, ok, "idle: forgotten")
 
-	h.c.SetManual("backend:4317", ManualForcedOpen)
+	require.NoError(t, h.c.SetManual("backend:4317", ManualForcedOpen))
 	assert.Same(t, held, h.c.Get("backend:4317"))
 	_, ok = held.Allow()
 	require.False(t, ok, "the operator's forced_open reaches the breaker the caller holds")
@@ -800,7 +690,7 @@ func TestForgottenHeldBreakerStaysTheKeysBreaker(t *testing.T) {
 	assert.Equal(t, int64(1), h.c.count.Load())
 
 	// Forgotten again and used again by its holder first: still one breaker.
-	h.c.SetManual("backend:4317", ManualNone)
+	require.NoError(t, h.c.SetManual("backend:4317", ManualNone))
 	h.clk.Advance(3 * time.Minute)
 	_, ok = h.c.breakers.Load("backend:4317")
 	require.False(t, ok)

@@ -4,7 +4,8 @@
 package engine // import "github.com/otelcsp/otelcsp/extension/breakerextension/internal/engine"
 
 import (
-	"sort"
+	"maps"
+	"slices"
 	"sync"
 
 	"go.uber.org/zap"
@@ -85,7 +86,7 @@ func (e *events) enqueue(ch Change, effective Admission) {
 			delete(e.open, ch.Key)
 		}
 		q.statusChanged = true
-		q.open = sortedKeys(e.open)
+		q.open = slices.Sorted(maps.Keys(e.open))
 	}
 	e.queue = append(e.queue, q)
 	e.mu.Unlock()
@@ -135,14 +136,5 @@ func (e *events) call(fn func(Change), ch Change) {
 func (e *events) OpenKeys() []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return sortedKeys(e.open)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(e.open))
 }

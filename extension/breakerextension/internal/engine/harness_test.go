@@ -72,6 +72,21 @@ func newHarness(t *testing.T, p Policy, mutate ...func(*Config)) *harness {
 	return h
 }
 
+// stallHarness is a started harness whose policy watches slow calls
+// (slow_call_duration 100ms), changed by mutate.
+func stallHarness(t *testing.T, mutate func(*Policy)) *harness {
+	t.Helper()
+	p := testPolicy()
+	p.SlowCallDuration = 100 * time.Millisecond
+	if mutate != nil {
+		mutate(&p)
+	}
+	h := newHarness(t, p)
+	h.c.Start()
+	t.Cleanup(h.c.Stop)
+	return h
+}
+
 func (h *harness) br(key string) *Breaker { return h.c.Get(key) }
 
 // transitions lists the changes seen as from>to:reason, in the public
@@ -98,12 +113,20 @@ func call(t *testing.T, b *Breaker, out Outcome) {
 	p.Done(out, 0)
 }
 
-// throttled makes one call the backend answers with a retry-after of d.
-func throttled(t *testing.T, b *Breaker, d time.Duration) {
+// trip makes consecutive_failures (5, testPolicy's) failing calls.
+func trip(t *testing.T, b *Breaker) {
 	t.Helper()
-	p, ok := b.Allow()
-	require.True(t, ok, "call refused")
-	p.Done(Failure, d)
+	for range 5 {
+		call(t, b, Failure)
+	}
+}
+
+// toHalfOpen trips b and waits out testPolicy's open_duration (1s).
+func toHalfOpen(t *testing.T, h *harness, b *Breaker) {
+	t.Helper()
+	trip(t, b)
+	h.clk.Advance(time.Second)
+	require.Equal(t, AdmitProbes, b.Admission())
 }
 
 func (b *Breaker) manualState() Manual {

@@ -81,7 +81,7 @@ func TestRandomizedStateMachine(t *testing.T) {
 			case op < 97:
 				h.clk.Advance(time.Duration(r.IntN(1200)) * time.Millisecond)
 			default:
-				_ = h.c.SetManual("k", Manual(r.IntN(4)))
+				require.NoError(t, h.c.SetManual("k", Manual(r.IntN(4))))
 			}
 
 			w := b.word.Load()
@@ -101,7 +101,7 @@ func TestRandomizedStateMachine(t *testing.T) {
 			if wordState(w) == HalfOpen {
 				var mine int32
 				for _, pm := range held {
-					if pm.kind == permitProbe && pm.gen == gen {
+					if pm.issued() == permitProbe && pm.at.gen == gen {
 						mine++
 					}
 				}
@@ -115,7 +115,7 @@ func TestRandomizedStateMachine(t *testing.T) {
 			if p.SlowCallDuration > 0 {
 				var tracked int64
 				for _, pm := range held {
-					if pm.slot != slotNone {
+					if pm.start != 0 {
 						tracked++
 					}
 				}

@@ -19,12 +19,7 @@ const (
 
 var manualNames = [...]string{"none", "forced_open", "disabled", "metrics_only"}
 
-func (m Manual) String() string {
-	if m >= 0 && int(m) < len(manualNames) {
-		return manualNames[m]
-	}
-	return "Manual(?)"
-}
+func (m Manual) String() string { return nameOf(manualNames[:], m) }
 
 // over is what callers see under manual state m of a machine admitting a.
 func (m Manual) over(a Admission) Admission {

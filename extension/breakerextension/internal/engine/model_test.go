@@ -224,7 +224,7 @@ func (m *model) advance(d time.Duration) {
 // reason), whether a timer is armed and when the open period ends; and
 // requires every cell of the table to be taken.
 func TestEngineAgreesWithReferenceModel(t *testing.T) {
-	var cells map[[2]int]int = map[[2]int]int{}
+	cells := map[[2]int]int{}
 	for seed := uint64(1); seed <= 400; seed++ {
 		r := rand.New(rand.NewPCG(seed, 14))
 		p := testPolicy()

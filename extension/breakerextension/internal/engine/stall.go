@@ -5,13 +5,6 @@ package engine // import "github.com/otelcsp/otelcsp/extension/breakerextension/
 
 import "sync/atomic"
 
-// slot kinds recorded in a Permit for stall accounting.
-const (
-	slotNone    uint8 = 0
-	slotCohort  uint8 = 1
-	slotAncient uint8 = 2
-)
-
 // inflight counts a breaker's calls in flight by start cohort, for stall
 // detection (only when the policy sets slow_call_duration).
 type inflight struct {
@@ -46,7 +39,7 @@ func (b *Breaker) enter(p Permit) Permit {
 		switch {
 		case vc == c:
 			if s.CompareAndSwap(v, v+1) {
-				p.slot, p.cohort = slotCohort, c
+				p.at.cohort = c
 				return p
 			}
 		case int32(c-vc) > 0:
@@ -55,25 +48,25 @@ func (b *Breaker) enter(p Permit) Permit {
 				if n := int64(uint32(v)); n > 0 {
 					b.ancient.Add(n)
 				}
-				p.slot, p.cohort = slotCohort, c
+				p.at.cohort = c
 				return p
 			}
 		default:
 			// Our clock reading lost a race to a newer cohort: count the
 			// call as ancient; it is at most one cohort off.
 			b.ancient.Add(1)
-			p.slot = slotAncient
+			p.kind |= inAncient
 			return p
 		}
 	}
 }
 
 func (b *Breaker) exit(p Permit) {
-	if p.slot == slotCohort {
-		s := &b.slots[p.cohort%cohortSlots]
+	if p.kind&inAncient == 0 {
+		s := &b.slots[p.at.cohort%cohortSlots]
 		for {
 			v := s.Load()
-			if uint32(v>>32) != p.cohort {
+			if uint32(v>>32) != p.at.cohort {
 				break // retired: its count lives in ancient now
 			}
 			if s.CompareAndSwap(v, v-1) {

@@ -26,11 +26,14 @@ const (
 
 var stateNames = [numStates]string{"closed", "ramping_up", "half_open", "open", "ejected"}
 
-func (s State) String() string {
-	if s < numStates {
-		return stateNames[s]
+func (s State) String() string { return nameOf(stateNames[:], s) }
+
+// nameOf is names[v], or "?" for a value out of range.
+func nameOf[T ~uint8 | ~int32](names []string, v T) string {
+	if v >= 0 && int(v) < len(names) {
+		return names[v]
 	}
-	return "State(?)"
+	return "?"
 }
 
 // Admission is what callers see of a state; its values are those of the
@@ -95,12 +98,7 @@ const (
 
 var eventNames = [numEvents]string{"trip", "throttle", "probe_failed", "probes_succeeded", "first_probe", "timer", "probes_idle", "ramp_done", "eject", "idle"}
 
-func (e Event) String() string {
-	if e < numEvents {
-		return eventNames[e]
-	}
-	return "Event(?)"
-}
+func (e Event) String() string { return nameOf(eventNames[:], e) }
 
 // action is what a row does besides moving to its state, as a set of bits,
 // run in the order of the bits by apply.
