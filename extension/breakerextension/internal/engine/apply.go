@@ -54,7 +54,7 @@ func (b *Breaker) applyLocked(ev Event, reason string, d int64) bool {
 		b.timer = nil
 		b.timerSeq++
 	}
-	b.word.Store(makeWord(to, w&(flagManual|flagDetached), gen))
+	b.word.Store(makeWord(to, w&keptFlags, gen))
 	switch {
 	case acts&actOpenBackoff != 0:
 		d = b.openDurationLocked()

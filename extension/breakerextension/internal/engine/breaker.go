@@ -19,7 +19,13 @@ const (
 	flagManual   uint64 = 1 << 3 // a manual state is set
 	flagDetached uint64 = 1 << 4 // forgotten by the registry; re-attach on use
 	lowMask      uint64 = 0xff
-	genShift            = 32
+	// flagSlowWatch marks a policy that watches slow calls (the closed
+	// path must stamp the permit); outside lowMask, so it does not keep an
+	// open breaker off the rejection fast path.
+	flagSlowWatch uint64 = 1 << 8
+	fastMask             = lowMask | flagSlowWatch
+	keptFlags            = flagManual | flagDetached | flagSlowWatch
+	genShift             = 32
 )
 
 func wordState(w uint64) State { return State(w & stateMask) }
@@ -93,6 +99,9 @@ func newBreaker(r *Registry, key string, p *policy, m Manual) *Breaker {
 	if m != ManualNone {
 		flags = flagManual
 	}
+	if p.slowDur > 0 {
+		flags |= flagSlowWatch
+	}
 	b.word.Store(makeWord(Closed, flags, 1))
 	return b
 }
@@ -100,18 +109,54 @@ func newBreaker(r *Registry, key string, p *policy, m Manual) *Breaker {
 // Key is the breaker's key.
 func (b *Breaker) Key() string { return b.key }
 
-// Allow asks to make one call; ok false means the call must not be made.
-// The closed path is one load and a compare or two; the open path the same
-// and one add.
-func (b *Breaker) Allow() (p Permit, ok bool) {
+// Verdict is Decide's answer.
+type Verdict uint8
+
+const (
+	// Undecided: the word alone cannot decide; Allow does.
+	Undecided Verdict = iota
+	// Admitted: the permit is the call's.
+	Admitted
+	// Refused: the call must not be made (counted as a rejection).
+	Refused
+)
+
+// Decide answers the calls the admission word alone decides: closed, not
+// watching slow calls, no flag (admitted), and open or ejected with no flag
+// (refused, counted). It is small enough to be inlined, so an adapter that
+// asks it first pays no call of its own on the closed and open paths: one
+// load and a compare or two, and one add when refused.
+func (b *Breaker) Decide() (Permit, Verdict) {
 	w := b.word.Load()
-	if w&lowMask == uint64(Closed) {
-		if b.p.slowDur == 0 {
-			return Permit{b: b, at: stamp{gen: wordGen(w)}, kind: permitClosed}, true
-		}
-		return b.enter(Permit{b: b, at: stamp{gen: wordGen(w)}, kind: permitClosed}), true
+	if w&fastMask == 0 {
+		return Permit{b: b, at: stamp{gen: wordGen(w)}, kind: permitClosed}, Admitted
 	}
 	if rejects(w) {
+		b.nRejected.Add(1)
+		return Permit{}, Refused
+	}
+	return Permit{}, Undecided
+}
+
+// Allow asks to make one call; ok false means the call must not be made.
+// It is Decide, then AllowUndecided when Decide cannot tell; the
+// extension's adapter takes the same two steps itself so that Decide is
+// inlined into it.
+func (b *Breaker) Allow() (p Permit, ok bool) {
+	if p, v := b.Decide(); v != Undecided {
+		return p, v == Admitted
+	}
+	return b.AllowUndecided()
+}
+
+// AllowUndecided is Allow for a call Decide left undecided: ramp-up,
+// half-open, manual states, a forgotten breaker, stall accounting.
+func (b *Breaker) AllowUndecided() (Permit, bool) {
+	w := b.word.Load()
+	if w&lowMask == uint64(Closed) { // watching slow calls
+		return b.enter(Permit{b: b, at: stamp{gen: wordGen(w)}, kind: permitClosed}), true
+	}
+	if rejects(w) { // opened since Decide
 		b.nRejected.Add(1)
 		return Permit{}, false
 	}
