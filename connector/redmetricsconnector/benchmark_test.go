@@ -134,21 +134,7 @@ func BenchmarkMemoryPerSeries(b *testing.B) {
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
-		batches := make([]ptrace.Traces, 0, n/benchSpans)
-		for j := 0; j < n/benchSpans; j++ {
-			td := ptrace.NewTraces()
-			rs := td.ResourceSpans().AppendEmpty()
-			rs.Resource().Attributes().PutStr("service.name", "svc")
-			spans := rs.ScopeSpans().AppendEmpty().Spans()
-			for k := 0; k < benchSpans; k++ {
-				sp := spans.AppendEmpty()
-				sp.SetName(fmt.Sprintf("GET /api/v1/items/%07d", j*benchSpans+k))
-				sp.SetKind(ptrace.SpanKindServer)
-				sp.Attributes().PutStr("http.request.method", "GET")
-				sp.Attributes().PutInt("http.response.status_code", 200)
-			}
-			batches = append(batches, td)
-		}
+		batches := manySeriesBatches(n)
 		b.StartTimer()
 		c := newBenchConnector(b, cfg)
 		for _, td := range batches {
@@ -165,6 +151,51 @@ func BenchmarkMemoryPerSeries(b *testing.B) {
 		b.ReportMetric((float64(after.HeapAlloc)-float64(before.HeapAlloc))/n, "bytes/series")
 		runtime.KeepAlive(c)
 	}
+}
+
+// manySeriesBatches are n spans of one service with distinct span names
+// (~26 bytes), in batches of benchSpans: every span is a series of its own.
+func manySeriesBatches(n int) []ptrace.Traces {
+	batches := make([]ptrace.Traces, 0, n/benchSpans)
+	for j := 0; j < n/benchSpans; j++ {
+		td := ptrace.NewTraces()
+		rs := td.ResourceSpans().AppendEmpty()
+		rs.Resource().Attributes().PutStr("service.name", "svc")
+		spans := rs.ScopeSpans().AppendEmpty().Spans()
+		for k := 0; k < benchSpans; k++ {
+			sp := spans.AppendEmpty()
+			sp.SetName(fmt.Sprintf("GET /api/v1/items/%07d", j*benchSpans+k))
+			sp.SetKind(ptrace.SpanKindServer)
+			sp.Attributes().PutStr("http.request.method", "GET")
+			sp.Attributes().PutInt("http.response.status_code", 200)
+		}
+		batches = append(batches, td)
+	}
+	return batches
+}
+
+// BenchmarkConsumeTracesManySeries is steady-state ingestion into 100,000
+// existing series (the default cardinality_limit), where the per-span
+// cost is bound by cache misses: the index slot, the series, its key and
+// its counters. It holds the series layout's cache cost, as
+// BenchmarkMemoryPerSeries holds its size.
+func BenchmarkConsumeTracesManySeries(b *testing.B) {
+	const n = 100_000
+	cfg := benchConfig()
+	cfg.CardinalityLimit = 0
+	batches := manySeriesBatches(n)
+	c := newBenchConnector(b, cfg)
+	ctx := context.Background()
+	for _, td := range batches {
+		_ = c.ConsumeTraces(ctx, td)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		_ = c.ConsumeTraces(ctx, batches[i%len(batches)])
+	}
+	b.StopTimer()
+	reportSpans(b)
 }
 
 // BenchmarkConsumeTracesVariants covers the other hot paths: exponential

@@ -23,6 +23,9 @@ func TestSeriesLayout(t *testing.T) {
 	if got := unsafe.Sizeof(exRing{}); got != 32 {
 		t.Errorf("an exemplar ring is %d bytes, the README says 32", got)
 	}
+	if got := unsafe.Sizeof(expoHist{}); got != 48 {
+		t.Errorf("an exponential histogram's header is %d bytes, the README says 48", got)
+	}
 	if got := unsafe.Sizeof(pending{}); got != 80 {
 		t.Errorf("a pending span is %d bytes, the README says 80", got)
 	}
