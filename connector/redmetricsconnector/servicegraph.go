@@ -78,10 +78,20 @@ type serviceGraph struct {
 }
 
 // pairKey identifies a call: the client side's span ID, which the server
-// side carries as its parent span ID.
+// side carries as its parent span ID, in its trace. Held as three words,
+// not the ID arrays: copying those through the stack costs a failed store
+// forwarding (two overlapping 16-byte moves) on every span of an edge.
 type pairKey struct {
-	trace pcommon.TraceID
-	span  pcommon.SpanID
+	t0, t1 uint64 // trace ID, little endian halves
+	span   uint64
+}
+
+func newPairKey(trace pcommon.TraceID, span pcommon.SpanID) pairKey {
+	return pairKey{
+		t0:   binary.LittleEndian.Uint64(trace[:8]),
+		t1:   binary.LittleEndian.Uint64(trace[8:]),
+		span: binary.LittleEndian.Uint64(span[:]),
+	}
 }
 
 // connection_type codes, and the values they are emitted as.
@@ -205,9 +215,9 @@ const nodeCache = 256
 // keyHash mixes the key with the connector's seed (murmur3's finalizer),
 // so crafted IDs cannot pile up in one probe run.
 func (g *serviceGraph) keyHash(k *pairKey) uint64 {
-	x := binary.LittleEndian.Uint64(k.trace[:8]) ^ g.keySeed
-	x = mix(x, binary.LittleEndian.Uint64(k.trace[8:]))
-	x = mix(x, binary.LittleEndian.Uint64(k.span[:]))
+	x := k.t0 ^ g.keySeed
+	x = mix(x, k.t1)
+	x = mix(x, k.span)
 	x ^= x >> 33
 	x *= 0xff51afd7ed558ccd
 	x ^= x >> 33
@@ -333,6 +343,7 @@ func (g *serviceGraph) newScratch() sgScratch {
 	sc.lp = make([]batchSpan, batchPairs)
 	sc.order = make([]int16, batchPairs)
 	sc.shardEnd = make([]int32, len(g.stores))
+
 	for i := range sc.lp {
 		sc.lp[i].vals = make([]dimVal, halfDims+g.nd)
 	}
@@ -426,18 +437,20 @@ func valueStr(v pcommon.Value, found bool) (string, bool) {
 	return v.AsString(), true
 }
 
+// kindRoles is the side and connection type of each kind of span that is
+// one side of a call.
+var kindRoles = [...]struct{ side, conn uint8 }{
+	ptrace.SpanKindServer:   {sideServer, cUnset},
+	ptrace.SpanKindClient:   {sideClient, cUnset},
+	ptrace.SpanKindProducer: {sideClient, cMessaging},
+	ptrace.SpanKindConsumer: {sideServer, cMessaging},
+}
+
 // onSpan pairs one span of kind client, server, producer or consumer. The
 // caller has checked the kind.
 func (c *connectorImp) onSpan(g *serviceGraph, sc *sgScratch, sctx *spanCtx, span ptrace.Span, w uint64, now stamp, st *sgStats) {
-	side, conn := sideClient, cUnset
-	switch span.Kind() {
-	case ptrace.SpanKindProducer:
-		conn = cMessaging
-	case ptrace.SpanKindServer:
-		side = sideServer
-	case ptrace.SpanKindConsumer:
-		side, conn = sideServer, cMessaging
-	}
+	role := kindRoles[span.Kind()] // a load, where a switch is a chain of branches
+	side, conn := role.side, role.conn
 	dur := 0.0
 	if s, e := span.StartTimestamp(), span.EndTimestamp(); e > s {
 		dur = float64(e-s) / 1e9
@@ -474,7 +487,7 @@ func (c *connectorImp) onSpan(g *serviceGraph, sc *sgScratch, sctx *spanCtx, spa
 			c.recordEdge(g, sc, sv, nil, myH, sctx.lastDBH, db, cDatabase, failed, w, dur, dur, true, true, now, st)
 			return
 		}
-		key = pairKey{trace: span.TraceID(), span: span.SpanID()}
+		key = newPairKey(span.TraceID(), span.SpanID())
 	} else {
 		parent := span.ParentSpanID()
 		if parent.IsEmpty() {
@@ -484,7 +497,7 @@ func (c *connectorImp) onSpan(g *serviceGraph, sc *sgScratch, sctx *spanCtx, spa
 			}
 			return
 		}
-		key = pairKey{trace: span.TraceID(), span: parent}
+		key = newPairKey(span.TraceID(), parent)
 	}
 
 	kh := g.keyHash(&key)
@@ -642,7 +655,9 @@ func (c *connectorImp) pairLocked(g *serviceGraph, sc *sgScratch, sh *pairShard,
 		sv[halfPeer] = dimVal{t: vStr, s: p}
 	}
 	node := sh.intern(c.seed, sv, b.sideH)
-	sh.insertAt(slot, pending{key: b.key, h: b.h, node: node, expireAt: now.mono + g.ttl, dur: b.dur, w: b.w, side: side, conn: b.conn, failed: b.failed})
+	p := sh.insertAt(slot)
+	p.key, p.h, p.node, p.expireAt = b.key, b.h, node, now.mono+g.ttl
+	p.dur, p.w, p.side, p.conn, p.failed = b.dur, b.w, side, b.conn, b.failed
 }
 
 // expireDue records the spans that waited past the TTL, in every shard
@@ -724,9 +739,11 @@ func (sh *pairShard) intern(seed maphash.Seed, vals []dimVal, sideH uint64) *hal
 	return n
 }
 
-// insertAt stores p in the empty index slot found by lookup and appends
-// it to the FIFO. Caller checked n < max.
-func (sh *pairShard) insertAt(slot uint64, p pending) {
+// insertAt takes a slab entry for the empty index slot found by lookup,
+// appends it to the FIFO and returns it, for the caller to fill in place
+// (a pending value passed by copy goes through the stack). Caller checked
+// n < max.
+func (sh *pairShard) insertAt(slot uint64) *pending {
 	var i int32
 	if sh.free >= 0 {
 		i = sh.free
@@ -735,8 +752,8 @@ func (sh *pairShard) insertAt(slot uint64, p pending) {
 		i = int32(len(sh.slab))
 		sh.slab = append(sh.slab, pending{})
 	}
+	p := &sh.slab[i]
 	p.prev, p.next = sh.tail, -1
-	sh.slab[i] = p
 	if sh.tail >= 0 {
 		sh.slab[sh.tail].next = i
 	} else {
@@ -745,6 +762,7 @@ func (sh *pairShard) insertAt(slot uint64, p pending) {
 	sh.tail = i
 	sh.tab[slot] = i + 1
 	sh.n++
+	return p
 }
 
 // removeAt removes slab entry i, found at index slot, from the index

@@ -24,11 +24,11 @@ func TestPairShardIndexMatchesMap(t *testing.T) {
 	node := &halfNode{vals: []dimVal{{t: vStr, s: "svc"}, {}}}
 	key := func() pairKey {
 		var k pairKey
-		k.trace[0] = byte(rng.IntN(64))
-		k.span[0] = byte(rng.IntN(4))
+		k.t0 = uint64(rng.IntN(64))
+		k.span = uint64(rng.IntN(4))
 		return k
 	}
-	hash := func(k *pairKey) uint64 { return uint64(k.trace[0]%5) * 7 } // few, clustered home slots
+	hash := func(k *pairKey) uint64 { return k.t0 % 5 * 7 } // few, clustered home slots
 	for step := 0; step < 200_000; step++ {
 		k := key()
 		h := hash(&k)
@@ -39,7 +39,8 @@ func TestPairShardIndexMatchesMap(t *testing.T) {
 			sh.removeAt(slot, i)
 			delete(ref, k)
 		case i < 0 && sh.n < sh.max:
-			sh.insertAt(slot, pending{key: k, h: h, node: node})
+			p := sh.insertAt(slot)
+			p.key, p.h, p.node = k, h, node
 			ref[k] = true
 		case sh.head >= 0 && rng.IntN(3) == 0:
 			// Remove the oldest, as expiry does.
