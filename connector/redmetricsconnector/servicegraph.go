@@ -279,7 +279,6 @@ func (g *serviceGraph) len() int {
 // (one lock, hash lookup and update per distinct edge, not per call). The
 // values reference the request's strings, which live until the batch ends.
 type sgScratch struct {
-	side  []dimVal // halfService, halfPeer, dims
 	cnt   []dimVal // client, server, connection_type
 	local []localEdge
 	nl    int
@@ -290,10 +289,11 @@ type sgScratch struct {
 	lp   []batchSpan
 	nlp  int
 	// pairLeftovers' grouping of lp by shard.
-	order    []int16   // positions in lp, shard by shard
-	shardEnd []int32   // per shard: zero between batches
-	over     batchSpan // a span past the table, on its way to the store
-	key      []byte    // appendKey of the series being looked up
+	// The kept spans of lp, in one FIFO list per shard of the shared
+	// store (positions, -1 = none), for pairLeftovers.
+	shardHead, shardTail []int16
+	over                 batchSpan // a span past the table, on its way to the store
+	key                  []byte    // appendKey of the series being looked up
 }
 
 // batchPairs is how many spans a batch pairs in its own table; past it,
@@ -306,7 +306,7 @@ type batchSpan struct {
 	sideH        uint64
 	vals         []dimVal // halfService, halfPeer (unset), dims
 	span         ptrace.Span
-	shard        int32 // of the shared store, by h
+	next         int16 // the next kept span of its shard, -1 if none
 	w            uint64
 	dur          float64
 	side         uint8
@@ -331,7 +331,6 @@ const localEdges = 32
 
 func (g *serviceGraph) newScratch() sgScratch {
 	sc := sgScratch{
-		side:  make([]dimVal, halfDims+g.nd),
 		cnt:   make([]dimVal, 3),
 		local: make([]localEdge, localEdges),
 	}
@@ -341,12 +340,16 @@ func (g *serviceGraph) newScratch() sgScratch {
 	}
 	sc.ltab = make([]int32, 2*batchPairs)
 	sc.lp = make([]batchSpan, batchPairs)
-	sc.order = make([]int16, batchPairs)
-	sc.shardEnd = make([]int32, len(g.stores))
+	sc.shardHead = make([]int16, len(g.stores))
+	sc.shardTail = make([]int16, len(g.stores))
+	for i := range g.stores {
+		sc.shardHead[i], sc.shardTail[i] = -1, -1
+	}
 
 	for i := range sc.lp {
 		sc.lp[i].vals = make([]dimVal, halfDims+g.nd)
 	}
+	sc.over.vals = make([]dimVal, halfDims+g.nd)
 	return sc
 }
 
@@ -449,26 +452,32 @@ var kindRoles = [...]struct{ side, conn uint8 }{
 // onSpan pairs one span of kind client, server, producer or consumer. The
 // caller has checked the kind.
 func (c *connectorImp) onSpan(g *serviceGraph, sc *sgScratch, sctx *spanCtx, span ptrace.Span, w uint64, now stamp, st *sgStats) {
-	role := kindRoles[span.Kind()] // a load, where a switch is a chain of branches
-	side, conn := role.side, role.conn
-	dur := 0.0
-	if s, e := span.StartTimestamp(), span.EndTimestamp(); e > s {
-		dur = float64(e-s) / 1e9
+	// The span is written straight into the next entry of the batch's
+	// table, which it keeps only if it waits there (nlp++); past the
+	// table's end it is written into over and goes to the shared store.
+	e := &sc.over
+	if sc.nlp < len(sc.lp) {
+		e = &sc.lp[sc.nlp]
 	}
-	failed := span.Status().Code() == ptrace.StatusCodeError
+	role := kindRoles[span.Kind()] // a load, where a switch is a chain of branches
+	e.side, e.conn = role.side, role.conn
+	e.dur = 0
+	if s, t := span.StartTimestamp(), span.EndTimestamp(); t > s {
+		e.dur = float64(t-s) / 1e9
+	}
+	e.failed = span.Status().Code() == ptrace.StatusCodeError
+	e.w, e.span, e.done = w, span, false
 
 	// This span's side: service and dimensions (the peer only if stored).
-	sv := sc.side
+	sv := e.vals
 	sv[halfService] = dimVal{t: vStr, s: sctx.service}
-	sv[halfPeer] = dimVal{}
-	myH := sctx.sideH
+	e.sideH = sctx.sideH
 	if g.nd > 0 {
 		g.dims.fill(sctx, sv[halfDims:])
-		myH = sideHash(c.seed, sctx.svcHash, sv[halfDims:])
+		e.sideH = sideHash(c.seed, sctx.svcHash, sv[halfDims:])
 	}
 
-	var key pairKey
-	if side == sideClient {
+	if e.side == sideClient {
 		// A database call has no server span: it is an edge by itself.
 		db, ok := g.dbAttrs.first(span.Attributes())
 		if !ok {
@@ -484,70 +493,65 @@ func (c *connectorImp) onSpan(g *serviceGraph, sc *sgScratch, sctx *spanCtx, spa
 			if db != sctx.lastDB || sctx.lastDBH == 0 {
 				sctx.lastDB, sctx.lastDBH = db, g.virtualHash(c.seed, db)
 			}
-			c.recordEdge(g, sc, sv, nil, myH, sctx.lastDBH, db, cDatabase, failed, w, dur, dur, true, true, now, st)
+			c.recordEdge(g, sc, sv, nil, e.sideH, sctx.lastDBH, db, cDatabase, e.failed, w, e.dur, e.dur, true, true, now, st)
 			return
 		}
-		key = newPairKey(span.TraceID(), span.SpanID())
+		e.key = newPairKey(span.TraceID(), span.SpanID())
 	} else {
 		parent := span.ParentSpanID()
 		if parent.IsEmpty() {
 			// A root server span was called by no instrumented service.
 			if g.virtual {
-				c.recordEdge(g, sc, nil, sv, g.userH, myH, userNode, cVirtual, failed, w, 0, dur, false, true, now, st)
+				c.recordEdge(g, sc, nil, sv, g.userH, e.sideH, userNode, cVirtual, e.failed, w, 0, e.dur, false, true, now, st)
 			}
 			return
 		}
-		key = newPairKey(span.TraceID(), parent)
+		e.key = newPairKey(span.TraceID(), parent)
 	}
 
-	kh := g.keyHash(&key)
+	e.h = g.keyHash(&e.key)
 	// Most calls complete within one batch (a trace-ID-routed tier sends
 	// whole traces): pair them in the call's own table, without locks or
 	// copies; only what is still unpaired at the end of the batch goes to
 	// the shared store (pairLeftovers).
-	slot, i := sc.llookup(kh, &key)
+	slot, i := sc.llookup(e.h, &e.key)
 	// A completed entry stays in the table (no removals within a batch):
 	// a later span with its key goes to the shared store.
 	if i >= 0 && !sc.lp[i].done {
-		e := &sc.lp[i]
-		if e.side != side {
-			e.done = true
-			sc.shardEnd[e.shard]-- // no longer a leftover
-			ec := max(e.conn, conn)
-			w = max(w, e.w)
-			if side == sideClient {
-				c.recordEdge(g, sc, sv, e.vals, myH, e.sideH, "", ec, failed || e.failed, w, dur, e.dur, true, true, now, st)
+		p := &sc.lp[i]
+		if p.side != e.side {
+			p.done = true
+			ec := max(p.conn, e.conn)
+			w = max(w, p.w)
+			if e.side == sideClient {
+				c.recordEdge(g, sc, sv, p.vals, e.sideH, p.sideH, "", ec, e.failed || p.failed, w, e.dur, p.dur, true, true, now, st)
 			} else {
-				c.recordEdge(g, sc, e.vals, sv, e.sideH, myH, "", ec, failed || e.failed, w, e.dur, dur, true, true, now, st)
+				c.recordEdge(g, sc, p.vals, sv, p.sideH, e.sideH, "", ec, e.failed || p.failed, w, p.dur, e.dur, true, true, now, st)
 			}
-			e.dropRefs(g.nd)
+			p.dropRefs(g.nd)
 			return
 		}
 		// The same side twice (a duplicated span): keep the first.
-		c.countSide(g, sc, familyDropped, side, sctx.service, conn, w, now, st)
+		c.countSide(g, sc, familyDropped, e.side, sctx.service, e.conn, w, now, st)
 		return
 	}
-	if i < 0 && sc.nlp < len(sc.lp) {
-		e := &sc.lp[sc.nlp]
-		sc.ltab[slot] = int32(sc.nlp) + 1
+	if i < 0 && e != &sc.over {
+		// Kept: in the table, and at the end of its shard's list.
+		n := int16(sc.nlp)
+		sc.ltab[slot] = int32(n) + 1
 		sc.nlp++
-		e.key, e.h, e.side, e.conn, e.failed, e.done = key, kh, side, conn, failed, false
-		e.w, e.dur, e.sideH, e.span = w, dur, myH, span
-		// Counted by shard now, so pairLeftovers sorts without counting.
-		e.shard = int32(g.shardIndex(kh))
-		sc.shardEnd[e.shard]++
-		// Element by element: copy's call would cost more than these
-		// few stores. The peer stays unset (read only if stored).
-		e.vals[halfService] = sv[halfService]
-		if g.nd > 0 {
-			copy(e.vals[halfDims:], sv[halfDims:])
+		s := g.shardIndex(e.h)
+		e.next = -1
+		if t := sc.shardTail[s]; t >= 0 {
+			sc.lp[t].next = n
+		} else {
+			sc.shardHead[s] = n
 		}
+		sc.shardTail[s] = n
 		return
 	}
-	e := &sc.over
-	*e = batchSpan{key: key, h: kh, sideH: myH, vals: sv, span: span, w: w, dur: dur, side: side, conn: conn, failed: failed}
 	c.pairShared(g, sc, e, now, st)
-	*e = batchSpan{}
+	e.dropRefs(g.nd)
 }
 
 // dropRefs clears what references the request: a pooled scratch must not
@@ -562,42 +566,33 @@ func (e *batchSpan) dropRefs(nd int) {
 
 // pairLeftovers hands the batch's spans that found no other side in the
 // batch to the shared store, and empties the batch's table. The spans are
-// taken shard by shard (a stable counting sort of their positions, counted
-// by onSpan), so each shard is locked once a batch rather than once a span.
+// taken shard by shard, each shard's in batch order (onSpan keeps a list
+// per shard), so each shard is locked once a batch rather than once a span.
 func (c *connectorImp) pairLeftovers(g *serviceGraph, sc *sgScratch, now stamp, st *sgStats) {
+	if sc.nlp < len(sc.lp) {
+		sc.lp[sc.nlp].dropRefs(g.nd) // the entry the last span was written into, not kept
+	} else {
+		sc.over.dropRefs(g.nd)
+	}
 	if sc.nlp == 0 {
 		return
 	}
-	ends := sc.shardEnd // per shard: its leftovers, then the end of its run in order
-	n := int32(0)
-	for s := range ends {
-		n += ends[s]
-		ends[s] = n - ends[s] // start of the run, the fill's cursor
-	}
-	for i := 0; i < sc.nlp; i++ {
-		if e := &sc.lp[i]; !e.done {
-			sc.order[ends[e.shard]] = int16(i)
-			ends[e.shard]++
-		}
-	}
-	start := int32(0)
-	for s := range ends {
-		end := ends[s]
-		if end == start {
+	for s, head := range sc.shardHead {
+		if head < 0 {
 			continue
 		}
 		sh := &g.stores[s]
 		sh.mu.Lock()
-		for _, i := range sc.order[start:end] {
-			e := &sc.lp[i]
-			c.pairLocked(g, sc, sh, e, now, st)
-			e.dropRefs(g.nd)
+		for i := head; i >= 0; i = sc.lp[i].next {
+			if e := &sc.lp[i]; !e.done {
+				c.pairLocked(g, sc, sh, e, now, st)
+				e.dropRefs(g.nd)
+			}
 		}
 		sh.publishOldest()
 		sh.mu.Unlock()
-		start = end
+		sc.shardHead[s], sc.shardTail[s] = -1, -1
 	}
-	clear(ends)
 	clear(sc.ltab)
 	sc.nlp = 0
 }
