@@ -334,9 +334,13 @@ func (g *serviceGraph) newScratch() sgScratch {
 		cnt:   make([]dimVal, 3),
 		local: make([]localEdge, localEdges),
 	}
+	// Each table's values in one backing array: a scratch is a few
+	// allocations, not one per entry (expire makes one at every flush).
+	ne := edgeDims + 2*g.nd
+	evals, bucks := make([]dimVal, localEdges*ne), make([]uint64, localEdges*2*g.nb)
 	for i := range sc.local {
-		sc.local[i].vals = make([]dimVal, edgeDims+2*g.nd)
-		sc.local[i].buckets = make([]uint64, 2*g.nb)
+		sc.local[i].vals = evals[i*ne : (i+1)*ne : (i+1)*ne]
+		sc.local[i].buckets = bucks[i*2*g.nb : (i+1)*2*g.nb : (i+1)*2*g.nb]
 	}
 	sc.ltab = make([]int32, 2*batchPairs)
 	sc.lp = make([]batchSpan, batchPairs)
@@ -345,11 +349,12 @@ func (g *serviceGraph) newScratch() sgScratch {
 	for i := range g.stores {
 		sc.shardHead[i], sc.shardTail[i] = -1, -1
 	}
-
+	nh := halfDims + g.nd
+	hvals := make([]dimVal, (batchPairs+1)*nh)
 	for i := range sc.lp {
-		sc.lp[i].vals = make([]dimVal, halfDims+g.nd)
+		sc.lp[i].vals = hvals[i*nh : (i+1)*nh : (i+1)*nh]
 	}
-	sc.over.vals = make([]dimVal, halfDims+g.nd)
+	sc.over.vals = hvals[batchPairs*nh:]
 	return sc
 }
 
