@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -293,8 +294,30 @@ type sgScratch struct {
 	// store (positions, -1 = none), for pairLeftovers.
 	shardHead, shardTail []int16
 	over                 batchSpan // a span past the table, on its way to the store
-	key                  []byte    // appendKey of the series being looked up
+	// The half node of the last stored span that had only its service
+	// (no peer, no dimensions), and that service as the request holds it.
+	plain    *halfNode
+	plainSvc string
+	key      []byte // appendKey of the series being looked up
 }
+
+// plainNode is intern for a side that is its service alone, remembered
+// for the batch: most stored spans of a batch are such sides of one
+// service, whose name is then the very same string of the request (same
+// address and length, so the same bytes), and a hit compares two words
+// instead of hashing and comparing values. clearPlain forgets it at the
+// end of every batch, whose memory the remembered string is.
+func (sc *sgScratch) plainNode(sh *pairShard, seed maphash.Seed, sv []dimVal, sideH uint64) *halfNode {
+	svc := sv[halfService].s
+	if n := sc.plain; n != nil && n.sideH == sideH && len(svc) == len(sc.plainSvc) && unsafe.StringData(svc) == unsafe.StringData(sc.plainSvc) {
+		return n
+	}
+	n := sh.intern(seed, sv, sideH)
+	sc.plain, sc.plainSvc = n, svc
+	return n
+}
+
+func (sc *sgScratch) clearPlain() { sc.plain, sc.plainSvc = nil, "" }
 
 // batchPairs is how many spans a batch pairs in its own table; past it,
 // spans go straight to the shared store.
@@ -580,6 +603,7 @@ func (c *connectorImp) pairLeftovers(g *serviceGraph, sc *sgScratch, now stamp, 
 		sc.over.dropRefs(g.nd)
 	}
 	if sc.nlp == 0 {
+		sc.clearPlain()
 		return
 	}
 	for s, head := range sc.shardHead {
@@ -600,6 +624,7 @@ func (c *connectorImp) pairLeftovers(g *serviceGraph, sc *sgScratch, now stamp, 
 	}
 	clear(sc.ltab)
 	sc.nlp = 0
+	sc.clearPlain()
 }
 
 // pairShared is pairLocked for one span, taking its shard's lock.
@@ -654,7 +679,12 @@ func (c *connectorImp) pairLocked(g *serviceGraph, sc *sgScratch, sh *pairShard,
 	if p, ok := g.peers.first(b.span.Attributes()); ok {
 		sv[halfPeer] = dimVal{t: vStr, s: p}
 	}
-	node := sh.intern(c.seed, sv, b.sideH)
+	var node *halfNode
+	if g.nd == 0 && sv[halfPeer].t == vAbsent {
+		node = sc.plainNode(sh, c.seed, sv, b.sideH)
+	} else {
+		node = sh.intern(c.seed, sv, b.sideH)
+	}
 	p := sh.insertAt(slot)
 	p.key, p.h, p.node, p.expireAt = b.key, b.h, node, now.mono+g.ttl
 	p.dur, p.w, p.side, p.conn, p.failed = b.dur, b.w, side, b.conn, b.failed
