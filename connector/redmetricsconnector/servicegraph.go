@@ -298,7 +298,8 @@ type sgScratch struct {
 	// (no peer, no dimensions), and that service as the request holds it.
 	plain    *halfNode
 	plainSvc string
-	key      []byte // appendKey of the series being looked up
+	last     [2]lastEdge // recordEdge's last two edges, the latest first
+	key      []byte      // appendKey of the series being looked up
 }
 
 // plainNode is intern for a side that is its service alone, remembered
@@ -309,7 +310,7 @@ type sgScratch struct {
 // end of every batch, whose memory the remembered string is.
 func (sc *sgScratch) plainNode(sh *pairShard, seed maphash.Seed, sv []dimVal, sideH uint64) *halfNode {
 	svc := sv[halfService].s
-	if n := sc.plain; n != nil && n.sideH == sideH && len(svc) == len(sc.plainSvc) && unsafe.StringData(svc) == unsafe.StringData(sc.plainSvc) {
+	if n := sc.plain; n != nil && n.sideH == sideH && sameString(svc, sc.plainSvc) {
 		return n
 	}
 	n := sh.intern(seed, sv, sideH)
@@ -318,6 +319,27 @@ func (sc *sgScratch) plainNode(sh *pairShard, seed maphash.Seed, sv []dimVal, si
 }
 
 func (sc *sgScratch) clearPlain() { sc.plain, sc.plainSvc = nil, "" }
+
+// lastEdge is the edge of the batch's previous call and its two names as
+// recordEdge was given them (references to the request and to half
+// nodes: mergeLocal, at the end of every batch, forgets it).
+type lastEdge struct {
+	l      *localEdge
+	cs, ss string
+	conn   uint8
+	failed bool
+}
+
+// is reports whether m is the edge of these names (by address) and kind.
+func (m *lastEdge) is(cs, ss string, conn uint8, failed bool) bool {
+	return m.l != nil && m.conn == conn && m.failed == failed && sameString(m.cs, cs) && sameString(m.ss, ss)
+}
+
+// sameString reports whether a and b are the same bytes at the same
+// address: equal without comparing them.
+func sameString(a, b string) bool {
+	return len(a) == len(b) && unsafe.StringData(a) == unsafe.StringData(b)
+}
 
 // batchPairs is how many spans a batch pairs in its own table; past it,
 // spans go straight to the shared store.
@@ -404,6 +426,7 @@ func (c *connectorImp) mergeLocal(sc *sgScratch, now stamp, st *sgStats) {
 	}
 	sc.nl = 0
 	clear(sc.lidx[:])
+	sc.last = [2]lastEdge{}
 }
 
 // sgStats are a batch's own-metric counts.
@@ -521,7 +544,9 @@ func (c *connectorImp) onSpan(g *serviceGraph, sc *sgScratch, sctx *spanCtx, spa
 			if db != sctx.lastDB || sctx.lastDBH == 0 {
 				sctx.lastDB, sctx.lastDBH = db, g.virtualHash(c.seed, db)
 			}
-			c.recordEdge(g, sc, sv, nil, e.sideH, sctx.lastDBH, db, cDatabase, e.failed, w, e.dur, e.dur, true, true, now, st)
+			// The resource's last database name is passed, not this span's
+			// copy of it: equal, and at one address for recordEdge's memo.
+			c.recordEdge(g, sc, sv, nil, e.sideH, sctx.lastDBH, sctx.lastDB, cDatabase, e.failed, w, e.dur, e.dur, true, true, now, st)
 			return
 		}
 		e.key = newPairKey(span.TraceID(), span.SpanID())
@@ -885,6 +910,27 @@ func (c *connectorImp) expireShard(g *serviceGraph, sc *sgScratch, sh *pairShard
 // node values (halfService, halfPeer, dims) with their side hashes; a nil
 // side is a virtual node named virt, with no dimensions.
 func (c *connectorImp) recordEdge(g *serviceGraph, sc *sgScratch, client, server []dimVal, ch, shh uint64, virt string, conn uint8, failed bool, w uint64, cl, sv float64, hasCl, hasSv bool, now stamp, st *sgStats) {
+	// Calls of one edge come in runs (a service's spans arrive together):
+	// without dimensions an edge is its two names, and the previous call's
+	// names at the same addresses are the same names.
+	cs, ss := virt, virt
+	if client != nil {
+		cs = client[halfService].s
+	}
+	if server != nil {
+		ss = server[halfService].s
+	}
+	if g.nd == 0 {
+		if m := &sc.last[0]; m.is(cs, ss, conn, failed) {
+			m.l.add(g, w, cl, sv, hasCl, hasSv)
+			return
+		}
+		if m := &sc.last[1]; m.is(cs, ss, conn, failed) {
+			sc.last[0], sc.last[1] = sc.last[1], sc.last[0]
+			sc.last[0].l.add(g, w, cl, sv, hasCl, hasSv)
+			return
+		}
+	}
 	h := edgeHash(ch, shh, conn, failed)
 	// A batch's edges are few and each is called many times: find it in
 	// the batch's index by hash, and check it is the same edge against the
@@ -911,6 +957,13 @@ func (c *connectorImp) recordEdge(g *serviceGraph, sc *sgScratch, client, server
 		l.h, l.conn, l.failed = h, conn, failed
 		l.setVals(g.nd, client, server, virt)
 	}
+	sc.last[1] = sc.last[0]
+	sc.last[0] = lastEdge{l: l, cs: cs, ss: ss, conn: conn, failed: failed}
+	l.add(g, w, cl, sv, hasCl, hasSv)
+}
+
+// add counts one call of the edge.
+func (l *localEdge) add(g *serviceGraph, w uint64, cl, sv float64, hasCl, hasSv bool) {
 	l.calls++
 	l.count += w
 	if hasCl {
