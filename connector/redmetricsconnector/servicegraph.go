@@ -286,14 +286,14 @@ type sgScratch struct {
 	lidx  [2 * localEdges]uint8 // index of local by edge hash: position + 1, 0 = empty
 	// The batch's own pairing table: up to batchPairs spans of the
 	// batch, referencing its memory; emptied at the end of every batch.
+	// lp has one entry more, where a span past the table is written on
+	// its way to the shared store.
 	ltab []int32 // open addressing, position + 1
 	lp   []batchSpan
 	nlp  int
-	// pairLeftovers' grouping of lp by shard.
 	// The kept spans of lp, in one FIFO list per shard of the shared
 	// store (positions, -1 = none), for pairLeftovers.
 	shardHead, shardTail []int16
-	over                 batchSpan // a span past the table, on its way to the store
 	// The half node of the last stored span that had only its service
 	// (no peer, no dimensions), and that service as the request holds it.
 	plain    *halfNode
@@ -388,7 +388,7 @@ func (g *serviceGraph) newScratch() sgScratch {
 		sc.local[i].buckets = bucks[i*2*g.nb : (i+1)*2*g.nb : (i+1)*2*g.nb]
 	}
 	sc.ltab = make([]int32, 2*batchPairs)
-	sc.lp = make([]batchSpan, batchPairs)
+	sc.lp = make([]batchSpan, batchPairs+1)
 	sc.shardHead = make([]int16, len(g.stores))
 	sc.shardTail = make([]int16, len(g.stores))
 	for i := range g.stores {
@@ -399,7 +399,6 @@ func (g *serviceGraph) newScratch() sgScratch {
 	for i := range sc.lp {
 		sc.lp[i].vals = hvals[i*nh : (i+1)*nh : (i+1)*nh]
 	}
-	sc.over.vals = hvals[batchPairs*nh:]
 	return sc
 }
 
@@ -505,11 +504,8 @@ var kindRoles = [...]struct{ side, conn uint8 }{
 func (c *connectorImp) onSpan(g *serviceGraph, sc *sgScratch, sctx *spanCtx, span ptrace.Span, w uint64, now stamp, st *sgStats) {
 	// The span is written straight into the next entry of the batch's
 	// table, which it keeps only if it waits there (nlp++); past the
-	// table's end it is written into over and goes to the shared store.
-	e := &sc.over
-	if sc.nlp < len(sc.lp) {
-		e = &sc.lp[sc.nlp]
-	}
+	// table's end it goes to the shared store from the spare last entry.
+	e := &sc.lp[sc.nlp]
 	role := kindRoles[span.Kind()] // a load, where a switch is a chain of branches
 	e.side, e.conn = role.side, role.conn
 	e.dur = 0
@@ -588,7 +584,7 @@ func (c *connectorImp) onSpan(g *serviceGraph, sc *sgScratch, sctx *spanCtx, spa
 		c.countSide(g, sc, familyDropped, e.side, sctx.service, e.conn, w, now, st)
 		return
 	}
-	if i < 0 && e != &sc.over {
+	if i < 0 && sc.nlp < batchPairs {
 		// Kept: in the table, and at the end of its shard's list.
 		n := int16(sc.nlp)
 		sc.ltab[slot] = int32(n) + 1
@@ -622,11 +618,7 @@ func (e *batchSpan) dropRefs(nd int) {
 // taken shard by shard, each shard's in batch order (onSpan keeps a list
 // per shard), so each shard is locked once a batch rather than once a span.
 func (c *connectorImp) pairLeftovers(g *serviceGraph, sc *sgScratch, now stamp, st *sgStats) {
-	if sc.nlp < len(sc.lp) {
-		sc.lp[sc.nlp].dropRefs(g.nd) // the entry the last span was written into, not kept
-	} else {
-		sc.over.dropRefs(g.nd)
-	}
+	sc.lp[sc.nlp].dropRefs(g.nd) // the entry the last span was written into, not kept
 	if sc.nlp == 0 {
 		sc.clearPlain()
 		return
