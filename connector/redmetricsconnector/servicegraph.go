@@ -288,9 +288,10 @@ type sgScratch struct {
 	// batch, referencing its memory; emptied at the end of every batch.
 	// lp has one entry more, where a span past the table is written on
 	// its way to the shared store.
-	ltab []int32 // open addressing, position + 1
-	lp   []batchSpan
-	nlp  int
+	ltab  []int32 // open addressing, position + 1
+	lp    []batchSpan
+	nlp   int
+	hvals []dimVal // the backing array of the entries' vals, in order
 	// The kept spans of lp, in one FIFO list per shard of the shared
 	// store (positions, -1 = none), for pairLeftovers.
 	shardHead, shardTail []int16
@@ -395,9 +396,9 @@ func (g *serviceGraph) newScratch() sgScratch {
 		sc.shardHead[i], sc.shardTail[i] = -1, -1
 	}
 	nh := halfDims + g.nd
-	hvals := make([]dimVal, (batchPairs+1)*nh)
+	sc.hvals = make([]dimVal, (batchPairs+1)*nh)
 	for i := range sc.lp {
-		sc.lp[i].vals = hvals[i*nh : (i+1)*nh : (i+1)*nh]
+		sc.lp[i].vals = sc.hvals[i*nh : (i+1)*nh : (i+1)*nh]
 	}
 	return sc
 }
@@ -577,7 +578,6 @@ func (c *connectorImp) onSpan(g *serviceGraph, sc *sgScratch, sctx *spanCtx, spa
 			} else {
 				c.recordEdge(g, sc, p.vals, sv, p.sideH, e.sideH, "", ec, e.failed || p.failed, w, p.dur, e.dur, true, true, now, st)
 			}
-			p.dropRefs(g.nd)
 			return
 		}
 		// The same side twice (a duplicated span): keep the first.
@@ -600,17 +600,18 @@ func (c *connectorImp) onSpan(g *serviceGraph, sc *sgScratch, sctx *spanCtx, spa
 		return
 	}
 	c.pairShared(g, sc, e, now, st)
-	e.dropRefs(g.nd)
 }
 
-// dropRefs clears what references the request: a pooled scratch must not
-// keep its memory alive.
-func (e *batchSpan) dropRefs(nd int) {
-	e.span = ptrace.Span{}
-	e.vals[halfService], e.vals[halfPeer] = dimVal{}, dimVal{}
-	if nd > 0 {
-		clear(e.vals[halfDims:])
+// dropRefs clears what the batch's table references of the request, in
+// the entries used (those kept and the one the last span was written
+// into): a pooled scratch must not keep the request's memory alive. The
+// entries' values are one array, cleared in one piece.
+func (sc *sgScratch) dropRefs() {
+	n := min(sc.nlp+1, len(sc.lp))
+	for i := range sc.lp[:n] {
+		sc.lp[i].span = ptrace.Span{}
 	}
+	clear(sc.hvals[:n*len(sc.lp[0].vals)])
 }
 
 // pairLeftovers hands the batch's spans that found no other side in the
@@ -618,8 +619,8 @@ func (e *batchSpan) dropRefs(nd int) {
 // taken shard by shard, each shard's in batch order (onSpan keeps a list
 // per shard), so each shard is locked once a batch rather than once a span.
 func (c *connectorImp) pairLeftovers(g *serviceGraph, sc *sgScratch, now stamp, st *sgStats) {
-	sc.lp[sc.nlp].dropRefs(g.nd) // the entry the last span was written into, not kept
 	if sc.nlp == 0 {
+		sc.dropRefs()
 		sc.clearPlain()
 		return
 	}
@@ -632,13 +633,13 @@ func (c *connectorImp) pairLeftovers(g *serviceGraph, sc *sgScratch, now stamp, 
 		for i := head; i >= 0; i = sc.lp[i].next {
 			if e := &sc.lp[i]; !e.done {
 				c.pairLocked(g, sc, sh, e, now, st)
-				e.dropRefs(g.nd)
 			}
 		}
 		sh.publishOldest()
 		sh.mu.Unlock()
 		sc.shardHead[s], sc.shardTail[s] = -1, -1
 	}
+	sc.dropRefs()
 	clear(sc.ltab)
 	sc.nlp = 0
 	sc.clearPlain()
