@@ -28,6 +28,11 @@
 #   BATCH_SIZE      spans per telemetrygen request (500)
 #   COMPRESSION     the front's exporter compression (none; gzip is the default
 #                   of both exporters, and its cost dilutes the difference)
+#   QUEUE_BATCH     if set (to anything), both fronts' queues batch as the
+#                   shipped agent config does (deploy/: sizer items, 2,048 to
+#                   8,192 spans, flush_timeout 200ms), so that each export
+#                   carries several received requests; unset, requests go out
+#                   as they came
 #   BASE_PORT       first of the ports used on 127.0.0.1 (47000)
 #   OUT             where the results go (bench/results/fanout-process.txt)
 #   PROFILE_DIR     if set, each front runs the pprof extension and a CPU profile
@@ -49,6 +54,7 @@ COMPRESSION=${COMPRESSION:-none}
 BASE_PORT=${BASE_PORT:-47000}
 OUT=${OUT:-$ROOT/bench/results/fanout-process.txt}
 PROFILE_DIR=${PROFILE_DIR:-}
+QUEUE_BATCH=${QUEUE_BATCH:-}
 TELEMETRYGEN=${TELEMETRYGEN:-github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen@v0.161.0}
 
 [ -x "$BIN" ] || { echo "fanout-process.sh: no binary at $BIN (run make build, or set OTELCSP_BINARY)" >&2; exit 1; }
@@ -165,9 +171,10 @@ EOF
 	telemetry "$FRONT_METRICS"
 }
 
-# Both fronts queue what they receive, with the same settings (no batching:
-# requests go out as they came), so that the receiver answers telemetrygen
-# at once and the load does not wait on the round trip to the sinks.
+# Both fronts queue what they receive, with the same settings (no batching
+# unless QUEUE_BATCH: requests go out as they came), so that the receiver
+# answers telemetrygen at once and the load does not wait on the round trip
+# to the sinks.
 queue() {
 	cat <<EOF
     sending_queue:
@@ -176,6 +183,15 @@ queue() {
       queue_size: 1000
       sizer: requests
 EOF
+	if [ -n "$QUEUE_BATCH" ]; then
+		cat <<EOF
+      batch:
+        sizer: items
+        min_size: 2048
+        max_size: 8192
+        flush_timeout: 200ms
+EOF
+	fi
 }
 
 exporter_id() { case $1 in fanout3) echo fanout ;; otlp) echo otlp_grpc ;; esac; }
@@ -251,7 +267,7 @@ mkdir -p "$(dirname "$OUT")"
 	echo "pkg: otelcsp/bench/fanout-process"
 	echo "cpu: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
 } > "$OUT"
-echo "front: $BIN; $WORKERS workers x $RATE spans/s for $DURATION a run, $((CHILD_SPANS + 1)) spans a trace, $BATCH_SIZE a request, compression $COMPRESSION" >&2
+echo "front: $BIN; $WORKERS workers x $RATE spans/s for $DURATION a run, $((CHILD_SPANS + 1)) spans a trace, $BATCH_SIZE a request, compression $COMPRESSION, queue batching $([ -n "$QUEUE_BATCH" ] && echo on || echo off)" >&2
 for round in $(seq "$ROUNDS"); do
 	for impl in fanout3 otlp; do
 		run "$impl" > "$WORK/line"

@@ -7,7 +7,9 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
@@ -98,6 +100,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 		require.NoError(b, exp.Start(context.Background(), componenttest.NewNopHost()))
 		defer func() { require.NoError(b, exp.Shutdown(context.Background())) }()
 		b.ReportAllocs()
+		cpu := startCPU(b)
 		b.ResetTimer()
 		for b.Loop() {
 			// A fresh batch each time, as a receiver decodes one per
@@ -113,6 +116,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 			}
 		}
 		reportPerSpan(b, spans)
+		cpu.report(b, spans)
 	}
 	conn := defaultOTLPConfig()
 	conn.TLS.Insecure = true
@@ -149,6 +153,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 				defer func() { require.NoError(b, exps[i].Shutdown(context.Background())) }()
 			}
 			b.ReportAllocs()
+			cpu := startCPU(b)
 			b.ResetTimer()
 			for b.Loop() {
 				b.StopTimer()
@@ -168,8 +173,28 @@ func BenchmarkEndToEnd(b *testing.B) {
 				}
 			}
 			reportPerSpan(b, spans)
+			cpu.report(b, spans)
 		})
 	}
+}
+
+// cpuClock reads the CPU time of the whole process (every thread: the
+// senders, the servers, the runtime), which on a shared machine moves much
+// less from run to run than wall time does.
+type cpuClock struct{ start time.Duration }
+
+func startCPU(b *testing.B) cpuClock { return cpuClock{processCPU(b)} }
+
+// report adds the CPU time per span since start, the untimed refill of
+// each batch included (the same in every variant).
+func (c cpuClock) report(b *testing.B, spansPerOp int) {
+	b.ReportMetric(float64((processCPU(b)-c.start).Nanoseconds())/float64(b.N)/float64(spansPerOp), "cpu-ns/span")
+}
+
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	require.NoError(b, syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // otlpTraces is the core otlp exporter to endpoint, without queue or

@@ -46,6 +46,7 @@ type pslice[E any] interface {
 // cursor is where the next item of one part goes.
 type cursor[R any, IS any] struct {
 	rsUsed, ssUsed, itemsUsed int
+	itemsLen                  int // items.Len() when the scope was opened
 	res, scope                int // source identity of the open groups, -1 for none
 	rs                        R
 	items                     IS
@@ -84,7 +85,7 @@ func (s *split[D, R, S, I, RS, SS, IS]) add(data D, route func(R, I) int) {
 			// one another, so the processor overlaps them; interleaved
 			// with the moves it would wait for each in turn.
 			s.owners, s.items = s.owners[:0], s.items[:0]
-			for k := 0; k < items.Len(); k++ {
+			for k, n := 0, items.Len(); k < n; k++ {
 				item := items.At(k)
 				p := route(rs, item)
 				if p < 0 {
@@ -93,17 +94,20 @@ func (s *split[D, R, S, I, RS, SS, IS]) add(data D, route func(R, I) int) {
 				s.owners, s.items = append(s.owners, p), append(s.items, item)
 			}
 			for k, p := range s.owners {
-				s.shape.moveItem(s.items[k], s.slot(p, rs, resID, ss, j))
+				c := &s.cursors[p]
+				if c.res != resID || c.scope != j {
+					s.open(c, p, rs, resID, ss, j)
+				}
+				s.shape.moveItem(s.items[k], s.next(c))
 			}
 			clear(s.items) // keep no reference to the source
 		}
 	}
 }
 
-// slot returns an empty item in part p under copies of rs's resource and
-// ss's scope, opening new groups as the source moves on.
-func (s *split[D, R, S, I, RS, SS, IS]) slot(p int, rs R, resID int, ss S, scopeID int) I {
-	c := &s.cursors[p]
+// open points part p's cursor c at groups under copies of rs's resource
+// and ss's scope, opening new ones as the source moves on.
+func (s *split[D, R, S, I, RS, SS, IS]) open(c *cursor[R, IS], p int, rs R, resID int, ss S, scopeID int) {
 	if c.res != resID {
 		s.closeResource(c)
 		c.rs = at(s.shape.resources(s.parts[p]), c.rsUsed)
@@ -117,10 +121,19 @@ func (s *split[D, R, S, I, RS, SS, IS]) slot(p int, rs R, resID int, ss S, scope
 		c.ssUsed++
 		s.shape.copyScope(ss, dss)
 		c.items, c.itemsUsed, c.scope = s.shape.items(dss), 0, scopeID
+		c.itemsLen = c.items.Len()
 	}
-	dst := at(c.items, c.itemsUsed)
+}
+
+// next returns the cursor's next empty item: a reused one while the open
+// scope has them from an earlier split (trimmed at finish), else a new one.
+func (s *split[D, R, S, I, RS, SS, IS]) next(c *cursor[R, IS]) I {
+	i := c.itemsUsed
 	c.itemsUsed++
-	return dst
+	if i < c.itemsLen {
+		return c.items.At(i)
+	}
+	return c.items.AppendEmpty()
 }
 
 func (s *split[D, R, S, I, RS, SS, IS]) closeScope(c *cursor[R, IS]) {
