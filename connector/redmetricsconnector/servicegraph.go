@@ -300,6 +300,7 @@ type sgScratch struct {
 	plain    *halfNode
 	plainSvc string
 	last     [2]lastEdge // recordEdge's last two edges, the latest first
+	memoOK   bool        // no graph dimensions: an edge is its names
 	key      []byte      // appendKey of the series being looked up
 }
 
@@ -329,6 +330,15 @@ type lastEdge struct {
 	cs, ss string
 	conn   uint8
 	failed bool
+}
+
+// lastIs is recordEdge's first try, for its callers to make without
+// the call: the batch's latest edge if it is the edge of these names.
+func (sc *sgScratch) lastIs(cs, ss string, conn uint8, failed bool) *localEdge {
+	if m := &sc.last[0]; sc.memoOK && m.is(cs, ss, conn, failed) {
+		return m.l
+	}
+	return nil
 }
 
 // is reports whether m is the edge of these names (by address) and kind.
@@ -377,8 +387,9 @@ const localEdges = 32
 
 func (g *serviceGraph) newScratch() sgScratch {
 	sc := sgScratch{
-		cnt:   make([]dimVal, 3),
-		local: make([]localEdge, localEdges),
+		cnt:    make([]dimVal, 3),
+		local:  make([]localEdge, localEdges),
+		memoOK: g.nd == 0,
 	}
 	// Each table's values in one backing array: a scratch is a few
 	// allocations, not one per entry (expire makes one at every flush).
@@ -543,7 +554,12 @@ func (c *connectorImp) onSpan(g *serviceGraph, sc *sgScratch, sctx *spanCtx, spa
 			}
 			// The resource's last database name is passed, not this span's
 			// copy of it: equal, and at one address for recordEdge's memo.
-			c.recordEdge(g, sc, sv, nil, e.sideH, sctx.lastDBH, sctx.lastDB, cDatabase, e.failed, w, e.dur, e.dur, true, true, now, st)
+			// recordEdge's first try made here, without its call.
+			if l := sc.lastIs(sv[halfService].s, sctx.lastDB, cDatabase, e.failed); l != nil {
+				l.add(g, w, e.dur, e.dur, true, true)
+			} else {
+				c.recordEdge(g, sc, sv, nil, e.sideH, sctx.lastDBH, sctx.lastDB, cDatabase, e.failed, w, e.dur, e.dur, true, true, now, st)
+			}
 			return
 		}
 		e.key = newPairKey(span.TraceID(), span.SpanID())
@@ -671,10 +687,16 @@ func (c *connectorImp) pairLocked(g *serviceGraph, sc *sgScratch, sh *pairShard,
 			sh.removeAt(slot, i)
 			ec = max(ec, b.conn)
 			w := max(b.w, ew)
-			if side == sideClient {
-				c.recordEdge(g, sc, sv, other, b.sideH, otherH, "", ec, b.failed || ef, w, b.dur, edur, true, true, now, st)
+			client, server, ch, shh, cl, sd := sv, other, b.sideH, otherH, b.dur, edur
+			if side == sideServer {
+				client, server, ch, shh, cl, sd = other, sv, otherH, b.sideH, edur, b.dur
+			}
+			// recordEdge's first try made here, without its call: the
+			// completions of a batch's shard are mostly of one edge.
+			if l := sc.lastIs(client[halfService].s, server[halfService].s, ec, b.failed || ef); l != nil {
+				l.add(g, w, cl, sd, true, true)
 			} else {
-				c.recordEdge(g, sc, other, sv, otherH, b.sideH, "", ec, b.failed || ef, w, edur, b.dur, true, true, now, st)
+				c.recordEdge(g, sc, client, server, ch, shh, "", ec, b.failed || ef, w, cl, sd, true, true, now, st)
 			}
 			return
 		}
