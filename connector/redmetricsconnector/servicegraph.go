@@ -127,7 +127,8 @@ type pending struct {
 type halfNode struct {
 	vals  []dimVal
 	sideH uint64
-	h     uint64 // sideH with the peer: the node's cache slot
+	h     uint64 // sideH with the peer: the node's key in the cache
+	next  *halfNode
 }
 
 // pairShard is one slice of the store, chosen by the call's key hash: both
@@ -146,8 +147,10 @@ type pairShard struct {
 	tail   int32
 	n      int
 	max    int
-	nodes  []*halfNode // cache of interned half nodes, direct-mapped by hash
-	_      [64]byte    // 192 bytes: shards share no cache line with their neighbours' locks
+	front  []*halfNode          // the last node of each hash slot: intern's first try
+	nodes  map[uint64]*halfNode // the interned half nodes, by hash (chained by next)
+	nNode  int                  // nodes in the map
+	_      [48]byte             // 192 bytes: shards share no cache line with their neighbours' locks
 }
 
 func newServiceGraph(cfg *Config, seed maphash.Seed) *serviceGraph {
@@ -204,14 +207,16 @@ func newServiceGraph(cfg *Config, seed maphash.Seed) *serviceGraph {
 		st.slab = make([]pending, 0, min(st.max, 1024))
 		st.free, st.head, st.tail = -1, -1, -1
 		st.oldest.Store(math.MaxInt64)
-		st.nodes = make([]*halfNode, nodeCache)
+		st.front = make([]*halfNode, nodeFront)
+		st.nodes = make(map[uint64]*halfNode, min(st.max, 256))
 	}
 	return g
 }
 
-// nodeCache is the number of half nodes a shard's cache holds: a few
-// services' sides each, with their peers and dimension values.
-const nodeCache = 256
+// nodeFront is the number of slots of a shard's direct-mapped front of
+// its node cache: a few services' sides each, with their peers and
+// dimension values.
+const nodeFront = 256
 
 // keyHash mixes the key with the connector's seed (murmur3's finalizer),
 // so crafted IDs cannot pile up in one probe run.
@@ -791,20 +796,34 @@ func (sh *pairShard) lookup(h uint64, k *pairKey) (uint64, int32) {
 }
 
 // intern returns the cached half node of vals, creating it if needed. The
-// cache is a shortcut, not an owner: pending spans hold their node, and
-// the cache is direct-mapped (a node replaces the one in its slot), so the
-// nodes in memory are at most its size plus one per pending span, and a
-// lookup is one slot's comparison, no map access.
+// cache is a shortcut, not an owner: pending spans hold their node, so the
+// map is simply cleared when it reaches twice the shard's bound; nodes in
+// memory are then at most that, plus the front's slots, plus one per
+// pending span. The direct-mapped front answers most lookups with one
+// slot's comparison; the map behind it keeps two sides whose hashes share
+// a slot from allocating a node at every stored span.
 func (sh *pairShard) intern(seed maphash.Seed, vals []dimVal, sideH uint64) *halfNode {
 	h := sideH
 	if vals[halfPeer].t != vAbsent {
 		h = mix(sideH, valHash(seed, &vals[halfPeer]))
 	}
-	slot := &sh.nodes[h&uint64(len(sh.nodes)-1)]
+	slot := &sh.front[h&uint64(len(sh.front)-1)]
 	if n := *slot; n != nil && n.h == h && valsEqual(n.vals, vals) {
 		return n
 	}
-	n := &halfNode{vals: cloneVals(vals), sideH: sideH, h: h}
+	for n := sh.nodes[h]; n != nil; n = n.next {
+		if valsEqual(n.vals, vals) {
+			*slot = n
+			return n
+		}
+	}
+	if sh.nNode >= 2*sh.max+64 {
+		clear(sh.nodes)
+		sh.nNode = 0
+	}
+	n := &halfNode{vals: cloneVals(vals), sideH: sideH, h: h, next: sh.nodes[h]}
+	sh.nodes[h] = n
+	sh.nNode++
 	*slot = n
 	return n
 }

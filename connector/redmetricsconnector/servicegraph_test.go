@@ -2,6 +2,7 @@ package redmetricsconnector
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"strings"
@@ -489,7 +490,7 @@ func TestServiceGraphUnpairedFlood(t *testing.T) {
 }
 
 // The half-node cache is bounded too: spans with ever new dimension
-// values replace nodes in it, never grow it.
+// values keep it under twice the store's bound.
 func TestServiceGraphNodeCacheBounded(t *testing.T) {
 	cfg := sgConfig()
 	cfg.ServiceGraph.Store.MaxItems = 100
@@ -503,7 +504,9 @@ func TestServiceGraphNodeCacheBounded(t *testing.T) {
 		consumeSG(t, c, spans...)
 		clk.Advance(3 * time.Second)
 		for i := range c.sg.stores {
-			assert.Len(t, c.sg.stores[i].nodes, nodeCache, "the direct-mapped cache never grows")
+			assert.LessOrEqual(t, c.sg.stores[i].nNode, 2*c.sg.stores[i].max+64)
+			assert.LessOrEqual(t, len(c.sg.stores[i].nodes), 2*c.sg.stores[i].max+64)
+			assert.Len(t, c.sg.stores[i].front, nodeFront, "the front never grows")
 		}
 	}
 }
@@ -733,4 +736,44 @@ func TestBucketNear(t *testing.T) {
 			require.Equal(t, bucketIndex(bounds, v), bucketNear(bounds, v, hint), "v=%v hint=%d", v, hint)
 		}
 	}
+}
+
+// Many sides whose hashes share slots of the cache's direct-mapped front
+// still allocate nothing once interned: storing a span of a known side
+// finds its node behind the front.
+func TestServiceGraphKnownSidesAllocateNothing(t *testing.T) {
+	cfg := sgConfig()
+	c, _, _ := newTestConnector(t, cfg)
+	const sides = 3 * nodeFront // more than the front holds, in every shard
+	clients, servers := ptrace.NewTraces(), ptrace.NewTraces()
+	for i := 0; i < sides; i++ {
+		var tid pcommon.TraceID
+		binary.LittleEndian.PutUint64(tid[:], uint64(i)+1)
+		cl := clients.ResourceSpans().AppendEmpty()
+		cl.Resource().Attributes().PutStr("service.name", fmt.Sprint("client-", i))
+		sp := cl.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+		sp.SetKind(ptrace.SpanKindClient)
+		sp.SetTraceID(tid)
+		sp.SetSpanID(pcommon.SpanID{1})
+		sv := servers.ResourceSpans().AppendEmpty()
+		sv.Resource().Attributes().PutStr("service.name", "server")
+		sp = sv.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+		sp.SetKind(ptrace.SpanKindServer)
+		sp.SetTraceID(tid)
+		sp.SetSpanID(pcommon.SpanID{2})
+		sp.SetParentSpanID(pcommon.SpanID{1})
+	}
+	ctx := context.Background()
+	round := func() {
+		// Each client span waits in the store, and its server completes it.
+		_ = c.ConsumeTraces(ctx, clients)
+		_ = c.ConsumeTraces(ctx, servers)
+	}
+	round() // interns the sides, creates the series
+	require.Zero(t, c.sg.len())
+	allocs := testing.AllocsPerRun(10, round)
+	if !raceEnabled {
+		assert.Zero(t, allocs, "allocations per round of %d stored and completed calls", sides)
+	}
+	require.Zero(t, c.sg.len())
 }
