@@ -30,14 +30,15 @@ import (
 
 // nopTracesFanout is a started fanout over n backends whose exporters
 // drop what they get, so the benchmark measures routing alone.
-func nopTracesFanout(b *testing.B, n int) *fanout[ptrace.Traces] {
+func nopTracesFanout(b *testing.B, n int, key string) *fanout[ptrace.Traces] {
 	cfg := createDefaultConfig().(*Config)
+	cfg.RoutingKey = key
 	static := StaticResolverConfig{}
 	for i := range n {
 		static.Endpoints = append(static.Endpoints, fmt.Sprintf("backend-%d:4317", i))
 	}
 	cfg.Resolver.Static = configoptional.Some(static)
-	ops := tracesOps(cfg, keyTraceID, subExporter{})
+	ops := tracesOps(cfg, key, subExporter{})
 	ops.newSub = func(context.Context, exporter.Settings, string) (component.Component, func(context.Context, ptrace.Traces) error, error) {
 		return nopComponent{}, func(context.Context, ptrace.Traces) error { return nil }, nil
 	}
@@ -59,8 +60,14 @@ type nopComponent struct {
 
 // BenchmarkFanoutTraces routes batches of 1,000 spans (250 traces of 4
 // spans, over 3 resources and 2 scopes) by trace ID to 10 backends.
-func BenchmarkFanoutTraces(b *testing.B) {
-	f := nopTracesFanout(b, 10)
+func BenchmarkFanoutTraces(b *testing.B) { benchmarkFanoutTraces(b, keyTraceID) }
+
+// BenchmarkFanoutTracesByService is BenchmarkFanoutTraces with
+// routing_key service: every scope goes to one backend whole.
+func BenchmarkFanoutTracesByService(b *testing.B) { benchmarkFanoutTraces(b, keyService) }
+
+func benchmarkFanoutTraces(b *testing.B, key string) {
+	f := nopTracesFanout(b, 10, key)
 	template := genTraces(rand.New(rand.NewPCG(1, 2)), 250, 4)
 	spans := template.SpanCount()
 	batch := ptrace.NewTraces()

@@ -44,6 +44,22 @@ func attributesHash(names []string, attrs, resAttrs pcommon.Map) uint64 {
 
 func traceIDHash(id pcommon.TraceID) uint64 { return hashID(id) }
 
+// onePerResource wraps a routing key that depends on an item's resource
+// only (service, resource), so that the items of one resource are hashed
+// once, not one by one. The wrapper holds the last resource: make one per
+// batch, for one goroutine.
+func onePerResource[R comparable, I any](key func(R, I) uint64) func(R, I) uint64 {
+	var last R
+	var h uint64
+	have := false
+	return func(r R, item I) uint64 {
+		if !have || r != last {
+			last, h, have = r, key(r, item), true
+		}
+		return h
+	}
+}
+
 // hashMap hashes a map independent of its order: maps are small, so the
 // sum of per-entry hashes is cheaper than sorting keys and still collides
 // only by chance.

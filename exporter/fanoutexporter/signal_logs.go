@@ -23,7 +23,9 @@ var logsShape = &shape[plog.Logs, plog.ResourceLogs, plog.ScopeLogs, plog.LogRec
 		copyScope(src.Scope(), dst.Scope())
 		dst.SetSchemaUrl(src.SchemaUrl())
 	},
-	moveItem: plog.LogRecord.MoveTo,
+	moveItem:  plog.LogRecord.MoveTo,
+	moveItems: plog.LogRecordSlice.MoveAndAppendTo,
+	newItems:  plog.NewLogRecordSlice,
 }
 
 type logsSplit = split[plog.Logs, plog.ResourceLogs, plog.ScopeLogs, plog.LogRecord,
@@ -33,11 +35,17 @@ type logsSplit = split[plog.Logs, plog.ResourceLogs, plog.ScopeLogs, plog.LogRec
 type logsSplitter struct {
 	*logsSplit
 	key func(plog.ResourceLogs, plog.LogRecord) uint64
+	// perResource is set for keys of the resource alone.
+	perResource bool
 }
 
 func (s logsSplitter) add(ld plog.Logs, choose func(uint64, int) int) {
+	key := s.key
+	if s.perResource {
+		key = onePerResource(key)
+	}
 	s.logsSplit.add(ld, func(rl plog.ResourceLogs, lr plog.LogRecord) int {
-		return choose(s.key(rl, lr), 1)
+		return choose(key(rl, lr), 1)
 	})
 }
 
@@ -68,7 +76,7 @@ func logsOps(cfg *Config, key string, sub subExporter) signalOps[plog.Logs] {
 	keyFn := logKeyFunc(key, cfg.RoutingAttributes)
 	return signalOps[plog.Logs]{
 		newSplit: func(n int) splitter[plog.Logs] {
-			return logsSplitter{logsSplit: newSplit(logsShape, n), key: keyFn}
+			return logsSplitter{logsSplit: newSplit(logsShape, n), key: keyFn, perResource: key == keyService || key == keyResource}
 		},
 		count:    plog.Logs.LogRecordCount,
 		moveAll:  func(src, dst plog.Logs) { src.ResourceLogs().MoveAndAppendTo(dst.ResourceLogs()) },

@@ -27,7 +27,9 @@ var metricsShape = &shape[pmetric.Metrics, pmetric.ResourceMetrics, pmetric.Scop
 		copyScope(src.Scope(), dst.Scope())
 		dst.SetSchemaUrl(src.SchemaUrl())
 	},
-	moveItem: pmetric.Metric.MoveTo,
+	moveItem:  pmetric.Metric.MoveTo,
+	moveItems: pmetric.MetricSlice.MoveAndAppendTo,
+	newItems:  pmetric.NewMetricSlice,
 }
 
 type metricsSplit = split[pmetric.Metrics, pmetric.ResourceMetrics, pmetric.ScopeMetrics, pmetric.Metric,

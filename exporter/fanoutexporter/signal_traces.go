@@ -23,7 +23,9 @@ var tracesShape = &shape[ptrace.Traces, ptrace.ResourceSpans, ptrace.ScopeSpans,
 		copyScope(src.Scope(), dst.Scope())
 		dst.SetSchemaUrl(src.SchemaUrl())
 	},
-	moveItem: ptrace.Span.MoveTo,
+	moveItem:  ptrace.Span.MoveTo,
+	moveItems: ptrace.SpanSlice.MoveAndAppendTo,
+	newItems:  ptrace.NewSpanSlice,
 }
 
 type tracesSplit = split[ptrace.Traces, ptrace.ResourceSpans, ptrace.ScopeSpans, ptrace.Span,
@@ -33,11 +35,17 @@ type tracesSplit = split[ptrace.Traces, ptrace.ResourceSpans, ptrace.ScopeSpans,
 type tracesSplitter struct {
 	*tracesSplit
 	key func(ptrace.ResourceSpans, ptrace.Span) uint64
+	// perResource is set for keys of the resource alone.
+	perResource bool
 }
 
 func (s tracesSplitter) add(td ptrace.Traces, choose func(uint64, int) int) {
+	key := s.key
+	if s.perResource {
+		key = onePerResource(key)
+	}
 	s.tracesSplit.add(td, func(rs ptrace.ResourceSpans, span ptrace.Span) int {
-		return choose(s.key(rs, span), 1)
+		return choose(key(rs, span), 1)
 	})
 }
 
@@ -45,7 +53,7 @@ func tracesOps(cfg *Config, key string, sub subExporter) signalOps[ptrace.Traces
 	keyFn := spanKeyFunc(key, cfg.RoutingAttributes)
 	return signalOps[ptrace.Traces]{
 		newSplit: func(n int) splitter[ptrace.Traces] {
-			return tracesSplitter{tracesSplit: newSplit(tracesShape, n), key: keyFn}
+			return tracesSplitter{tracesSplit: newSplit(tracesShape, n), key: keyFn, perResource: key == keyService}
 		},
 		count:    ptrace.Traces.SpanCount,
 		moveAll:  func(src, dst ptrace.Traces) { src.ResourceSpans().MoveAndAppendTo(dst.ResourceSpans()) },

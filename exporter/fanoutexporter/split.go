@@ -33,6 +33,11 @@ type shape[D, R, S, I any, RS pslice[R], SS pslice[S], IS pslice[I]] struct {
 	copyResource func(src, dst R)
 	copyScope    func(src, dst S)
 	moveItem     func(src, dst I)
+	// moveItems moves all of src's items to the end of dst (pdata's
+	// MoveAndAppendTo: into an empty dst it hands the slice over whole);
+	// newItems makes an empty item slice.
+	moveItems func(src, dst IS)
+	newItems  func() IS
 }
 
 // pslice is what pdata's generated slices have in common.
@@ -85,13 +90,20 @@ func (s *split[D, R, S, I, RS, SS, IS]) add(data D, route func(R, I) int) {
 			// one another, so the processor overlaps them; interleaved
 			// with the moves it would wait for each in turn.
 			s.owners, s.items = s.owners[:0], s.items[:0]
+			one := true // every item of the scope goes to one part
 			for k, n := 0, items.Len(); k < n; k++ {
 				item := items.At(k)
 				p := route(rs, item)
 				if p < 0 {
 					p = len(s.parts) - 1
 				}
+				one = one && (k == 0 || p == s.owners[0])
 				s.owners, s.items = append(s.owners, p), append(s.items, item)
+			}
+			if one && len(s.owners) > 0 {
+				s.moveScope(items, s.owners[0], rs, resID, ss, j)
+				clear(s.items)
+				continue
 			}
 			for k, p := range s.owners {
 				c := &s.cursors[p]
@@ -103,6 +115,22 @@ func (s *split[D, R, S, I, RS, SS, IS]) add(data D, route func(R, I) int) {
 			clear(s.items) // keep no reference to the source
 		}
 	}
+}
+
+// moveScope moves all of items, the items of scope ss, into part p at
+// once: a scope whose items all go one way (every scope, with a routing
+// key of the resource) is handed over whole instead of item by item. The
+// part's new scope then holds the source's items; what it held from an
+// earlier split goes, whole, to a slice that is dropped.
+func (s *split[D, R, S, I, RS, SS, IS]) moveScope(items IS, p int, rs R, resID int, ss S, scopeID int) {
+	c := &s.cursors[p]
+	s.open(c, p, rs, resID, ss, scopeID)
+	if c.itemsLen > 0 {
+		s.shape.moveItems(c.items, s.shape.newItems())
+	}
+	s.shape.moveItems(items, c.items)
+	c.itemsLen = c.items.Len()
+	c.itemsUsed = c.itemsLen
 }
 
 // open points part p's cursor c at groups under copies of rs's resource

@@ -165,6 +165,43 @@ func groupKey(key string, rs ptrace.ResourceSpans, s ptrace.Span) string {
 	return s.TraceID().String()
 }
 
+// TestSplitMixesWholeScopesAndSingleSpans reuses one split for batches
+// whose scopes go whole to one part (handed over at once) and batches
+// whose spans are spread (moved one by one into the slots the earlier
+// batches left), in turns: every span must land exactly once, under its
+// own resource and scope, and only in its part.
+func TestSplitMixesWholeScopesAndSingleSpans(t *testing.T) {
+	const n = 3
+	ops := tracesOps(&Config{}, keyTraceID, subExporter{})
+	sp := ops.newSplit(n)
+	rng := rand.New(rand.NewPCG(5, 6))
+	spread := func(h uint64, _ int) int { return int(h % n) }
+	for round := range 8 {
+		in := genTraces(rng, 30+round*20, 3)
+		want := spanOrigins(t, in)
+		choose := spread
+		if round%2 == 0 {
+			whole := round % n
+			choose = func(uint64, int) int { return whole }
+		}
+		owner := map[pcommon.SpanID]int{}
+		forEachSpan(in, func(_ ptrace.ResourceSpans, s ptrace.Span) {
+			owner[s.SpanID()] = choose(hashID(s.TraceID()), 1)
+		})
+		sp.add(in, choose)
+		got := map[pcommon.SpanID]string{}
+		for p, part := range sp.finish() {
+			for id, origin := range spanOrigins(t, part) {
+				_, dup := got[id]
+				require.False(t, dup, "span delivered twice")
+				require.Equal(t, owner[id], p, "span in another part than its own")
+				got[id] = origin
+			}
+		}
+		require.Equal(t, want, got, "round %d", round)
+	}
+}
+
 func TestSplitUnroutableGoesToLastPart(t *testing.T) {
 	ops := tracesOps(&Config{}, keyTraceID, subExporter{})
 	sp := ops.newSplit(3)
