@@ -86,8 +86,11 @@ func TestHandoverKeepsTracesWholeAcrossSetChanges(t *testing.T) {
 		handover time.Duration
 		grow     bool
 	}{
-		{"3to4/handover", 5 * time.Second, true},
-		{"4to3/handover", 5 * time.Second, false},
+		// A minute, not tail sampling's usual seconds: the handover must
+		// outlast the second half of the run, which on a loaded machine
+		// under -race took more than 5 s once (and split 269 traces).
+		{"3to4/handover", time.Minute, true},
+		{"4to3/handover", time.Minute, false},
 		{"3to4/without", 0, true},
 		{"4to3/without", 0, false},
 	} {
