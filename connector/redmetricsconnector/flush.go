@@ -134,11 +134,7 @@ func (c *connectorImp) takeAndReset(sn *snapshot, s *series) {
 	if !c.delta || s.count > 0 {
 		sn.take(s)
 	}
-	if c.delta {
-		s.resetDelta()
-	}
-	s.dirty = false
-	s.clearExemplars()
+	s.endInterval(c.delta)
 }
 
 // snapshot is a flush's copy of the series it reports. A series' resource

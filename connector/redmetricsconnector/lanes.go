@@ -136,9 +136,7 @@ func (c *connectorImp) drainLanes(now stamp) {
 				delete(ln.main, s)
 				return false
 			}
-			s.resetDelta()
-			s.clearExemplars()
-			s.dirty = false
+			s.endInterval(true) // a lane entry always holds deltas
 			return true
 		})
 		ln.mu.Unlock()

@@ -174,6 +174,17 @@ func (s *series) exemplarList() []exemplar {
 	return s.exemplars.ex
 }
 
+// endInterval clears what belongs to one flush interval once it has been
+// reported (or, for a lane entry, merged): the exemplars, the dirty mark
+// and, when the counts are deltas, the counts.
+func (s *series) endInterval(delta bool) {
+	if delta {
+		s.resetDelta()
+	}
+	s.dirty = false
+	s.clearExemplars()
+}
+
 func (s *series) clearExemplars() {
 	if r := s.exemplars; r != nil {
 		r.ex = r.ex[:0]
